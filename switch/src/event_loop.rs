@@ -1,0 +1,349 @@
+//! The mio event loop: TAP fds in, forwarder decisions, TAP fds out.
+//!
+//! Readiness is edge-triggered, so a readable port is drained until `WouldBlock`. To keep
+//! one busy port from starving the others, each port reads at most [`BURST`] frames per
+//! turn and stays on a ready list until it runs dry; the loop polls without sleeping while
+//! that list is not empty. Writes never wait: a full egress drops the frame and counts it.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use forwarder::{Decision, DropReason, FdbConfig, Forwarder, Millis, PortId};
+use log::{debug, info, warn};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::tap::{is_vanished, Tap, TapError};
+
+/// Frames read from one port before the loop turns to the next.
+pub const BURST: usize = 64;
+/// Large enough for any frame a TAP can hand us (64 KiB GSO frames included), so an
+/// oversized frame is seen whole and counted rather than silently cut.
+const FRAME_BUF: usize = 65_536 + 256;
+const SIGNALS: Token = Token(usize::MAX);
+/// How often aged FDB entries are swept (lookups ignore expired entries in between).
+const SWEEP_EVERY_MS: Millis = 1_000;
+
+/// Why the switch could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tap(#[from] TapError),
+    #[error(transparent)]
+    Forwarder(#[from] forwarder::ForwarderError),
+    /// The event loop could not be set up.
+    #[error("setting up the event loop failed: {0}")]
+    Poll(#[source] io::Error),
+}
+
+struct PortIo {
+    tap: Tap,
+    /// On the ready list: readable and not yet drained.
+    queued: bool,
+}
+
+/// A running switch: its ports, its forwarder and its event loop.
+pub struct Switch {
+    poll: Poll,
+    signals: Signals,
+    fwd: Forwarder,
+    ports: Vec<Option<PortIo>>,
+    ready: Vec<PortId>,
+    vanished: Vec<(PortId, String)>,
+    flood_scratch: Vec<PortId>,
+    buf: Vec<u8>,
+    start: Instant,
+}
+
+impl Switch {
+    pub fn new(fdb: FdbConfig) -> Result<Switch, StartError> {
+        let poll = Poll::new().map_err(StartError::Poll)?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1]).map_err(StartError::Poll)?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(StartError::Poll)?;
+        Ok(Switch {
+            poll,
+            signals,
+            fwd: Forwarder::new(fdb),
+            ports: Vec::new(),
+            ready: Vec::new(),
+            vanished: Vec::new(),
+            flood_scratch: Vec::new(),
+            buf: vec![0; FRAME_BUF],
+            start: Instant::now(),
+        })
+    }
+
+    pub fn forwarder(&self) -> &Forwarder {
+        &self.fwd
+    }
+
+    /// Attaches (creating if needed) the TAP `name` to `network` and brings it up.
+    pub fn add_tap_port(&mut self, name: &str, network: &str) -> Result<PortId, StartError> {
+        let tap = Tap::open(name)?;
+        tap.bring_up()?;
+        let mtu = tap.mtu()?;
+        let id = self.fwd.add_port(name, network, mtu)?;
+        let fd = tap.as_raw_fd_for_poll();
+        if let Err(e) = self.poll.registry().register(
+            &mut SourceFd(&fd),
+            Token(id.0 as usize),
+            Interest::READABLE,
+        ) {
+            self.fwd.remove_port(id);
+            return Err(StartError::Poll(e));
+        }
+        info!(
+            "attached port {name} to network {network} ({} TAP, mtu {mtu})",
+            if tap.created() { "created" } else { "existing" }
+        );
+        let slot = id.0 as usize;
+        if self.ports.len() <= slot {
+            self.ports.resize_with(slot + 1, || None);
+        }
+        self.ports[slot] = Some(PortIo { tap, queued: true });
+        // A frame may have arrived between attaching and registering: look once.
+        self.ready.push(id);
+        Ok(id)
+    }
+
+    fn now(&self) -> Millis {
+        self.start.elapsed().as_millis() as Millis
+    }
+
+    /// Runs until SIGINT or SIGTERM.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        let mut last_sweep = self.now();
+        loop {
+            let timeout = if self.ready.is_empty() {
+                Duration::from_millis(SWEEP_EVERY_MS)
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                if event.token() == SIGNALS {
+                    if self.handle_signals() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                let id = PortId(event.token().0 as u32);
+                if let Some(Some(port)) = self.ports.get_mut(id.0 as usize) {
+                    if !port.queued {
+                        port.queued = true;
+                        self.ready.push(id);
+                    }
+                }
+            }
+            self.service_ready();
+            self.detach_vanished();
+
+            let now = self.now();
+            if now.saturating_sub(last_sweep) >= SWEEP_EVERY_MS {
+                let n = self.fwd.expire(now);
+                if n > 0 {
+                    debug!("aged out {n} FDB entries");
+                }
+                last_sweep = now;
+            }
+        }
+    }
+
+    /// Returns true when the switch should stop.
+    fn handle_signals(&mut self) -> bool {
+        let mut stop = false;
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for sig in pending {
+            match sig {
+                SIGUSR1 => self.log_stats(),
+                SIGINT | SIGTERM => {
+                    info!(
+                        "received {}, shutting down",
+                        if sig == SIGINT { "SIGINT" } else { "SIGTERM" }
+                    );
+                    stop = true;
+                }
+                _ => {}
+            }
+        }
+        stop
+    }
+
+    /// Gives every ready port one burst; ports that ran dry leave the list.
+    fn service_ready(&mut self) {
+        let now = self.now();
+        let mut i = 0;
+        while i < self.ready.len() {
+            let id = self.ready[i];
+            if self.service_port(id, now) {
+                i += 1;
+            } else {
+                if let Some(Some(port)) = self.ports.get_mut(id.0 as usize) {
+                    port.queued = false;
+                }
+                self.ready.swap_remove(i);
+            }
+        }
+    }
+
+    /// Reads up to a burst from `id`; true if the port may still have frames.
+    fn service_port(&mut self, id: PortId, now: Millis) -> bool {
+        for _ in 0..BURST {
+            let Some(Some(port)) = self.ports.get(id.0 as usize) else {
+                return false;
+            };
+            let n = match port.tap.read(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.mark_vanished(id, &e);
+                    return false;
+                }
+            };
+            let frame = &self.buf[..n];
+            match self.fwd.process(id, frame, now) {
+                Decision::Forward(egress) => transmit(
+                    &mut self.fwd,
+                    &self.ports,
+                    &mut self.vanished,
+                    egress,
+                    frame,
+                ),
+                Decision::Flood(net) => {
+                    self.fwd.flood_targets(net, id, &mut self.flood_scratch);
+                    for &egress in &self.flood_scratch {
+                        transmit(
+                            &mut self.fwd,
+                            &self.ports,
+                            &mut self.vanished,
+                            egress,
+                            frame,
+                        );
+                    }
+                }
+                Decision::Drop(reason) => {
+                    debug!(
+                        "dropped a {n}-byte frame from port {}: {reason}",
+                        port.tap.name()
+                    )
+                }
+            }
+        }
+        true
+    }
+
+    fn mark_vanished(&mut self, id: PortId, err: &io::Error) {
+        if !self.vanished.iter().any(|(p, _)| *p == id) {
+            let why = if is_vanished(err) {
+                "its interface is gone".to_string()
+            } else {
+                format!("reading failed: {err}")
+            };
+            self.vanished.push((id, why));
+        }
+    }
+
+    /// Detaches ports whose interface disappeared; the others keep forwarding.
+    fn detach_vanished(&mut self) {
+        while let Some((id, why)) = self.vanished.pop() {
+            if let Some(port) = self.detach(id) {
+                warn!(
+                    "detached port {} ({why}); its counters: {}",
+                    port.name(),
+                    port.counters()
+                );
+            }
+        }
+    }
+
+    fn detach(&mut self, id: PortId) -> Option<forwarder::Port> {
+        let io = self.ports.get_mut(id.0 as usize)?.take()?;
+        let fd = io.tap.as_raw_fd_for_poll();
+        // The fd is closed right after; a failed deregister changes nothing.
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        self.ready.retain(|&p| p != id);
+        self.fwd.remove_port(id)
+    }
+
+    /// Logs every port's and network's counters, one line each.
+    pub fn log_stats(&self) {
+        for (_, port) in self.fwd.ports() {
+            let net = self.fwd.network(port.network()).map_or("?", |n| n.name());
+            info!(
+                "stats port={} network={net} {}",
+                port.name(),
+                port.counters()
+            );
+        }
+        for (_, net) in self.fwd.networks() {
+            info!(
+                "stats network={} ports={} fdb_entries={} fdb_evictions={} fdb_expired={}",
+                net.name(),
+                net.ports().len(),
+                net.fdb().len(),
+                net.stats().evictions,
+                net.stats().expired
+            );
+        }
+    }
+
+    /// Detaches every port. TAPs uswitch created vanish with their fd; existing ones stay.
+    pub fn shutdown(&mut self) {
+        self.log_stats();
+        let ids: Vec<PortId> = self.fwd.ports().map(|(id, _)| id).collect();
+        for id in ids {
+            let created = self
+                .ports
+                .get(id.0 as usize)
+                .and_then(Option::as_ref)
+                .map(|p| (p.tap.created(), p.tap.name().to_string()));
+            self.detach(id);
+            match created {
+                Some((true, name)) => info!("removed TAP {name}"),
+                Some((false, name)) => info!("left TAP {name} in place"),
+                None => {}
+            }
+        }
+    }
+}
+
+/// Writes `frame` to `egress`, counting what happened. Never blocks.
+fn transmit(
+    fwd: &mut Forwarder,
+    ports: &[Option<PortIo>],
+    vanished: &mut Vec<(PortId, String)>,
+    egress: PortId,
+    frame: &[u8],
+) {
+    let Some(Some(port)) = ports.get(egress.0 as usize) else {
+        return;
+    };
+    if !fwd.admit_egress(egress, frame) {
+        return;
+    }
+    match port.tap.write(frame) {
+        Ok(_) => fwd.record_tx(egress, frame.len()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            fwd.record_tx_drop(egress, DropReason::EgressFull)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+            fwd.record_tx_drop(egress, DropReason::EgressDown)
+        }
+        Err(e) => {
+            fwd.record_tx_drop(egress, DropReason::EgressError);
+            if is_vanished(&e) && !vanished.iter().any(|(p, _)| *p == egress) {
+                vanished.push((egress, "its interface is gone".into()));
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! A TAP interface whose file descriptor the switch holds.
+//!
+//! Thin ioctls over `/dev/net/tun` rather than a crate: tun-tap 0.1 has no vnet header,
+//! offload or multi-queue support, and what uswitch needs is four ioctls. The netdev
+//! belongs to whoever uses it (it may be moved into a container's namespace); frames keep
+//! flowing through the fd, which the switch holds until it exits.
+
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// `_IOW('T', 202, int)`
+const TUNSETIFF: libc::Ioctl = 0x4004_54ca;
+const IFF_TAP: i16 = 0x0002;
+const IFF_NO_PI: i16 = 0x1000;
+/// Bits of `/sys/class/net/NAME/tun_flags` that mark a TUN (layer 3) device.
+const SYSFS_IFF_TUN: u32 = 0x0001;
+
+/// Linux's `IFNAMSIZ` less the terminating NUL.
+pub const MAX_IFNAME_LEN: usize = 15;
+
+/// Why a TAP could not be attached.
+#[derive(Debug, thiserror::Error)]
+pub enum TapError {
+    /// The interface name breaks the kernel's rules.
+    #[error("invalid interface name '{name}': {why}")]
+    InvalidName { name: String, why: String },
+    /// The name belongs to an interface of another kind.
+    #[error("interface {name} exists but is {kind}; uswitch attaches only TAP devices: pick another --port name")]
+    NotTap { name: String, kind: &'static str },
+    /// Another process holds the TAP's (single) queue.
+    #[error("TAP {0} is in use by another process; stop it or pick another name")]
+    Busy(String),
+    /// The caller lacks CAP_NET_ADMIN.
+    #[error("no permission to attach TAP {0}: run uswitch as root or give it CAP_NET_ADMIN")]
+    PermissionDenied(String),
+    /// The tun driver is missing.
+    #[error("/dev/net/tun is missing: load the tun module (modprobe tun)")]
+    NoTunDevice,
+    /// Any other failure, named by the step that failed.
+    #[error("TAP {name}: {step} failed: {source}")]
+    Io {
+        name: String,
+        step: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Checks a name against the kernel's `dev_valid_name`.
+pub fn validate_ifname(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if name.len() > MAX_IFNAME_LEN {
+        return Err(format!(
+            "it is {} bytes long; Linux allows at most {MAX_IFNAME_LEN}",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err("'.' and '..' are not interface names".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "it contains {c:?}; names may not contain '/', ':' or whitespace"
+        ));
+    }
+    Ok(())
+}
+
+/// A TAP device, attached with `IFF_TAP | IFF_NO_PI`, non-blocking.
+#[derive(Debug)]
+pub struct Tap {
+    fd: OwnedFd,
+    name: String,
+    created: bool,
+}
+
+/// The `struct ifreq` of `<linux/if.h>`: a name and a 24-byte union, of which uswitch
+/// uses the leading `short` (flags) or `int` (MTU).
+#[repr(C)]
+struct IfReq {
+    name: [u8; 16],
+    data: [u8; 24],
+}
+
+impl IfReq {
+    fn new(name: &str) -> IfReq {
+        let mut req = IfReq {
+            name: [0; 16],
+            data: [0; 24],
+        };
+        // validate_ifname guarantees at most 15 bytes, leaving the NUL.
+        let n = name.len().min(MAX_IFNAME_LEN);
+        req.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+        req
+    }
+
+    fn flags(&self) -> i16 {
+        i16::from_ne_bytes([self.data[0], self.data[1]])
+    }
+
+    fn set_flags(&mut self, flags: i16) {
+        self.data[..2].copy_from_slice(&flags.to_ne_bytes());
+    }
+
+    fn int(&self) -> i32 {
+        i32::from_ne_bytes([self.data[0], self.data[1], self.data[2], self.data[3]])
+    }
+}
+
+fn ioctl(fd: RawFd, request: libc::Ioctl, req: &mut IfReq) -> io::Result<()> {
+    // SAFETY: `req` is a live, writable `struct ifreq`-sized buffer for the whole call,
+    // which is all these ioctls read or write.
+    let rc = unsafe { libc::ioctl(fd, request, req as *mut IfReq) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A datagram socket, the handle netdevice ioctls (flags, MTU) go through.
+fn control_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether an interface with this name exists in our namespace.
+pub fn interface_exists(name: &str) -> bool {
+    let Ok(c) = CString::new(name) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string.
+    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+}
+
+impl Tap {
+    /// Attaches to the TAP `name`, creating it if no interface has that name. A TAP that
+    /// uswitch creates is not persistent: it disappears when uswitch closes it.
+    pub fn open(name: &str) -> Result<Tap, TapError> {
+        validate_ifname(name).map_err(|why| TapError::InvalidName {
+            name: name.to_string(),
+            why,
+        })?;
+        let existed = interface_exists(name);
+        if existed {
+            check_is_tap(name)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open("/dev/net/tun")
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => TapError::NoTunDevice,
+                io::ErrorKind::PermissionDenied => TapError::PermissionDenied(name.to_string()),
+                _ => TapError::Io {
+                    name: name.to_string(),
+                    step: "opening /dev/net/tun",
+                    source: e,
+                },
+            })?;
+        let fd = OwnedFd::from(file);
+        let mut req = IfReq::new(name);
+        req.set_flags(IFF_TAP | IFF_NO_PI);
+        ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => TapError::PermissionDenied(name.to_string()),
+            Some(libc::EBUSY) => TapError::Busy(name.to_string()),
+            Some(libc::EINVAL) if existed => TapError::NotTap {
+                name: name.to_string(),
+                kind: "a TUN/TAP device with incompatible flags (multi-queue?)",
+            },
+            _ => TapError::Io {
+                name: name.to_string(),
+                step: "TUNSETIFF",
+                source: e,
+            },
+        })?;
+        Ok(Tap {
+            fd,
+            name: name.to_string(),
+            created: !existed,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether uswitch created the TAP (and so removes it on exit).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Sets `IFF_UP` on the netdev (while it is still in uswitch's namespace).
+    pub fn bring_up(&self) -> Result<(), TapError> {
+        let io_err = |step, source| TapError::Io {
+            name: self.name.clone(),
+            step,
+            source,
+        };
+        let sock = control_socket().map_err(|e| io_err("opening a control socket", e))?;
+        let mut req = IfReq::new(&self.name);
+        ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS as libc::Ioctl,
+            &mut req,
+        )
+        .map_err(|e| io_err("SIOCGIFFLAGS", e))?;
+        req.set_flags(req.flags() | libc::IFF_UP as i16);
+        ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCSIFFLAGS as libc::Ioctl,
+            &mut req,
+        )
+        .map_err(|e| io_err("bringing it up (SIOCSIFFLAGS)", e))
+    }
+
+    /// The netdev's MTU.
+    pub fn mtu(&self) -> Result<usize, TapError> {
+        let io_err = |step, source| TapError::Io {
+            name: self.name.clone(),
+            step,
+            source,
+        };
+        let sock = control_socket().map_err(|e| io_err("opening a control socket", e))?;
+        let mut req = IfReq::new(&self.name);
+        ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU as libc::Ioctl, &mut req)
+            .map_err(|e| io_err("SIOCGIFMTU", e))?;
+        usize::try_from(req.int()).map_err(|_| {
+            io_err(
+                "SIOCGIFMTU",
+                io::Error::new(io::ErrorKind::InvalidData, "negative MTU"),
+            )
+        })
+    }
+
+    /// Reads one frame. `WouldBlock` when the queue is empty.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes; the fd is ours and open.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Writes one frame. `WouldBlock` when the kernel cannot take it now.
+    pub fn write(&self, frame: &[u8]) -> io::Result<usize> {
+        // SAFETY: `frame` is valid for reads of `frame.len()` bytes; the fd is ours and open.
+        let n = unsafe { libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+impl Tap {
+    /// The fd, for registering with the event loop.
+    pub fn as_raw_fd_for_poll(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Whether an I/O error means the TAP's netdev is gone for good (deleted, or its
+/// namespace destroyed), as opposed to a passing condition.
+pub fn is_vanished(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EBADFD) | Some(libc::ENODEV) | Some(libc::ENXIO) | Some(libc::EBADF)
+    )
+}
+
+/// Refuses an existing interface that is not a TAP, naming what it is.
+fn check_is_tap(name: &str) -> Result<(), TapError> {
+    let dir = Path::new("/sys/class/net").join(name);
+    match std::fs::read_to_string(dir.join("tun_flags")) {
+        Ok(flags) => {
+            let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
+            if flags & SYSFS_IFF_TUN != 0 {
+                Err(TapError::NotTap {
+                    name: name.to_string(),
+                    kind: "a TUN (layer 3) device",
+                })
+            } else {
+                Ok(())
+            }
+        }
+        // No tun_flags: the interface exists (if_nametoindex said so) but is no tun device.
+        // Without sysfs we cannot tell; let TUNSETIFF decide.
+        Err(_) if dir.exists() => Err(TapError::NotTap {
+            name: name.to_string(),
+            kind: "not a TUN/TAP device",
+        }),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validates_interface_names() {
+        assert!(validate_ifname("tap0").is_ok());
+        assert!(validate_ifname("a23456789012345").is_ok());
+        assert!(validate_ifname("a234567890123456")
+            .unwrap_err()
+            .contains("16 bytes"));
+        assert!(validate_ifname("").is_err());
+        assert!(validate_ifname("..").is_err());
+        assert!(validate_ifname("tap/0").is_err());
+        assert!(validate_ifname("tap 0").is_err());
+        assert!(validate_ifname("tap:0").is_err());
+    }
+
+    #[test]
+    fn ifreq_has_the_kernel_layout() {
+        assert_eq!(std::mem::size_of::<IfReq>(), 40);
+        let mut r = IfReq::new("tap0");
+        r.set_flags(IFF_TAP | IFF_NO_PI);
+        assert_eq!(r.flags(), 0x1002);
+        assert_eq!(&r.name[..5], b"tap0\0");
+    }
+}
