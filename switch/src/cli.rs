@@ -177,7 +177,7 @@ mod tests {
             (&["--port", "tap0@"], "after '@' is empty"),
             (&["--port", "tap0@bl ue"], "network name"),
             (&["--port", "tap0", "--fdb-max", "0"], "at least 1"),
-            (&["--port", "tap0", "--fdb-aging", "-1"], "--fdb-aging"),
+            (&["--port", "tap0", "--fdb-aging", "soon"], "--fdb-aging"),
             (
                 &["--port", "tap0", "--mac-move-hold-down", "nan"],
                 "seconds",
