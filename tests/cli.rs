@@ -1,0 +1,98 @@
+//! The command line's failures: each exits non-zero with one line saying what is wrong.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn run(args: &[&str]) -> Output {
+    Command::new(USWITCH)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("running uswitch")
+}
+
+fn assert_one_line_failure(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "exited {}", out.status);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(err.contains(needle), "'{needle}' not in: {err}");
+}
+
+#[test]
+fn bad_arguments_fail_with_one_clear_line() {
+    let long = "a234567890123456";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--port", "tap0", "--frobnicate"],
+            "unexpected argument '--frobnicate'",
+        ),
+        (&[], "--port"),
+        (&["--port", ""], "empty"),
+        (&["--port", long], "at most 15"),
+        (&["--port", "tap0", "--fdb-max", "zero"], "whole number"),
+        (&["--port", "tap0", "--port", "tap0"], "given twice"),
+    ];
+    for (args, needle) in cases {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_one_line_failure(&out, needle);
+    }
+}
+
+#[test]
+fn help_and_version_succeed() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--port <NAME[@NETWORK]>"));
+    assert!(run(&["--version"]).status.success());
+}
+
+#[test]
+fn an_interface_that_is_not_a_tap_is_refused() {
+    // Every namespace has a loopback called lo: no privilege needed to be refused.
+    let out = run(&["--port", "lo"]);
+    assert_one_line_failure(&out, "lo exists but is not a TUN/TAP device");
+}
+
+#[test]
+fn a_tun_device_is_refused() {
+    if !privileged("a_tun_device_is_refused") {
+        return;
+    }
+    let name = unique("utn");
+    sh(&["ip", "tuntap", "add", "mode", "tun", "name", &name]);
+    let out = run(&["--port", &name]);
+    sh_ok(&["ip", "link", "del", &name]);
+    assert_one_line_failure(&out, "is a TUN (layer 3) device");
+}
+
+#[test]
+fn a_tap_held_by_another_switch_is_refused() {
+    if !privileged("a_tap_held_by_another_switch_is_refused") {
+        return;
+    }
+    let tap = unique("ut");
+    let mut first = Uswitch::start(&["--port", &tap]);
+    let out = run(&["--port", &tap]);
+    assert_one_line_failure(&out, "in use by another process");
+    assert!(first.stop().success());
+}
+
+#[test]
+fn no_permission_is_explained() {
+    if !privileged("no_permission_is_explained") {
+        return;
+    }
+    // Run as nobody: creating a TAP needs CAP_NET_ADMIN.
+    let out = Command::new(USWITCH)
+        .args(["--port", &unique("ut")])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("running uswitch as nobody");
+    assert_one_line_failure(&out, "CAP_NET_ADMIN");
+}

@@ -1,0 +1,615 @@
+//! Helpers for end-to-end tests: namespaces as hosts, the real `uswitch` binary between
+//! them, and raw-socket probes. Every name is unique to the run (prefix + pid + counter)
+//! and every resource is removed by a Drop guard, so tests run in parallel and leak
+//! nothing, whichever way they end.
+//!
+//! Addresses are all in 198.18.0.0/15 and live only in namespaces the test created.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+pub const USWITCH: &str = env!("CARGO_BIN_EXE_uswitch");
+
+/// Whether this process may create TAPs and namespaces. Without CAP_NET_ADMIN a test says
+/// loudly that it skipped; with USWITCH_REQUIRE_PRIV=1 (CI) it fails instead.
+pub fn privileged(test: &str) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    const CAP_NET_ADMIN: u64 = 1 << 12;
+    if cap_eff & CAP_NET_ADMIN != 0 {
+        return true;
+    }
+    if std::env::var("USWITCH_REQUIRE_PRIV").as_deref() == Ok("1") {
+        panic!("{test}: needs CAP_NET_ADMIN, and USWITCH_REQUIRE_PRIV=1 forbids skipping");
+    }
+    eprintln!("!!!!! SKIPPED {test}: needs CAP_NET_ADMIN (run as root); set USWITCH_REQUIRE_PRIV=1 to fail instead");
+    false
+}
+
+/// A name unique to this process and call, at most 15 bytes: `prefix` + pid + counter.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{prefix}{}x{n}", std::process::id());
+    assert!(name.len() <= 15, "name {name} too long");
+    name
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command and reports whether it succeeded.
+pub fn sh_ok(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Whether an interface exists in the root namespace (or in `ns`).
+pub fn link_exists(ns: Option<&str>, name: &str) -> bool {
+    match ns {
+        Some(ns) => sh_ok(&["ip", "-n", ns, "link", "show", "dev", name]),
+        None => sh_ok(&["ip", "link", "show", "dev", name]),
+    }
+}
+
+/// A network namespace standing for a host or container; deleted on drop.
+pub struct Netns {
+    pub name: String,
+    owned: bool,
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        let name = unique("uns");
+        sh(&["ip", "netns", "add", &name]);
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Netns { name, owned: true }
+    }
+
+    /// A second handle on this namespace, for another thread; it deletes nothing.
+    pub fn handle(&self) -> Netns {
+        Netns {
+            name: self.name.clone(),
+            owned: false,
+        }
+    }
+
+    /// Moves the TAP `tap` (attached to uswitch) in, gives it a MAC and an address and
+    /// brings it up.
+    pub fn adopt(&self, tap: &str, mac: &str, cidr: &str) {
+        sh(&["ip", "link", "set", tap, "netns", &self.name]);
+        sh(&["ip", "-n", &self.name, "link", "set", tap, "address", mac]);
+        sh(&["ip", "-n", &self.name, "addr", "add", cidr, "dev", tap]);
+        sh(&["ip", "-n", &self.name, "link", "set", tap, "up"]);
+    }
+
+    /// `ip netns exec NS args...`, reporting success.
+    pub fn exec_ok(&self, args: &[&str]) -> bool {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        sh_ok(&full)
+    }
+
+    /// Whether `addr` answers pings from here.
+    pub fn ping(&self, addr: &str) -> bool {
+        self.exec_ok(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "-q", addr])
+    }
+
+    /// Runs `f` on a new thread that lives in this namespace. Sockets it creates stay
+    /// in the namespace and may be handed back.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> JoinHandle<T> {
+        let path = format!("/run/netns/{}", self.name);
+        thread::spawn(move || {
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            // SAFETY: setns on a valid namespace fd; it changes only this thread, which
+            // is ours and ends with `f`.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            f()
+        })
+    }
+
+    pub fn delete(&mut self) {
+        if self.owned && !self.name.is_empty() {
+            sh_ok(&["ip", "netns", "del", &self.name]);
+            self.name.clear();
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+/// A persistent TAP made with `ip tuntap`, deleted on drop.
+pub struct PersistentTap {
+    pub name: String,
+}
+
+impl PersistentTap {
+    pub fn new() -> PersistentTap {
+        let name = unique("upt");
+        sh(&["ip", "tuntap", "add", "mode", "tap", "name", &name]);
+        PersistentTap { name }
+    }
+}
+
+impl Drop for PersistentTap {
+    fn drop(&mut self) {
+        sh_ok(&["ip", "link", "del", &self.name]);
+    }
+}
+
+/// The real `uswitch` binary, run as a child. Its log is kept (and echoed to the test's
+/// output); it is killed on drop if still running.
+pub struct Uswitch {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Uswitch {
+    /// Starts uswitch with `args` and waits until it reports it is running.
+    pub fn start(args: &[&str]) -> Uswitch {
+        let mut child = Command::new(USWITCH)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning uswitch");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let reader = thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[uswitch] {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut sw = Uswitch {
+            child,
+            log,
+            reader: Some(reader),
+        };
+        sw.wait_for_log("uswitch running", Duration::from_secs(15));
+        sw
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for a log line containing `needle`; panics after `timeout`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "uswitch exited ({status}) before logging '{needle}': {:#?}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no '{needle}' in uswitch's log: {:#?}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the pid of our own child, which we have not reaped.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Asks for the counters (SIGUSR1) and returns them: port name -> key -> value.
+    pub fn port_stats(&mut self, networks: usize) -> HashMap<String, HashMap<String, u64>> {
+        let before = self.log.lock().unwrap().len();
+        self.signal(libc::SIGUSR1);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            let fresh = &log[before.min(log.len())..];
+            if fresh
+                .iter()
+                .filter(|l| l.contains("stats network="))
+                .count()
+                >= networks
+            {
+                let mut out = HashMap::new();
+                for line in fresh {
+                    let Some(rest) = line.split("stats ").nth(1) else {
+                        continue;
+                    };
+                    let kv: HashMap<String, String> = rest
+                        .split_whitespace()
+                        .filter_map(|p| p.split_once('='))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    if let Some(port) = kv.get("port") {
+                        let nums = kv
+                            .iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.parse().ok()?)))
+                            .collect();
+                        out.insert(port.clone(), nums);
+                    }
+                }
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stats after SIGUSR1: {log:#?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then wait (at most 10 s) for the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for uswitch") {
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "uswitch did not exit within 10 s of SIGTERM"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Uswitch {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A deterministic byte stream: byte `i` of stream `seed` is a pure function of both, so
+/// a receiver can check every byte wherever its reads happen to split the stream.
+pub struct Pattern(u64);
+
+impl Pattern {
+    pub fn new(seed: u64) -> Pattern {
+        Pattern(seed)
+    }
+
+    /// splitmix64 of the word index.
+    fn word(&self, index: u64) -> u64 {
+        let mut z = (self.0 << 40 ^ index).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Writes the bytes at `offset..offset + buf.len()` of the stream into `buf`.
+    pub fn fill_at(&self, offset: u64, buf: &mut [u8]) {
+        let mut word_index = u64::MAX;
+        let mut word = [0u8; 8];
+        for (j, b) in buf.iter_mut().enumerate() {
+            let pos = offset + j as u64;
+            if pos / 8 != word_index {
+                word_index = pos / 8;
+                word = self.word(word_index).to_le_bytes();
+            }
+            *b = word[(pos % 8) as usize];
+        }
+    }
+}
+
+fn send_pattern(mut stream: TcpStream, seed: u64, total: usize) {
+    let pat = Pattern::new(seed);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut sent = 0;
+    while sent < total {
+        let n = buf.len().min(total - sent);
+        pat.fill_at(sent as u64, &mut buf[..n]);
+        stream.write_all(&buf[..n]).expect("sending the stream");
+        sent += n;
+    }
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutting down the write side");
+}
+
+/// Reads to EOF and checks the bytes against `seed`'s pattern; returns the byte count.
+fn check_pattern(mut stream: TcpStream, seed: u64) -> usize {
+    let pat = Pattern::new(seed);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut expected = vec![0u8; 64 * 1024];
+    let mut got = 0usize;
+    loop {
+        let n = stream.read(&mut buf).expect("reading the stream");
+        if n == 0 {
+            return got;
+        }
+        pat.fill_at(got as u64, &mut expected[..n]);
+        if let Some(i) = (0..n).find(|&i| buf[i] != expected[i]) {
+            panic!("stream {seed} corrupted at byte {}", got + i);
+        }
+        got += n;
+    }
+}
+
+/// Both directions of a TCP connection at once: `client` sends `bytes` to `server` and
+/// `server` sends `bytes` back, each checked byte for byte. Returns the time it took.
+pub fn tcp_exchange(
+    client: &Netns,
+    server: &Netns,
+    server_addr: &str,
+    port: u16,
+    bytes: usize,
+) -> Duration {
+    let addr: SocketAddr = format!("{server_addr}:{port}").parse().expect("address");
+    let listener = server
+        .spawn(move || TcpListener::bind(addr).expect("binding the listener"))
+        .join()
+        .expect("listener thread");
+    let start = Instant::now();
+    let srv = thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("accepting");
+        let reader = stream.try_clone().expect("cloning the stream");
+        let tx = thread::spawn(move || send_pattern(stream, 2, bytes));
+        let got = check_pattern(reader, 1);
+        tx.join().expect("server sender");
+        got
+    });
+    let stream = client
+        .spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+                    Ok(s) => return s,
+                    Err(e) if Instant::now() < deadline => {
+                        eprintln!("connect {addr}: {e}; retrying");
+                        thread::sleep(Duration::from_millis(200));
+                    }
+                    Err(e) => panic!("connect {addr}: {e}"),
+                }
+            }
+        })
+        .join()
+        .expect("connect thread");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let reader = stream.try_clone().expect("cloning the stream");
+    let tx = thread::spawn(move || send_pattern(stream, 1, bytes));
+    let got_back = check_pattern(reader, 2);
+    tx.join().expect("client sender");
+    let got = srv.join().expect("server thread");
+    assert_eq!(got, bytes, "server received a short stream");
+    assert_eq!(got_back, bytes, "client received a short stream");
+    start.elapsed()
+}
+
+/// One frame seen by a [`Capture`]: its addresses, EtherType and the first payload bytes.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    pub ethertype: u16,
+    pub payload: Vec<u8>,
+}
+
+/// Records every frame an interface receives (not the ones it sends), from an AF_PACKET
+/// socket inside the interface's namespace, until stopped.
+pub struct Capture {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Vec<Seen>>>,
+}
+
+fn packet_socket(ifname: &str) -> (OwnedFd, i32) {
+    let cname = std::ffi::CString::new(ifname).expect("interface name");
+    // SAFETY: if_nametoindex on a NUL-terminated string.
+    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) } as i32;
+    assert!(ifindex > 0, "no interface {ifname} in this namespace");
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: plain socket(2); checked below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            proto as i32,
+        )
+    };
+    assert!(
+        fd >= 0,
+        "AF_PACKET socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: fd is fresh and ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex;
+    // SAFETY: binding with a properly sized sockaddr_ll.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
+    (fd, ifindex)
+}
+
+impl Capture {
+    pub fn start(ns: &Netns, ifname: &str) -> Capture {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let ifname = ifname.to_string();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = ns.spawn(move || {
+            let (fd, _) = packet_socket(&ifname);
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 50_000,
+            };
+            // SAFETY: setting SO_RCVTIMEO with a timeval of the right size.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    &tv as *const libc::timeval as *const libc::c_void,
+                    std::mem::size_of::<libc::timeval>() as u32,
+                )
+            };
+            let _ = ready_tx.send(());
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 65_536];
+            while !flag.load(Ordering::Relaxed) {
+                // SAFETY: sockaddr_ll is plain data.
+                let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+                // SAFETY: buf and from are valid for the sizes passed.
+                let n = unsafe {
+                    libc::recvfrom(
+                        fd.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0,
+                        &mut from as *mut libc::sockaddr_ll as *mut libc::sockaddr,
+                        &mut len,
+                    )
+                };
+                if n < 14 || from.sll_pkttype == libc::PACKET_OUTGOING {
+                    continue;
+                }
+                let n = n as usize;
+                seen.push(Seen {
+                    dst: buf[0..6].try_into().unwrap(),
+                    src: buf[6..12].try_into().unwrap(),
+                    ethertype: u16::from_be_bytes([buf[12], buf[13]]),
+                    payload: buf[14..n.min(14 + 64)].to_vec(),
+                });
+            }
+            seen
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("capture did not start");
+        Capture {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<Seen> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .expect("running")
+            .join()
+            .expect("capture thread")
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A local experimental EtherType (IEEE 802 "local experimental 1") for probe frames.
+pub const PROBE_ETHERTYPE: u16 = 0x88b5;
+
+/// Sends one raw broadcast probe frame carrying `tag` out of `ifname` in `ns`.
+pub fn send_broadcast_probe(ns: &Netns, ifname: &str, src: [u8; 6], tag: &[u8]) {
+    let ifname = ifname.to_string();
+    let mut frame = vec![0xff; 6];
+    frame.extend_from_slice(&src);
+    frame.extend_from_slice(&PROBE_ETHERTYPE.to_be_bytes());
+    frame.extend_from_slice(tag);
+    frame.resize(60, 0);
+    ns.spawn(move || {
+        let (fd, _) = packet_socket(&ifname);
+        // SAFETY: sending from a valid buffer on a bound packet socket.
+        let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        assert_eq!(
+            n,
+            frame.len() as isize,
+            "send probe: {}",
+            std::io::Error::last_os_error()
+        );
+    })
+    .join()
+    .expect("probe thread");
+}
+
+/// Whether `frames` hold the probe carrying `tag`.
+pub fn saw_probe(frames: &[Seen], tag: &[u8]) -> bool {
+    frames
+        .iter()
+        .any(|f| f.ethertype == PROBE_ETHERTYPE && f.payload.starts_with(tag))
+}
+
+/// Parses "02:00:00:00:00:01".
+pub fn mac(s: &str) -> [u8; 6] {
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16).expect("hex"))
+        .collect();
+    v.try_into().expect("six octets")
+}
