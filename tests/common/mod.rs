@@ -120,9 +120,13 @@ impl Netns {
         sh_ok(&full)
     }
 
-    /// Whether `addr` answers pings from here.
+    /// Whether `addr` answers an ICMP echo from here (two tries, a second each). Uses a
+    /// raw socket in this namespace, so the tests need no ping binary.
     pub fn ping(&self, addr: &str) -> bool {
-        self.exec_ok(&["ping", "-c", "2", "-i", "0.2", "-W", "2", "-q", addr])
+        let addr: std::net::Ipv4Addr = addr.parse().expect("IPv4 address");
+        self.spawn(move || (0..2).any(|seq| icmp_echo(addr, seq, Duration::from_secs(1))))
+            .join()
+            .expect("ping thread")
     }
 
     /// Runs `f` on a new thread that lives in this namespace. Sockets it creates stay
@@ -154,6 +158,101 @@ impl Drop for Netns {
     fn drop(&mut self) {
         self.delete();
     }
+}
+
+/// The Internet checksum (RFC 1071).
+fn inet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Sends one ICMP echo request to `addr` from the calling thread's namespace and waits up
+/// to `timeout` for the matching reply.
+fn icmp_echo(addr: std::net::Ipv4Addr, seq: u16, timeout: Duration) -> bool {
+    // SAFETY: plain socket(2); checked below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ICMP,
+        )
+    };
+    assert!(
+        fd >= 0,
+        "raw ICMP socket: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: fd is fresh and ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let id = (std::process::id() as u16) ^ 0x5a5a;
+    let mut req = vec![8u8, 0, 0, 0];
+    req.extend_from_slice(&id.to_be_bytes());
+    req.extend_from_slice(&seq.to_be_bytes());
+    req.extend_from_slice(b"uswitch-e2e-ping");
+    let ck = inet_checksum(&req);
+    req[2..4].copy_from_slice(&ck.to_be_bytes());
+    // SAFETY: sockaddr_in is plain data.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as u16;
+    sin.sin_addr.s_addr = u32::from(addr).to_be();
+    // SAFETY: valid buffer and sockaddr of the right size.
+    let sent = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            req.as_ptr().cast(),
+            req.len(),
+            0,
+            &sin as *const libc::sockaddr_in as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
+    };
+    if sent < 0 {
+        // No route, or the neighbour is unreachable: not reachable.
+        return false;
+    }
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 1500];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let tv = libc::timeval {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_usec: left.subsec_micros().max(1) as libc::suseconds_t,
+        };
+        // SAFETY: setting SO_RCVTIMEO with a timeval of the right size.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const libc::timeval as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n <= 0 {
+            return false;
+        }
+        let pkt = &buf[..n as usize];
+        let ihl = ((pkt[0] & 0x0f) as usize) * 4;
+        let Some(icmp) = pkt.get(ihl..ihl + 8) else {
+            continue;
+        };
+        let src = std::net::Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+        if icmp[0] == 0
+            && icmp[4..6] == id.to_be_bytes()
+            && icmp[6..8] == seq.to_be_bytes()
+            && src == addr
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// A persistent TAP made with `ip tuntap`, deleted on drop.
