@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     }
     let nets = switch.forwarder().networks().count();
     info!(
-        "uswitch running: {} ports in {nets} networks (fdb max {}, aging {} s)",
+        "uswitch running: {} port(s) in {nets} network(s) (fdb max {}, aging {} s)",
         cli.ports.len(),
         cli.fdb_max,
         cli.fdb_aging
