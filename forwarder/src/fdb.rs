@@ -55,6 +55,8 @@ pub enum Learned {
     Moved { from: PortId },
     /// The MAC was seen on `owner` within the hold-down; the entry stays there.
     MoveHeld { owner: PortId },
+    /// The MAC has a static entry; static entries never learn or move.
+    Static,
 }
 
 /// One entry, as reported by [`Fdb::entries`].
@@ -62,7 +64,10 @@ pub enum Learned {
 pub struct FdbEntry {
     pub mac: MacAddr,
     pub port: PortId,
+    /// When a frame from `mac` was last seen; 0 for static entries.
     pub last_seen: Millis,
+    /// Added by the operator: never aged, evicted or moved, not counted against the limit.
+    pub is_static: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +104,7 @@ pub struct Fdb {
     slots: Vec<Slot>,
     free: Vec<u32>,
     lists: Vec<PortList>,
+    statics: HashMap<MacAddr, PortId, RandomState>,
 }
 
 impl Fdb {
@@ -113,6 +119,7 @@ impl Fdb {
             slots: Vec::new(),
             free: Vec::new(),
             lists: Vec::new(),
+            statics: HashMap::with_hasher(RandomState::new()),
         }
     }
 
@@ -120,7 +127,26 @@ impl Fdb {
         &self.config
     }
 
-    /// Entries currently held (expired ones not yet swept included).
+    /// Static entries.
+    pub fn static_len(&self) -> usize {
+        self.statics.len()
+    }
+
+    /// Adds (or re-points) a static entry, replacing any learned entry for `mac`.
+    pub fn add_static(&mut self, mac: MacAddr, port: PortId) {
+        if let Some(&idx) = self.map.get(&mac) {
+            self.remove_slot(idx);
+        }
+        self.statics.insert(mac, port);
+    }
+
+    /// Removes the static entry for `mac`; true if there was one.
+    pub fn remove_static(&mut self, mac: MacAddr) -> bool {
+        self.statics.remove(&mac).is_some()
+    }
+
+    /// Learned entries currently held (expired ones not yet swept included; static
+    /// entries not included).
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -142,12 +168,20 @@ impl Fdb {
 
     /// The port `mac` was learned on, unless it is unknown or has aged out.
     pub fn lookup(&self, mac: MacAddr, now: Millis) -> Option<PortId> {
+        if !self.statics.is_empty() {
+            if let Some(&port) = self.statics.get(&mac) {
+                return Some(port);
+            }
+        }
         let slot = &self.slots[*self.map.get(&mac)? as usize];
         (!self.expired(slot, now)).then_some(slot.port)
     }
 
     /// Records that `mac` was the source of a frame received on `port` at `now`.
     pub fn learn(&mut self, mac: MacAddr, port: PortId, now: Millis) -> Learned {
+        if !self.statics.is_empty() && self.statics.contains_key(&mac) {
+            return Learned::Static;
+        }
         if let Some(&idx) = self.map.get(&mac) {
             let slot = &self.slots[idx as usize];
             let from = slot.port;
@@ -236,9 +270,11 @@ impl Fdb {
         removed
     }
 
-    /// Forgets every entry of `port`; returns how many.
+    /// Forgets every entry of `port`, static ones included; returns how many.
     pub fn remove_port(&mut self, port: PortId) -> usize {
-        let mut removed = 0;
+        let statics = self.statics.len();
+        self.statics.retain(|_, p| *p != port);
+        let mut removed = statics - self.statics.len();
         while let Some(head) = self
             .lists
             .get(port.0 as usize)
@@ -251,7 +287,8 @@ impl Fdb {
         removed
     }
 
-    /// Forgets everything.
+    /// Forgets every learned entry; static entries stay (as `bridge fdb flush` keeps
+    /// them unless asked).
     pub fn flush(&mut self) {
         self.map.clear();
         self.slots.clear();
@@ -259,8 +296,18 @@ impl Fdb {
         self.lists.clear();
     }
 
-    /// Every entry, oldest first within each port.
+    /// Every entry: static ones first, then learned ones oldest first within each port.
     pub fn entries(&self) -> impl Iterator<Item = FdbEntry> + '_ {
+        let statics = self.statics.iter().map(|(&mac, &port)| FdbEntry {
+            mac,
+            port,
+            last_seen: 0,
+            is_static: true,
+        });
+        statics.chain(self.learned_entries())
+    }
+
+    fn learned_entries(&self) -> impl Iterator<Item = FdbEntry> + '_ {
         self.lists.iter().flat_map(move |list| {
             let mut idx = list.head;
             std::iter::from_fn(move || {
@@ -270,6 +317,7 @@ impl Fdb {
                     mac: slot.mac,
                     port: slot.port,
                     last_seen: slot.last_seen,
+                    is_static: false,
                 })
             })
         })
@@ -490,6 +538,32 @@ mod tests {
         assert_eq!(f.learn(mac(2), B, 0), Learned::New { evicted: None });
     }
 
+    #[test]
+    fn static_entries_never_age_move_or_count() {
+        let mut f = fdb(2);
+        f.learn(mac(1), A, 0);
+        f.add_static(mac(1), B);
+        f.add_static(mac(2), C);
+        assert_eq!(f.len(), 0);
+        assert_eq!(f.static_len(), 2);
+        // Frames from a static MAC on another port change nothing.
+        assert_eq!(f.learn(mac(1), A, 10_000), Learned::Static);
+        assert_eq!(f.lookup(mac(1), 10_000), Some(B));
+        // Never aged, never evicted by the limit.
+        for i in 10..20 {
+            f.learn(mac(i), A, 20_000);
+        }
+        assert_eq!(f.expire(u64::MAX / 2), 2);
+        assert_eq!(f.lookup(mac(2), u64::MAX / 2), Some(C));
+        f.flush();
+        assert_eq!(f.lookup(mac(1), 0), Some(B));
+        assert_eq!(f.entries().filter(|e| e.is_static).count(), 2);
+        assert_eq!(f.remove_port(C), 1);
+        assert!(f.remove_static(mac(1)));
+        assert!(!f.remove_static(mac(1)));
+        assert_eq!(f.lookup(mac(1), 0), None);
+    }
+
     proptest::proptest! {
         // Any sequence of learns, sweeps and port removals keeps the table within its limit
         // and its lists consistent with its map.
@@ -509,7 +583,7 @@ mod tests {
                 proptest::prop_assert!(f.len() <= 16);
                 let listed: usize = (0..5).map(|p| f.port_len(PortId(p))).sum();
                 proptest::prop_assert_eq!(listed, f.len());
-                proptest::prop_assert_eq!(f.entries().count(), f.len());
+                proptest::prop_assert_eq!(f.entries().count(), f.len() + f.static_len());
                 for e in f.entries() {
                     proptest::prop_assert_eq!(f.map.get(&e.mac).map(|&i| f.slots[i as usize].port), Some(e.port));
                 }

@@ -232,7 +232,7 @@ impl Forwarder {
             Learned::New { evicted: Some(_) } => net.stats.evictions += 1,
             Learned::Moved { .. } => port.counters.mac_moves += 1,
             Learned::MoveHeld { .. } => port.counters.mac_moves_held += 1,
-            Learned::New { evicted: None } | Learned::Refreshed => {}
+            Learned::New { evicted: None } | Learned::Refreshed | Learned::Static => {}
         }
         if dst.is_multicast() {
             if dst.is_link_local() {
@@ -281,6 +281,27 @@ impl Forwarder {
     pub fn record_tx_drop(&mut self, egress: PortId, reason: DropReason) {
         if let Some(port) = self.port_mut(egress) {
             port.counters.count_drop(reason);
+        }
+    }
+
+    /// The attached port called `name`.
+    pub fn port_named(&self, name: &str) -> Option<PortId> {
+        self.ports().find(|(_, p)| p.name == name).map(|(id, _)| id)
+    }
+
+    /// Adds a static entry `mac` -> `port` in the port's network.
+    pub fn add_static(&mut self, mac: packets::MacAddr, port: PortId) -> Option<NetworkId> {
+        let net = self.port(port)?.network;
+        self.networks[net.0 as usize].fdb.add_static(mac, port);
+        Some(net)
+    }
+
+    /// Forgets the learned entries of `network`, or of every network.
+    pub fn flush_fdb(&mut self, network: Option<NetworkId>) {
+        for (i, net) in self.networks.iter_mut().enumerate() {
+            if network.is_none_or(|n| n.0 as usize == i) {
+                net.fdb.flush();
+            }
         }
     }
 
