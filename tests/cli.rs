@@ -10,6 +10,7 @@ use common::*;
 fn run(args: &[&str]) -> Output {
     Command::new(USWITCH)
         .args(args)
+        .args(["--control", &control_path()])
         .env_remove("RUST_LOG")
         .output()
         .expect("running uswitch")
@@ -30,7 +31,6 @@ fn bad_arguments_fail_with_one_clear_line() {
             &["--port", "tap0", "--frobnicate"],
             "unexpected argument '--frobnicate'",
         ),
-        (&[], "--port"),
         (&["--port", ""], "empty"),
         (&["--port", long], "at most 15"),
         (&["--port", "tap0", "--fdb-max", "zero"], "whole number"),
@@ -89,7 +89,7 @@ fn no_permission_is_explained() {
     }
     // Run as nobody: creating a TAP needs CAP_NET_ADMIN.
     let out = Command::new(USWITCH)
-        .args(["--port", &unique("ut")])
+        .args(["--port", &unique("ut"), "--control", &control_path()])
         .uid(65534)
         .gid(65534)
         .output()

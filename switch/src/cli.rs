@@ -1,8 +1,9 @@
 //! The command line.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use log::LevelFilter;
 
 use crate::tap::validate_ifname;
@@ -12,34 +13,316 @@ pub const DEFAULT_NETWORK: &str = "default";
 
 /// uswitch: a userspace Ethernet switch for container and lab networks.
 ///
-/// Each --port is a TAP interface whose frames uswitch switches: it learns source MACs,
-/// forwards known unicast to one port and floods broadcast, multicast and unknown unicast
-/// to the other ports of the same network. Networks are isolated from each other.
-/// Runs until SIGINT or SIGTERM; SIGUSR1 logs the counters.
+/// Without a subcommand, runs a switch: each --port is a TAP interface whose frames uswitch
+/// switches. It learns source MACs, forwards known unicast to one port and floods
+/// broadcast, multicast and unknown unicast to the other ports of the same network.
+/// Networks are isolated from each other. Runs until SIGINT or SIGTERM; SIGUSR1 logs the
+/// counters. The subcommands talk to a running switch over its control socket.
 #[derive(Debug, Parser)]
-#[command(name = "uswitch", version, max_term_width = 100)]
+#[command(
+    name = "uswitch",
+    version,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub switch: SwitchArgs,
+}
+
+/// Options of the switch itself.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SwitchArgs {
     /// Attach the TAP interface NAME (created if missing and removed on exit; an existing
     /// TAP is left in place) to NETWORK (default: "default"). Repeat for every port.
-    #[arg(long = "port", value_name = "NAME[@NETWORK]", required = true)]
+    #[arg(long = "port", value_name = "NAME[@NETWORK]")]
     pub ports: Vec<PortSpec>,
 
-    /// Forget a learned MAC after SECS without frames from it (0: never).
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub fdb_aging: u64,
+    /// Forget a learned MAC after SECS without frames from it (0: never) [default: 300]
+    #[arg(long, value_name = "SECS")]
+    pub fdb_aging: Option<u64>,
 
     /// Learned MACs at most per network; when full, the port holding the most entries
-    /// loses its oldest one.
-    #[arg(long, value_name = "N", default_value_t = 8192, value_parser = parse_fdb_max)]
-    pub fdb_max: usize,
+    /// loses its oldest one [default: 8192]
+    #[arg(long, value_name = "N", value_parser = parse_fdb_max)]
+    pub fdb_max: Option<usize>,
 
-    /// A MAC seen on its port within SECS does not move to another port.
-    #[arg(long, value_name = "SECS", default_value_t = 3.0, value_parser = parse_secs)]
-    pub mac_move_hold_down: f64,
+    /// A MAC seen on its port within SECS does not move to another port [default: 3]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub mac_move_hold_down: Option<f64>,
+
+    /// Declare a network: its subnet (for `uswitch run` addresses) and the MTU its TAPs
+    /// get. Networks named by --port only need no declaration. Repeatable.
+    #[arg(long = "network", value_name = "NAME[,subnet=CIDR][,mtu=N]", value_parser = parse_network)]
+    pub networks: Vec<NetworkSpec>,
+
+    /// Record what PORT receives and sends into FILE (pcap). Repeatable.
+    #[arg(long, value_name = "PORT=FILE", value_parser = parse_capture)]
+    pub capture: Vec<(String, PathBuf)>,
+
+    /// Read networks, ports, captures and limits from a TOML file; the command line wins.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Log level: off, error, warn, info, debug or trace (default info; RUST_LOG also works).
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<LevelFilter>,
+
+    /// Control socket path [default: /run/uswitch/uswitch.sock, or /run/uswitch/NAME.sock]
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+
+    /// Instance name: picks the control socket /run/uswitch/NAME.sock, so several
+    /// switches can run side by side.
+    #[arg(long, value_name = "NAME", value_parser = parse_instance)]
+    pub name: Option<String>,
+}
+
+/// How a client finds the switch, and how it prints.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientArgs {
+    /// The switch's control socket [default: /run/uswitch/uswitch.sock]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub control: Option<PathBuf>,
+
+    /// The switch's instance name (its socket is /run/uswitch/NAME.sock)
+    #[arg(long, value_name = "NAME", global = true, value_parser = parse_instance)]
+    pub name: Option<String>,
+
+    /// Print JSON instead of a table
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show ports, the forwarding table or the counters
+    Show {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        what: ShowWhat,
+    },
+    /// Flush the forwarding table or add a static entry
+    Fdb {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        what: FdbWhat,
+    },
+    /// Attach or detach a TAP port at runtime
+    Port {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        what: PortWhat,
+    },
+    /// List or create networks
+    Network {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        what: NetworkWhat,
+    },
+    /// Record what a port receives and sends into a pcap file
+    Capture {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The port
+        port: String,
+        /// The pcap file to write
+        file: PathBuf,
+        /// Stop after N frames
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Start a container: a network namespace with one interface per network
+    Run(RunArgs),
+    /// List containers
+    Ps {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove a container: its namespace and its ports
+    Rm {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The container
+        #[arg(id = "container", value_name = "CONTAINER")]
+        name: String,
+    },
+    /// Run a command in a container
+    Exec {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// The container
+        #[arg(id = "container", value_name = "CONTAINER")]
+        name: String,
+        /// The command and its arguments
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShowWhat {
+    /// Ports: name, network, state, MTU, offloads, counters
+    Ports,
+    /// The forwarding table: MAC, port, age, static
+    Fdb {
+        /// Only this network
+        #[arg(long, value_name = "NETWORK")]
+        network: Option<String>,
+    },
+    /// Counters per port and per drop reason, and per network
+    Stats,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FdbWhat {
+    /// Forget learned entries (static ones stay)
+    Flush {
+        /// Only this network
+        #[arg(long, value_name = "NETWORK")]
+        network: Option<String>,
+    },
+    /// Add a static entry: never aged or evicted, not counted against the limit
+    Add {
+        /// The MAC address, such as 02:00:00:00:00:01
+        mac: String,
+        /// The port it lives behind
+        port: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortWhat {
+    /// Attach a TAP (created if missing)
+    Add {
+        #[arg(value_name = "NAME[@NETWORK]")]
+        spec: PortSpec,
+    },
+    /// Detach a port (a TAP uswitch created disappears)
+    Del {
+        #[arg(id = "port", value_name = "PORT")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkWhat {
+    /// List networks
+    Ls,
+    /// Create a network, with the subnet containers get addresses from
+    Create {
+        #[arg(id = "network", value_name = "NETWORK")]
+        name: String,
+        /// An IPv4 subnet such as 198.18.0.0/24
+        #[arg(long, value_name = "CIDR")]
+        subnet: Option<String>,
+    },
+}
+
+/// `uswitch run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The container's name (and its namespace's): 1 to 11 letters, digits, '-' or '_'
+    #[arg(long)]
+    pub name: String,
+    /// A network to join; repeat for several (eth0, eth1, ... in order)
+    #[arg(long = "network", value_name = "NETWORK", required = true)]
+    pub networks: Vec<String>,
+    /// The address of the interface on the network of the same position (default: the
+    /// next free address of that network's subnet)
+    #[arg(long = "ip", value_name = "ADDR/PREFIX")]
+    pub ips: Vec<String>,
+    /// The switch's control socket
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    /// The switch's instance name (here --name names the container)
+    #[arg(long = "switch", value_name = "NAME", value_parser = parse_instance)]
+    pub switch: Option<String>,
+    /// A command to run inside once the container is up (in the foreground)
+    #[arg(last = true)]
+    pub cmd: Vec<String>,
+}
+
+/// One `--network NAME[,subnet=CIDR][,mtu=N]` (or `[[network]]` of the config file).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub subnet: Option<String>,
+    pub mtu: Option<u32>,
+}
+
+impl NetworkSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        validate_network_name(&self.name)?;
+        if let Some(s) = &self.subnet {
+            crate::launcher::Subnet::parse(s)?;
+        }
+        if let Some(m) = self.mtu {
+            if !(68..=65_535).contains(&m) {
+                return Err(format!(
+                    "network {}: mtu {m} is outside 68..65535",
+                    self.name
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_network(s: &str) -> Result<NetworkSpec, String> {
+    let mut parts = s.split(',');
+    let mut spec = NetworkSpec {
+        name: parts.next().unwrap_or_default().to_string(),
+        ..NetworkSpec::default()
+    };
+    for part in parts {
+        match part.split_once('=') {
+            Some(("subnet", v)) => spec.subnet = Some(v.to_string()),
+            Some(("mtu", v)) => {
+                spec.mtu = Some(
+                    v.parse()
+                        .map_err(|_| format!("mtu '{v}' is not a number"))?,
+                );
+            }
+            _ => return Err(format!("'{part}': expected subnet=CIDR or mtu=N")),
+        }
+    }
+    spec.validate()?;
+    Ok(spec)
+}
+
+fn parse_instance(s: &str) -> Result<String, String> {
+    if s.is_empty()
+        || s.len() > 64
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        || s.starts_with('.')
+    {
+        return Err(format!(
+            "instance name '{s}' must be 1 to 64 letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_capture(s: &str) -> Result<(String, PathBuf), String> {
+    let (port, file) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': give PORT=FILE, such as tap0=/tmp/tap0.pcap"))?;
+    validate_ifname(port).map_err(|why| format!("port name '{port}' is not valid: {why}"))?;
+    if file.is_empty() {
+        return Err(format!("'{s}': the file name is empty"));
+    }
+    Ok((port.to_string(), PathBuf::from(file)))
 }
 
 /// One `--port NAME[@NETWORK]`.
@@ -103,7 +386,7 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
-impl Cli {
+impl SwitchArgs {
     /// Refuses combinations no single flag can check.
     pub fn validate(&self) -> Result<(), String> {
         for (i, p) in self.ports.iter().enumerate() {
@@ -111,6 +394,13 @@ impl Cli {
                 return Err(format!(
                     "port {} is given twice; each --port needs its own interface",
                     p.name
+                ));
+            }
+        }
+        for (port, _) in &self.capture {
+            if !self.ports.iter().any(|p| &p.name == port) {
+                return Err(format!(
+                    "--capture names port {port}, which no --port attaches"
                 ));
             }
         }
@@ -144,7 +434,9 @@ mod tests {
 
     #[test]
     fn parses_ports_and_networks() {
-        let cli = parse(&["--port", "tap0", "--port", "tap1@blue"]).unwrap();
+        let cli = parse(&["--port", "tap0", "--port", "tap1@blue"])
+            .unwrap()
+            .switch;
         assert_eq!(
             cli.ports,
             vec![
@@ -158,9 +450,7 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(cli.fdb_aging, 300);
-        assert_eq!(cli.fdb_max, 8192);
-        assert_eq!(cli.mac_move_hold_down, 3.0);
+        assert_eq!(cli.fdb_aging, None);
         cli.validate().unwrap();
     }
 
@@ -171,7 +461,6 @@ mod tests {
                 &["--port", "tap0", "--bogus"],
                 "unexpected argument '--bogus'",
             ),
-            (&[], "--port"),
             (&["--port", ""], "empty"),
             (&["--port", "a234567890123456"], "at most 15"),
             (&["--port", "tap0@"], "after '@' is empty"),
@@ -193,7 +482,49 @@ mod tests {
 
     #[test]
     fn refuses_a_port_given_twice() {
-        let cli = parse(&["--port", "tap0", "--port", "tap0@blue"]).unwrap();
+        let cli = parse(&["--port", "tap0", "--port", "tap0@blue"])
+            .unwrap()
+            .switch;
         assert!(cli.validate().unwrap_err().contains("given twice"));
+        let cli = parse(&["--port", "tap0", "--capture", "tap1=/tmp/x.pcap"])
+            .unwrap()
+            .switch;
+        assert!(cli.validate().unwrap_err().contains("no --port"));
+    }
+
+    #[test]
+    fn parses_client_subcommands() {
+        let cli = parse(&["show", "ports", "--json", "--name", "lab"]).unwrap();
+        match cli.command {
+            Some(Command::Show {
+                client,
+                what: ShowWhat::Ports,
+            }) => {
+                assert!(client.json);
+                assert_eq!(client.name.as_deref(), Some("lab"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&[
+            "run",
+            "--name",
+            "c1",
+            "--network",
+            "a",
+            "--network",
+            "b",
+            "--",
+            "sleep",
+            "1",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Run(r)) => {
+                assert_eq!(r.networks, vec!["a", "b"]);
+                assert_eq!(r.cmd, vec!["sleep", "1"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["--port", "tap0", "show", "ports"]).is_err());
     }
 }

@@ -15,6 +15,8 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
+use crate::capture::{Capture, Stopped};
+use crate::control::{ControlError, ControlEvent, ControlServer, Response};
 use crate::tap::{is_vanished, Tap, TapError};
 
 /// Frames read from one port before the loop turns to the next.
@@ -23,6 +25,9 @@ pub const BURST: usize = 64;
 /// oversized frame is seen whole and counted rather than silently cut.
 const FRAME_BUF: usize = 65_536 + 256;
 const SIGNALS: Token = Token(usize::MAX);
+const CONTROL: Token = Token(usize::MAX - 1);
+/// Control connections take tokens from here up; ports use their id (below 2^32).
+const FIRST_CONTROL_CONN: usize = 1 << 40;
 /// How often aged FDB entries are swept (lookups ignore expired entries in between).
 const SWEEP_EVERY_MS: Millis = 1_000;
 
@@ -33,23 +38,54 @@ pub enum StartError {
     Tap(#[from] TapError),
     #[error(transparent)]
     Forwarder(#[from] forwarder::ForwarderError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
     /// The event loop could not be set up.
     #[error("setting up the event loop failed: {0}")]
     Poll(#[source] io::Error),
 }
 
-struct PortIo {
-    tap: Tap,
+pub(crate) struct PortIo {
+    pub(crate) tap: Tap,
     /// On the ready list: readable and not yet drained.
     queued: bool,
+    pub(crate) capture: Option<Capture>,
+}
+
+impl PortIo {
+    /// Records `frame` in the port's capture, closing the capture when it is complete.
+    fn capture(&mut self, frame: &[u8]) {
+        let Some(cap) = self.capture.as_mut() else {
+            return;
+        };
+        let Some(why) = cap.record(frame) else {
+            return;
+        };
+        if let Some(cap) = self.capture.take() {
+            let (path, frames) = (cap.path().display().to_string(), cap.frames());
+            let result = cap.finish();
+            let why = match (why, result) {
+                (_, Err(e)) => format!("writing failed: {e}"),
+                (Stopped::WriteError, Ok(())) => "writing failed".into(),
+                (Stopped::Count, Ok(())) => "it has all the frames asked for".into(),
+                (Stopped::SizeCap, Ok(())) => "the file reached its size cap".into(),
+            };
+            info!(
+                "capture on {} into {path} ended after {frames} frames: {why}",
+                self.tap.name()
+            );
+        }
+    }
 }
 
 /// A running switch: its ports, its forwarder and its event loop.
 pub struct Switch {
     poll: Poll,
     signals: Signals,
-    fwd: Forwarder,
-    ports: Vec<Option<PortIo>>,
+    pub(crate) control: Option<ControlServer>,
+    pub(crate) fwd: Forwarder,
+    pub(crate) ports: Vec<Option<PortIo>>,
+    pub(crate) networks: crate::commands::NetworkBook,
     ready: Vec<PortId>,
     vanished: Vec<(PortId, String)>,
     flood_scratch: Vec<PortId>,
@@ -58,23 +94,40 @@ pub struct Switch {
 }
 
 impl Switch {
-    pub fn new(fdb: FdbConfig) -> Result<Switch, StartError> {
+    /// A switch with no ports yet, listening on `control` if given.
+    pub fn new(fdb: FdbConfig, control: Option<&std::path::Path>) -> Result<Switch, StartError> {
         let poll = Poll::new().map_err(StartError::Poll)?;
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1]).map_err(StartError::Poll)?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(StartError::Poll)?;
+        let control = match control {
+            Some(path) => Some(ControlServer::bind(
+                path,
+                poll.registry(),
+                CONTROL,
+                FIRST_CONTROL_CONN,
+            )?),
+            None => None,
+        };
         Ok(Switch {
             poll,
             signals,
+            control,
             fwd: Forwarder::new(fdb),
             ports: Vec::new(),
+            networks: Default::default(),
             ready: Vec::new(),
             vanished: Vec::new(),
             flood_scratch: Vec::new(),
             buf: vec![0; FRAME_BUF],
             start: Instant::now(),
         })
+    }
+
+    /// Where the control socket listens, if it does.
+    pub fn control_path(&self) -> Option<&std::path::Path> {
+        self.control.as_ref().map(|c| c.path())
     }
 
     pub fn forwarder(&self) -> &Forwarder {
@@ -84,6 +137,9 @@ impl Switch {
     /// Attaches (creating if needed) the TAP `name` to `network` and brings it up.
     pub fn add_tap_port(&mut self, name: &str, network: &str) -> Result<PortId, StartError> {
         let tap = Tap::open(name)?;
+        if let Some(&mtu) = self.networks.mtus.get(network) {
+            tap.set_mtu(mtu)?;
+        }
         tap.bring_up()?;
         let mtu = tap.mtu()?;
         let id = self.fwd.add_port(name, network, mtu)?;
@@ -104,13 +160,17 @@ impl Switch {
         if self.ports.len() <= slot {
             self.ports.resize_with(slot + 1, || None);
         }
-        self.ports[slot] = Some(PortIo { tap, queued: true });
+        self.ports[slot] = Some(PortIo {
+            tap,
+            queued: true,
+            capture: None,
+        });
         // A frame may have arrived between attaching and registering: look once.
         self.ready.push(id);
         Ok(id)
     }
 
-    fn now(&self) -> Millis {
+    pub(crate) fn now(&self) -> Millis {
         self.start.elapsed().as_millis() as Millis
     }
 
@@ -136,6 +196,16 @@ impl Switch {
                     }
                     continue;
                 }
+                if event.token() == CONTROL {
+                    if let Some(c) = self.control.as_mut() {
+                        c.accept(self.poll.registry());
+                    }
+                    continue;
+                }
+                if event.token().0 >= FIRST_CONTROL_CONN {
+                    self.service_control(event.token());
+                    continue;
+                }
                 let id = PortId(event.token().0 as u32);
                 if let Some(Some(port)) = self.ports.get_mut(id.0 as usize) {
                     if !port.queued {
@@ -154,6 +224,24 @@ impl Switch {
                     debug!("aged out {n} FDB entries");
                 }
                 last_sweep = now;
+            }
+        }
+    }
+
+    fn service_control(&mut self, token: Token) {
+        let Some(c) = self.control.as_mut() else {
+            return;
+        };
+        if let ControlEvent::Request(token, request) = c.service(token, self.poll.registry()) {
+            let response = match request {
+                Ok(req) => {
+                    debug!("control request: {req:?}");
+                    self.execute(req)
+                }
+                Err(e) => Response::err(e),
+            };
+            if let Some(c) = self.control.as_mut() {
+                c.reply(token, &response, self.poll.registry());
             }
         }
     }
@@ -198,7 +286,7 @@ impl Switch {
     /// Reads up to a burst from `id`; true if the port may still have frames.
     fn service_port(&mut self, id: PortId, now: Millis) -> bool {
         for _ in 0..BURST {
-            let Some(Some(port)) = self.ports.get(id.0 as usize) else {
+            let Some(Some(port)) = self.ports.get_mut(id.0 as usize) else {
                 return false;
             };
             let n = match port.tap.read(&mut self.buf) {
@@ -211,10 +299,11 @@ impl Switch {
                 }
             };
             let frame = &self.buf[..n];
+            port.capture(frame);
             match self.fwd.process(id, frame, now) {
                 Decision::Forward(egress) => transmit(
                     &mut self.fwd,
-                    &self.ports,
+                    &mut self.ports,
                     &mut self.vanished,
                     egress,
                     frame,
@@ -224,7 +313,7 @@ impl Switch {
                     for &egress in &self.flood_scratch {
                         transmit(
                             &mut self.fwd,
-                            &self.ports,
+                            &mut self.ports,
                             &mut self.vanished,
                             egress,
                             frame,
@@ -232,10 +321,7 @@ impl Switch {
                     }
                 }
                 Decision::Drop(reason) => {
-                    debug!(
-                        "dropped a {n}-byte frame from port {}: {reason}",
-                        port.tap.name()
-                    )
+                    debug!("dropped a {n}-byte frame from port {}: {reason}", id.0)
                 }
             }
         }
@@ -266,8 +352,14 @@ impl Switch {
         }
     }
 
-    fn detach(&mut self, id: PortId) -> Option<forwarder::Port> {
-        let io = self.ports.get_mut(id.0 as usize)?.take()?;
+    pub(crate) fn detach(&mut self, id: PortId) -> Option<forwarder::Port> {
+        let mut io = self.ports.get_mut(id.0 as usize)?.take()?;
+        if let Some(cap) = io.capture.take() {
+            let path = cap.path().display().to_string();
+            if let Err(e) = cap.finish() {
+                warn!("capture into {path}: {e}");
+            }
+        }
         let fd = io.tap.as_raw_fd_for_poll();
         // The fd is closed right after; a failed deregister changes nothing.
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
@@ -297,42 +389,49 @@ impl Switch {
         }
     }
 
-    /// Detaches every port. TAPs uswitch created vanish with their fd; existing ones stay.
+    /// Detaches a port at the operator's wish, saying what became of its TAP.
+    pub(crate) fn remove_port(&mut self, id: PortId) -> Option<(forwarder::Port, bool)> {
+        let created = self.ports.get(id.0 as usize)?.as_ref()?.tap.created();
+        let port = self.detach(id)?;
+        if created {
+            info!("removed TAP {}", port.name());
+        } else {
+            info!("left TAP {} in place", port.name());
+        }
+        Some((port, created))
+    }
+
+    /// Detaches every port (TAPs uswitch created vanish with their fd; existing ones
+    /// stay) and removes the control socket.
     pub fn shutdown(&mut self) {
         self.log_stats();
         let ids: Vec<PortId> = self.fwd.ports().map(|(id, _)| id).collect();
         for id in ids {
-            let created = self
-                .ports
-                .get(id.0 as usize)
-                .and_then(Option::as_ref)
-                .map(|p| (p.tap.created(), p.tap.name().to_string()));
-            self.detach(id);
-            match created {
-                Some((true, name)) => info!("removed TAP {name}"),
-                Some((false, name)) => info!("left TAP {name} in place"),
-                None => {}
-            }
+            self.remove_port(id);
         }
+        self.control = None;
     }
 }
 
 /// Writes `frame` to `egress`, counting what happened. Never blocks.
 fn transmit(
     fwd: &mut Forwarder,
-    ports: &[Option<PortIo>],
+    ports: &mut [Option<PortIo>],
     vanished: &mut Vec<(PortId, String)>,
     egress: PortId,
     frame: &[u8],
 ) {
-    let Some(Some(port)) = ports.get(egress.0 as usize) else {
+    let Some(Some(port)) = ports.get_mut(egress.0 as usize) else {
         return;
     };
     if !fwd.admit_egress(egress, frame) {
         return;
     }
     match port.tap.write(frame) {
-        Ok(_) => fwd.record_tx(egress, frame.len()),
+        Ok(_) => {
+            fwd.record_tx(egress, frame.len());
+            port.capture(frame);
+        }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             fwd.record_tx_drop(egress, DropReason::EgressFull)
         }

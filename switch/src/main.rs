@@ -1,9 +1,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use forwarder::FdbConfig;
 use log::{error, info, LevelFilter};
 use uswitch::cli::{one_line_error, Cli};
+use uswitch::config::Settings;
+use uswitch::control::socket_path;
 use uswitch::event_loop::Switch;
 
 fn main() -> ExitCode {
@@ -19,37 +20,45 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(msg) = cli.validate() {
+    if let Some(cmd) = cli.command {
+        return uswitch::client::run(cmd);
+    }
+    if let Err(msg) = cli.switch.validate() {
         eprintln!("error: {msg} (see uswitch --help)");
         return ExitCode::from(2);
     }
-    init_logging(cli.log_level);
-
-    let fdb = FdbConfig {
-        max_entries: cli.fdb_max,
-        aging_ms: cli.fdb_aging.saturating_mul(1000),
-        move_hold_down_ms: (cli.mac_move_hold_down * 1000.0) as u64,
+    let settings = match Settings::from_args(&cli.switch) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("uswitch: error: {msg}");
+            return ExitCode::from(2);
+        }
     };
-    let mut switch = match Switch::new(fdb) {
+    init_logging(settings.log_level);
+    run_switch(&settings)
+}
+
+fn run_switch(settings: &Settings) -> ExitCode {
+    let control = socket_path(settings.control.as_deref(), settings.name.as_deref());
+    let mut switch = match Switch::new(settings.fdb, Some(&control)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("uswitch: error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    for port in &cli.ports {
-        if let Err(e) = switch.add_tap_port(&port.name, &port.network) {
-            eprintln!("uswitch: error: {e}");
-            // Dropping the switch closes the TAPs attached so far (created ones vanish).
-            return ExitCode::FAILURE;
-        }
+    if let Err(e) = set_up(&mut switch, settings) {
+        eprintln!("uswitch: error: {e}");
+        // Dropping the switch closes the TAPs attached so far (created ones vanish).
+        return ExitCode::FAILURE;
     }
     let nets = switch.forwarder().networks().count();
     info!(
-        "uswitch running: {} port(s) in {nets} network(s) (fdb max {}, aging {} s)",
-        cli.ports.len(),
-        cli.fdb_max,
-        cli.fdb_aging
+        "uswitch running: {} port(s) in {nets} network(s) (fdb max {}, aging {} s), control socket {}",
+        settings.ports.len(),
+        settings.fdb.max_entries,
+        settings.fdb.aging_ms / 1000,
+        control.display()
     );
     let result = switch.run();
     switch.shutdown();
@@ -60,6 +69,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Networks, ports and captures, in that order.
+fn set_up(switch: &mut Switch, settings: &Settings) -> Result<(), String> {
+    for n in &settings.networks {
+        switch.declare_network(n)?;
+    }
+    for port in &settings.ports {
+        switch
+            .add_tap_port(&port.name, &port.network)
+            .map_err(|e| e.to_string())?;
+    }
+    for (port, file) in &settings.captures {
+        switch.start_capture(port, file, None)?;
+    }
+    Ok(())
 }
 
 fn init_logging(level: Option<LevelFilter>) {

@@ -229,6 +229,19 @@ impl Tap {
         .map_err(|e| io_err("bringing it up (SIOCSIFFLAGS)", e))
     }
 
+    /// Sets the netdev's MTU (while it is still in uswitch's namespace).
+    pub fn set_mtu(&self, mtu: u32) -> Result<(), TapError> {
+        let io_err = |source| TapError::Io {
+            name: self.name.clone(),
+            step: "setting the MTU (SIOCSIFMTU)",
+            source,
+        };
+        let sock = control_socket().map_err(io_err)?;
+        let mut req = IfReq::new(&self.name);
+        req.data[..4].copy_from_slice(&(mtu as i32).to_ne_bytes());
+        ioctl(sock.as_raw_fd(), libc::SIOCSIFMTU as libc::Ioctl, &mut req).map_err(io_err)
+    }
+
     /// The netdev's MTU.
     pub fn mtu(&self) -> Result<usize, TapError> {
         let io_err = |step, source| TapError::Io {

@@ -277,6 +277,7 @@ impl Drop for PersistentTap {
 /// The real `uswitch` binary, run as a child. Its log is kept (and echoed to the test's
 /// output); it is killed on drop if still running.
 pub struct Uswitch {
+    pub control: String,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
     reader: Option<JoinHandle<()>>,
@@ -285,8 +286,10 @@ pub struct Uswitch {
 impl Uswitch {
     /// Starts uswitch with `args` and waits until it reports it is running.
     pub fn start(args: &[&str]) -> Uswitch {
+        let control = control_path();
         let mut child = Command::new(USWITCH)
             .args(args)
+            .args(["--control", &control])
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -303,12 +306,42 @@ impl Uswitch {
             }
         });
         let mut sw = Uswitch {
+            control,
             child,
             log,
             reader: Some(reader),
         };
         sw.wait_for_log("uswitch running", Duration::from_secs(15));
         sw
+    }
+
+    /// Runs a client subcommand against this switch: `uswitch ARGS --control PATH`.
+    pub fn client(&self, args: &[&str]) -> std::process::Output {
+        let out = Command::new(USWITCH)
+            .args(args)
+            .args(["--control", &self.control])
+            .output()
+            .expect("running the uswitch client");
+        eprintln!(
+            "$ uswitch {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// A client subcommand with `--json` that must succeed; its parsed output.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut full = args.to_vec();
+        full.push("--json");
+        let out = self.client(&full);
+        assert!(
+            out.status.success(),
+            "uswitch {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("the client printed JSON")
     }
 
     pub fn pid(&self) -> u32 {
@@ -416,6 +449,14 @@ impl Drop for Uswitch {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A control socket path unique to this run, in the temporary directory.
+pub fn control_path() -> String {
+    std::env::temp_dir()
+        .join(format!("{}.sock", unique("usc")))
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// A deterministic byte stream: byte `i` of stream `seed` is a pure function of both, so

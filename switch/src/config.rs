@@ -1,0 +1,326 @@
+//! The configuration file (`--config FILE.toml`) and how it merges with the command line:
+//! everything in the file can be said with flags too, and the flags win.
+//!
+//! ```toml
+//! fdb_aging = 300
+//! fdb_max = 8192
+//! mac_move_hold_down = 3.0
+//! control = "/run/uswitch/lab.sock"
+//!
+//! [[network]]
+//! name = "blue"
+//! subnet = "198.18.1.0/24"
+//! mtu = 1400
+//!
+//! [[port]]
+//! name = "tap0"            # network "default"
+//! [[port]]
+//! name = "tap1"
+//! network = "blue"
+//!
+//! [[capture]]
+//! port = "tap0"
+//! file = "/tmp/tap0.pcap"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use forwarder::FdbConfig;
+use log::LevelFilter;
+use serde::Deserialize;
+
+use crate::cli::{NetworkSpec, PortSpec, SwitchArgs, DEFAULT_NETWORK};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    fdb_aging: Option<u64>,
+    fdb_max: Option<usize>,
+    mac_move_hold_down: Option<f64>,
+    log_level: Option<String>,
+    control: Option<PathBuf>,
+    name: Option<String>,
+    #[serde(default)]
+    network: Vec<NetworkSpec>,
+    #[serde(default)]
+    port: Vec<FilePort>,
+    #[serde(default)]
+    capture: Vec<FileCapture>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePort {
+    name: String,
+    network: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCapture {
+    port: String,
+    file: PathBuf,
+}
+
+/// Everything the switch starts with, after merging the file and the flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub fdb: FdbConfig,
+    pub networks: Vec<NetworkSpec>,
+    pub ports: Vec<PortSpec>,
+    pub captures: Vec<(String, PathBuf)>,
+    pub log_level: Option<LevelFilter>,
+    pub control: Option<PathBuf>,
+    pub name: Option<String>,
+}
+
+/// `line N, key K: message` for an error at byte `offset` of `text`.
+fn locate(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_no = text[..offset].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    match line.split_once('=') {
+        Some((key, _)) => format!("line {line_no}, key {}", key.trim()),
+        None => format!("line {line_no} ({line})"),
+    }
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig, String> {
+    let cfg: FileConfig = toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| locate(text, s.start))
+            .unwrap_or_else(|| "?".into());
+        format!("config {}: {at}: {}", path.display(), e.message().trim())
+    })?;
+    let key_err = |key: &str, msg: String| {
+        let offset = text.find(key).unwrap_or(0);
+        format!("config {}: {}: {msg}", path.display(), locate(text, offset))
+    };
+    for n in &cfg.network {
+        n.validate()
+            .map_err(|m| key_err(&format!("\"{}\"", n.name), m))?;
+    }
+    for p in &cfg.port {
+        let spec = format!(
+            "{}@{}",
+            p.name,
+            p.network.as_deref().unwrap_or(DEFAULT_NETWORK)
+        );
+        spec.parse::<PortSpec>()
+            .map_err(|m| key_err(&format!("\"{}\"", p.name), m))?;
+    }
+    if cfg.fdb_max == Some(0) {
+        return Err(key_err(
+            "fdb_max",
+            "the table needs room for at least 1 entry".into(),
+        ));
+    }
+    if let Some(l) = &cfg.log_level {
+        l.parse::<LevelFilter>().map_err(|_| {
+            key_err(
+                "log_level",
+                format!("'{l}' is not off, error, warn, info, debug or trace"),
+            )
+        })?;
+    }
+    if let Some(h) = cfg.mac_move_hold_down {
+        if !(h.is_finite() && (0.0..=86_400.0).contains(&h)) {
+            return Err(key_err(
+                "mac_move_hold_down",
+                format!("{h} is not between 0 and 86400 seconds"),
+            ));
+        }
+    }
+    Ok(cfg)
+}
+
+impl Settings {
+    /// Merges `args` over the file it names (if any).
+    pub fn from_args(args: &SwitchArgs) -> Result<Settings, String> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+                parse_file(path, &text)?
+            }
+            None => FileConfig::default(),
+        };
+        let defaults = FdbConfig::default();
+        let hold = args.mac_move_hold_down.or(file.mac_move_hold_down);
+        let fdb = FdbConfig {
+            max_entries: args
+                .fdb_max
+                .or(file.fdb_max)
+                .unwrap_or(defaults.max_entries),
+            aging_ms: args
+                .fdb_aging
+                .or(file.fdb_aging)
+                .map_or(defaults.aging_ms, |s| s.saturating_mul(1000)),
+            move_hold_down_ms: hold.map_or(defaults.move_hold_down_ms, |h| (h * 1000.0) as u64),
+        };
+
+        let mut networks = file.network;
+        for n in &args.networks {
+            networks.retain(|f| f.name != n.name);
+            networks.push(n.clone());
+        }
+        let mut ports: Vec<PortSpec> = file
+            .port
+            .into_iter()
+            .map(|p| PortSpec {
+                name: p.name,
+                network: p.network.unwrap_or_else(|| DEFAULT_NETWORK.to_string()),
+            })
+            .collect();
+        for p in &args.ports {
+            ports.retain(|f| f.name != p.name);
+            ports.push(p.clone());
+        }
+        let mut captures: Vec<(String, PathBuf)> =
+            file.capture.into_iter().map(|c| (c.port, c.file)).collect();
+        for c in &args.capture {
+            captures.retain(|f| f.0 != c.0);
+            captures.push(c.clone());
+        }
+        for (port, _) in &captures {
+            if !ports.iter().any(|p| &p.name == port) {
+                return Err(format!(
+                    "a capture names port {port}, which no port attaches"
+                ));
+            }
+        }
+        let log_level = args
+            .log_level
+            .or_else(|| file.log_level.as_deref().and_then(|l| l.parse().ok()));
+        Ok(Settings {
+            fdb,
+            networks,
+            ports,
+            captures,
+            log_level,
+            control: args.control.clone().or(file.control),
+            name: args.name.clone().or(file.name),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(a: &[&str]) -> SwitchArgs {
+        crate::cli::Cli::try_parse_from(std::iter::once("uswitch").chain(a.iter().copied()))
+            .unwrap()
+            .switch
+    }
+
+    fn write(text: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "uswitch-cfg-{}-{}.toml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const FILE: &str = r#"
+fdb_aging = 60
+fdb_max = 100
+
+[[network]]
+name = "blue"
+subnet = "198.18.1.0/24"
+mtu = 1400
+
+[[port]]
+name = "tap0"
+
+[[port]]
+name = "tap1"
+network = "blue"
+
+[[capture]]
+port = "tap0"
+file = "/tmp/tap0.pcap"
+"#;
+
+    #[test]
+    fn a_file_equals_its_command_line() {
+        let path = write(FILE);
+        let from_file = Settings::from_args(&args(&["--config", path.to_str().unwrap()])).unwrap();
+        let from_flags = Settings::from_args(&args(&[
+            "--fdb-aging",
+            "60",
+            "--fdb-max",
+            "100",
+            "--network",
+            "blue,subnet=198.18.1.0/24,mtu=1400",
+            "--port",
+            "tap0",
+            "--port",
+            "tap1@blue",
+            "--capture",
+            "tap0=/tmp/tap0.pcap",
+        ]))
+        .unwrap();
+        assert_eq!(from_file, from_flags);
+        assert_eq!(from_file.fdb.aging_ms, 60_000);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn the_command_line_wins() {
+        let path = write(FILE);
+        let s = Settings::from_args(&args(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--fdb-max",
+            "7",
+            "--port",
+            "tap1@red",
+        ]))
+        .unwrap();
+        assert_eq!(s.fdb.max_entries, 7);
+        assert_eq!(s.fdb.aging_ms, 60_000);
+        let tap1: Vec<_> = s.ports.iter().filter(|p| p.name == "tap1").collect();
+        assert_eq!(tap1.len(), 1);
+        assert_eq!(tap1[0].network, "red");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_key() {
+        let cases = [
+            (
+                "fdb_aging = 60\nfdb_max = \"lots\"\n",
+                "line 2, key fdb_max",
+            ),
+            ("fdb_aging = 60\n\nfdb_maxx = 3\n", "line 3, key fdb_maxx"),
+            (
+                "[[port]]\nname = \"a234567890123456\"\n",
+                "line 2, key name",
+            ),
+            (
+                "[[network]]\nname = \"blue\"\nsubnet = \"nope\"\n",
+                "line 2, key name",
+            ),
+            ("fdb_max = 0\n", "line 1, key fdb_max"),
+            ("log_level = \"loud\"\n", "line 1, key log_level"),
+        ];
+        for (text, needle) in cases {
+            let path = write(text);
+            let err =
+                Settings::from_args(&args(&["--config", path.to_str().unwrap()])).unwrap_err();
+            assert!(err.contains(needle), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+            std::fs::remove_file(path).unwrap();
+        }
+        let err = Settings::from_args(&args(&["--config", "/nonexistent/x.toml"])).unwrap_err();
+        assert!(err.contains("cannot read config"));
+    }
+}
