@@ -48,6 +48,13 @@ pub fn unique(prefix: &str) -> String {
     name
 }
 
+/// A shorter unique name (at most 11 bytes), for container names.
+pub fn short_unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}x{n}", std::process::id() % 100_000)
+}
+
 /// Runs a command, panicking with its output if it fails.
 pub fn sh(args: &[&str]) -> String {
     let out = Command::new(args[0])
@@ -94,6 +101,23 @@ impl Netns {
         sh(&["ip", "netns", "add", &name]);
         sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
         Netns { name, owned: true }
+    }
+
+    /// Takes charge of a namespace someone else made (deleting it on drop, if it is
+    /// still there).
+    pub fn guard(name: &str) -> Netns {
+        Netns {
+            name: name.to_string(),
+            owned: true,
+        }
+    }
+
+    /// A handle on a namespace known by name; it deletes nothing.
+    pub fn named(name: &str) -> Netns {
+        Netns {
+            name: name.to_string(),
+            owned: false,
+        }
     }
 
     /// A second handle on this namespace, for another thread; it deletes nothing.
@@ -317,9 +341,12 @@ impl Uswitch {
 
     /// Runs a client subcommand against this switch: `uswitch ARGS --control PATH`.
     pub fn client(&self, args: &[&str]) -> std::process::Output {
+        // --control goes before a `--` that starts a command to run.
+        let split = args.iter().position(|a| *a == "--").unwrap_or(args.len());
         let out = Command::new(USWITCH)
-            .args(args)
+            .args(&args[..split])
             .args(["--control", &self.control])
+            .args(&args[split..])
             .output()
             .expect("running the uswitch client");
         eprintln!(

@@ -1,0 +1,201 @@
+//! The namespace launcher: `uswitch network create`, `run`, `ps`, `exec`, `rm` against a
+//! running switch, as the Docker-like demos use them.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn container<'a>(ps: &'a Value, name: &str) -> &'a Value {
+    ps.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no container {name} in {ps}"))
+}
+
+#[test]
+fn containers_on_networks_talk_within_and_stay_apart_across() {
+    if !privileged("containers_on_networks_talk_within_and_stay_apart_across") {
+        return;
+    }
+    let sw = Uswitch::start(&[]);
+    sw.json(&["network", "create", "front", "--subnet", "198.18.10.0/24"]);
+    sw.json(&["network", "create", "back", "--subnet", "198.18.11.0/24"]);
+    let (web, db, app) = (short_unique("w"), short_unique("d"), short_unique("a"));
+    let _guards = [Netns::guard(&web), Netns::guard(&db), Netns::guard(&app)];
+    let run = |name: &str, nets: &[&str], extra: &[&str]| {
+        let mut args = vec!["run", "--name", name];
+        for n in nets {
+            args.extend_from_slice(&["--network", n]);
+        }
+        args.extend_from_slice(extra);
+        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        full.push("--control".into());
+        full.push(sw.control.clone());
+        let out = std::process::Command::new(USWITCH)
+            .args(&full)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "run {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&web, &["front"], &[]);
+    run(&db, &["back"], &["--ip", "198.18.11.50/24"]);
+    run(&app, &["front", "back"], &[]);
+
+    let ps = sw.json(&["ps"]);
+    assert_eq!(ps.as_array().unwrap().len(), 3);
+    let web_addr = container(&ps, &web)["interfaces"][0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(web_addr, "198.18.10.1/24", "the first free address");
+    let app_if = &container(&ps, &app)["interfaces"];
+    assert_eq!(app_if[0]["ifname"], "eth0");
+    assert_eq!(app_if[1]["ifname"], "eth1");
+    assert_eq!(app_if[0]["address"], "198.18.10.2/24");
+    assert_eq!(app_if[1]["address"], "198.18.11.1/24");
+    assert_eq!(
+        container(&ps, &db)["interfaces"][0]["address"],
+        "198.18.11.50/24"
+    );
+
+    // app is on both networks and reaches both; web and db are on one each.
+    let (web_ns, db_ns, app_ns) = (Netns::named(&web), Netns::named(&db), Netns::named(&app));
+    assert!(web_ns.ping("198.18.10.2"), "web cannot reach app on front");
+    assert!(db_ns.ping("198.18.11.1"), "db cannot reach app on back");
+    assert!(app_ns.ping("198.18.10.1") && app_ns.ping("198.18.11.50"));
+    // Even told that back's subnet is on its link, web cannot reach db: the networks
+    // are separate broadcast domains.
+    sh(&[
+        "ip",
+        "-n",
+        &web,
+        "route",
+        "add",
+        "198.18.11.0/24",
+        "dev",
+        "eth0",
+    ]);
+    assert!(
+        !web_ns.ping("198.18.11.50"),
+        "web reached db across networks"
+    );
+
+    // exec runs inside and passes the exit code through.
+    let out = sw.client(&["exec", &app, "--", "ip", "-br", "addr", "show", "eth1"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("198.18.11.1/24"));
+    assert_eq!(
+        sw.client(&["exec", &app, "--", "false"]).status.code(),
+        Some(1)
+    );
+    assert!(!sw
+        .client(&["exec", "nosuch", "--", "true"])
+        .status
+        .success());
+
+    // The human table.
+    let table = String::from_utf8_lossy(&sw.client(&["ps"]).stdout).to_string();
+    assert!(
+        table.contains(&web) && table.contains("eth0:front"),
+        "{table}"
+    );
+
+    // rm removes the namespace and the ports, and frees the address.
+    let out = sw.client(&["rm", &web]);
+    assert!(out.status.success());
+    assert!(
+        !sh_ok(&["ip", "netns", "exec", &web, "true"]),
+        "the namespace outlived rm"
+    );
+    assert_eq!(sw.json(&["ps"]).as_array().unwrap().len(), 2);
+    let ports = sw.json(&["show", "ports"]);
+    assert_eq!(ports.as_array().unwrap().len(), 3);
+    let again = short_unique("w");
+    let _g = Netns::guard(&again);
+    run(&again, &["front"], &[]);
+    let ps = sw.json(&["ps"]);
+    assert_eq!(
+        container(&ps, &again)["interfaces"][0]["address"],
+        "198.18.10.1/24"
+    );
+}
+
+#[test]
+fn launcher_errors_are_one_line() {
+    if !privileged("launcher_errors_are_one_line") {
+        return;
+    }
+    let sw = Uswitch::start(&[]);
+    sw.json(&["network", "create", "n1", "--subnet", "198.18.0.0/30"]);
+    let name = short_unique("e");
+    let _g = Netns::guard(&name);
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["network".into(), "create".into(), "n1".into()],
+            "exists already",
+        ),
+        (
+            vec![
+                "network".into(),
+                "create".into(),
+                "n2".into(),
+                "--subnet".into(),
+                "bad".into(),
+            ],
+            "not an IPv4 subnet",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--name".into(),
+                name.clone(),
+                "--network".into(),
+                "nonet".into(),
+            ],
+            "no network named nonet",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--name".into(),
+                "bad name".into(),
+                "--network".into(),
+                "n1".into(),
+            ],
+            "container name",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--name".into(),
+                name.clone(),
+                "--network".into(),
+                "n1".into(),
+                "--ip".into(),
+                "198.18.5.1/24".into(),
+            ],
+            "outside",
+        ),
+        (
+            vec!["rm".into(), "nosuch".into()],
+            "no container named nosuch",
+        ),
+    ];
+    for (args, needle) in cases {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = sw.client(&refs);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // A failed run leaves nothing behind: no ports, no namespace.
+    assert_eq!(sw.json(&["show", "ports"]).as_array().unwrap().len(), 0);
+    assert!(!sh_ok(&["ip", "netns", "exec", &name, "true"]));
+}
