@@ -54,6 +54,17 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub mac_move_hold_down: Option<f64>,
 
+    /// Attach the existing interface IFACE (a NIC or a veth end) to NETWORK through a
+    /// promiscuous AF_PACKET socket: the network's containers appear on IFACE's LAN with
+    /// their own MACs (like Docker's macvlan). Repeatable.
+    #[arg(long = "uplink", value_name = "IFACE[@NETWORK]")]
+    pub uplinks: Vec<PortSpec>,
+
+    /// A TAP left in uswitch's namespace with address ADDR/PREFIX, so this host reaches
+    /// NETWORK's containers (like docker0's address). Repeatable.
+    #[arg(long = "host-port", value_name = "NAME@NETWORK=ADDR/PREFIX", value_parser = parse_host_port)]
+    pub host_ports: Vec<HostPortSpec>,
+
     /// Declare a network: its subnet (for `uswitch run` addresses) and the MTU its TAPs
     /// get. Networks named by --port only need no declaration. Repeatable.
     #[arg(long = "network", value_name = "NAME[,subnet=CIDR][,mtu=N]", value_parser = parse_network)]
@@ -250,6 +261,45 @@ pub struct RunArgs {
     pub cmd: Vec<String>,
 }
 
+/// One `--host-port NAME@NETWORK=ADDR/PREFIX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPortSpec {
+    pub port: PortSpec,
+    pub address: String,
+}
+
+impl HostPortSpec {
+    pub fn new(name: &str, network: &str, address: &str) -> Result<HostPortSpec, String> {
+        let port: PortSpec = format!("{name}@{network}").parse()?;
+        let (addr, prefix) = address
+            .split_once('/')
+            .ok_or_else(|| format!("host port address '{address}': give ADDR/PREFIX, such as 198.18.0.254/24"))?;
+        let ok_prefix = |max: u8| prefix.parse::<u8>().is_ok_and(|p| (1..=max).contains(&p));
+        let valid = match addr.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => ok_prefix(32),
+            Ok(std::net::IpAddr::V6(_)) => ok_prefix(128),
+            Err(_) => false,
+        };
+        if !valid {
+            return Err(format!("host port address '{address}' is not ADDR/PREFIX"));
+        }
+        Ok(HostPortSpec {
+            port,
+            address: address.to_string(),
+        })
+    }
+}
+
+fn parse_host_port(s: &str) -> Result<HostPortSpec, String> {
+    let (spec, address) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}': give NAME@NETWORK=ADDR/PREFIX"))?;
+    let (name, network) = spec
+        .split_once('@')
+        .ok_or_else(|| format!("'{s}': give NAME@NETWORK=ADDR/PREFIX (the network is required)"))?;
+    HostPortSpec::new(name, network, address)
+}
+
 /// One `--network NAME[,subnet=CIDR][,mtu=N]` (or `[[network]]` of the config file).
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -389,6 +439,20 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 impl SwitchArgs {
     /// Refuses combinations no single flag can check.
     pub fn validate(&self) -> Result<(), String> {
+        let names: Vec<&str> = self
+            .ports
+            .iter()
+            .chain(&self.uplinks)
+            .chain(self.host_ports.iter().map(|h| &h.port))
+            .map(|p| p.name.as_str())
+            .collect();
+        for (i, p) in names.iter().enumerate() {
+            if names[..i].contains(p) {
+                return Err(format!(
+                    "port {p} is given twice; each --port, --uplink and --host-port needs its own interface"
+                ));
+            }
+        }
         for (i, p) in self.ports.iter().enumerate() {
             if self.ports[..i].iter().any(|q| q.name == p.name) {
                 return Err(format!(
@@ -398,7 +462,7 @@ impl SwitchArgs {
             }
         }
         for (port, _) in &self.capture {
-            if !self.ports.iter().any(|p| &p.name == port) {
+            if !names.contains(&port.as_str()) {
                 return Err(format!(
                     "--capture names port {port}, which no --port attaches"
                 ));

@@ -108,7 +108,7 @@ impl Switch {
                     .ports
                     .get(id.0 as usize)
                     .and_then(Option::as_ref)
-                    .is_some_and(|p| p.tap.created());
+                    .is_some_and(|p| p.dev.created());
                 let mtu = self.fwd.port(id).map_or(0, |p| p.mtu());
                 Ok(
                     json!({ "name": spec.name, "network": spec.network, "created": created, "mtu": mtu }),
@@ -252,11 +252,11 @@ impl Switch {
                 json!({
                     "name": p.name(),
                     "network": self.network_name(p.network()),
-                    "kind": "tap",
+                    "kind": io.map_or("?", |io| io.dev.kind()),
                     "state": "forwarding",
                     "mtu": p.mtu(),
                     "offloads": Vec::<String>::new(),
-                    "created": io.is_some_and(|io| io.tap.created()),
+                    "created": io.is_some_and(|io| io.dev.created()),
                     "capture": io.and_then(|io| io.capture.as_ref()).map(|c| c.path().display().to_string()),
                     "counters": counters_json(p.counters()),
                 })

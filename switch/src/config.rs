@@ -29,7 +29,7 @@ use forwarder::FdbConfig;
 use log::LevelFilter;
 use serde::Deserialize;
 
-use crate::cli::{NetworkSpec, PortSpec, SwitchArgs, DEFAULT_NETWORK};
+use crate::cli::{HostPortSpec, NetworkSpec, PortSpec, SwitchArgs, DEFAULT_NETWORK};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +46,18 @@ struct FileConfig {
     port: Vec<FilePort>,
     #[serde(default)]
     capture: Vec<FileCapture>,
+    #[serde(default)]
+    uplink: Vec<FilePort>,
+    #[serde(default)]
+    host_port: Vec<FileHostPort>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHostPort {
+    name: String,
+    network: String,
+    address: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +80,8 @@ pub struct Settings {
     pub fdb: FdbConfig,
     pub networks: Vec<NetworkSpec>,
     pub ports: Vec<PortSpec>,
+    pub uplinks: Vec<PortSpec>,
+    pub host_ports: Vec<HostPortSpec>,
     pub captures: Vec<(String, PathBuf)>,
     pub log_level: Option<LevelFilter>,
     pub control: Option<PathBuf>,
@@ -109,6 +123,14 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, String> {
         );
         spec.parse::<PortSpec>()
             .map_err(|m| key_err(&format!("\"{}\"", p.name), m))?;
+    }
+    for p in &cfg.uplink {
+        let spec = format!("{}@{}", p.name, p.network.as_deref().unwrap_or(DEFAULT_NETWORK));
+        spec.parse::<PortSpec>()
+            .map_err(|m| key_err(&format!("\"{}\"", p.name), m))?;
+    }
+    for h in &cfg.host_port {
+        HostPortSpec::new(&h.name, &h.network, &h.address).map_err(|m| key_err(&format!("\"{}\"", h.name), m))?;
     }
     if cfg.fdb_max == Some(0) {
         return Err(key_err(
@@ -177,6 +199,26 @@ impl Settings {
             ports.retain(|f| f.name != p.name);
             ports.push(p.clone());
         }
+        let mut uplinks: Vec<PortSpec> = file
+            .uplink
+            .into_iter()
+            .map(|p| PortSpec {
+                name: p.name,
+                network: p.network.unwrap_or_else(|| DEFAULT_NETWORK.to_string()),
+            })
+            .collect();
+        for p in &args.uplinks {
+            uplinks.retain(|f| f.name != p.name);
+            uplinks.push(p.clone());
+        }
+        let mut host_ports: Vec<HostPortSpec> = Vec::new();
+        for h in &file.host_port {
+            host_ports.push(HostPortSpec::new(&h.name, &h.network, &h.address)?);
+        }
+        for h in &args.host_ports {
+            host_ports.retain(|f| f.port.name != h.port.name);
+            host_ports.push(h.clone());
+        }
         let mut captures: Vec<(String, PathBuf)> =
             file.capture.into_iter().map(|c| (c.port, c.file)).collect();
         for c in &args.capture {
@@ -184,7 +226,8 @@ impl Settings {
             captures.push(c.clone());
         }
         for (port, _) in &captures {
-            if !ports.iter().any(|p| &p.name == port) {
+            let attached = ports.iter().chain(&uplinks).chain(host_ports.iter().map(|h| &h.port));
+            if !attached.map(|p| &p.name).any(|n| n == port) {
                 return Err(format!(
                     "a capture names port {port}, which no port attaches"
                 ));
@@ -197,6 +240,8 @@ impl Settings {
             fdb,
             networks,
             ports,
+            uplinks,
+            host_ports,
             captures,
             log_level,
             control: args.control.clone().or(file.control),
@@ -247,6 +292,15 @@ network = "blue"
 [[capture]]
 port = "tap0"
 file = "/tmp/tap0.pcap"
+
+[[uplink]]
+name = "eth1"
+network = "blue"
+
+[[host_port]]
+name = "host0"
+network = "blue"
+address = "198.18.1.254/24"
 "#;
 
     #[test]
@@ -266,6 +320,10 @@ file = "/tmp/tap0.pcap"
             "tap1@blue",
             "--capture",
             "tap0=/tmp/tap0.pcap",
+            "--uplink",
+            "eth1@blue",
+            "--host-port",
+            "host0@blue=198.18.1.254/24",
         ]))
         .unwrap();
         assert_eq!(from_file, from_flags);

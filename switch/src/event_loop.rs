@@ -17,6 +17,8 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::capture::{Capture, Stopped};
 use crate::control::{ControlError, ControlEvent, ControlServer, Response};
+use crate::device::Device;
+use crate::packet::PacketSocket;
 use crate::tap::{is_vanished, Tap, TapError};
 
 /// Frames read from one port before the loop turns to the next.
@@ -46,7 +48,7 @@ pub enum StartError {
 }
 
 pub(crate) struct PortIo {
-    pub(crate) tap: Tap,
+    pub(crate) dev: Device,
     /// On the ready list: readable and not yet drained.
     queued: bool,
     pub(crate) capture: Option<Capture>,
@@ -72,7 +74,7 @@ impl PortIo {
             };
             info!(
                 "capture on {} into {path} ended after {frames} frames: {why}",
-                self.tap.name()
+                self.dev.name()
             );
         }
     }
@@ -142,26 +144,68 @@ impl Switch {
         }
         tap.bring_up()?;
         let mtu = tap.mtu()?;
-        let id = self.fwd.add_port(name, network, mtu)?;
-        let fd = tap.as_raw_fd_for_poll();
-        if let Err(e) = self.poll.registry().register(
-            &mut SourceFd(&fd),
-            Token(id.0 as usize),
-            Interest::READABLE,
-        ) {
+        self.attach(Device::Tap(tap), network, mtu)
+    }
+
+    /// Attaches the existing interface `name` to `network` as an uplink (AF_PACKET,
+    /// promiscuous). The interface's own MTU and state are left alone.
+    pub fn add_uplink_port(&mut self, name: &str, network: &str) -> Result<PortId, StartError> {
+        let sock = PacketSocket::open(name)?;
+        let mtu = crate::tap::interface_mtu(name)?;
+        self.attach(Device::Uplink(sock), network, mtu)
+    }
+
+    /// Attaches a TAP that stays in uswitch's namespace with an address: the host's own
+    /// door into the network.
+    pub fn add_host_port(&mut self, spec: &crate::cli::HostPortSpec) -> Result<PortId, String> {
+        let id = self
+            .add_tap_port(&spec.port.name, &spec.port.network)
+            .map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("ip")
+            .args(["addr", "replace", &spec.address, "dev", &spec.port.name])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {
+                info!("host port {} has address {}", spec.port.name, spec.address);
+                Ok(id)
+            }
+            Ok(o) => Err(format!(
+                "giving host port {} the address {}: {}",
+                spec.port.name,
+                spec.address,
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => Err(format!("running ip (iproute2) for host port {}: {e}", spec.port.name)),
+        }
+    }
+
+    fn attach(&mut self, dev: Device, network: &str, mtu: usize) -> Result<PortId, StartError> {
+        let name = dev.name().to_string();
+        let id = self.fwd.add_port(&name, network, mtu)?;
+        let fd = dev.raw_fd();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut SourceFd(&fd), Token(id.0 as usize), Interest::READABLE)
+        {
             self.fwd.remove_port(id);
             return Err(StartError::Poll(e));
         }
         info!(
-            "attached port {name} to network {network} ({} TAP, mtu {mtu})",
-            if tap.created() { "created" } else { "existing" }
+            "attached port {name} to network {network} ({}{}, mtu {mtu})",
+            match (&dev, dev.created()) {
+                (Device::Tap(_), true) => "created ",
+                (Device::Tap(_), false) => "existing ",
+                (Device::Uplink(_), _) => "",
+            },
+            if dev.kind() == "tap" { "TAP" } else { "uplink" }
         );
         let slot = id.0 as usize;
         if self.ports.len() <= slot {
             self.ports.resize_with(slot + 1, || None);
         }
         self.ports[slot] = Some(PortIo {
-            tap,
+            dev,
             queued: true,
             capture: None,
         });
@@ -289,7 +333,7 @@ impl Switch {
             let Some(Some(port)) = self.ports.get_mut(id.0 as usize) else {
                 return false;
             };
-            let n = match port.tap.read(&mut self.buf) {
+            let n = match port.dev.read(&mut self.buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -360,7 +404,7 @@ impl Switch {
                 warn!("capture into {path}: {e}");
             }
         }
-        let fd = io.tap.as_raw_fd_for_poll();
+        let fd = io.dev.raw_fd();
         // The fd is closed right after; a failed deregister changes nothing.
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         self.ready.retain(|&p| p != id);
@@ -391,12 +435,13 @@ impl Switch {
 
     /// Detaches a port at the operator's wish, saying what became of its TAP.
     pub(crate) fn remove_port(&mut self, id: PortId) -> Option<(forwarder::Port, bool)> {
-        let created = self.ports.get(id.0 as usize)?.as_ref()?.tap.created();
+        let io = self.ports.get(id.0 as usize)?.as_ref()?;
+        let (created, kind) = (io.dev.created(), io.dev.kind());
         let port = self.detach(id)?;
-        if created {
-            info!("removed TAP {}", port.name());
-        } else {
-            info!("left TAP {} in place", port.name());
+        match (kind, created) {
+            ("tap", true) => info!("removed TAP {}", port.name()),
+            ("tap", false) => info!("left TAP {} in place", port.name()),
+            _ => info!("released uplink {}", port.name()),
         }
         Some((port, created))
     }
@@ -427,7 +472,7 @@ fn transmit(
     if !fwd.admit_egress(egress, frame) {
         return;
     }
-    match port.tap.write(frame) {
+    match port.dev.write(frame) {
         Ok(_) => {
             fwd.record_tx(egress, frame.len());
             port.capture(frame);

@@ -8,6 +8,8 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod control;
+pub mod device;
 pub mod event_loop;
 pub mod launcher;
+pub mod packet;
 pub mod tap;

@@ -55,7 +55,7 @@ fn run_switch(settings: &Settings) -> ExitCode {
     let nets = switch.forwarder().networks().count();
     info!(
         "uswitch running: {} port(s) in {nets} network(s) (fdb max {}, aging {} s), control socket {}",
-        settings.ports.len(),
+        settings.ports.len() + settings.uplinks.len() + settings.host_ports.len(),
         settings.fdb.max_entries,
         settings.fdb.aging_ms / 1000,
         control.display()
@@ -80,6 +80,14 @@ fn set_up(switch: &mut Switch, settings: &Settings) -> Result<(), String> {
         switch
             .add_tap_port(&port.name, &port.network)
             .map_err(|e| e.to_string())?;
+    }
+    for up in &settings.uplinks {
+        switch
+            .add_uplink_port(&up.name, &up.network)
+            .map_err(|e| e.to_string())?;
+    }
+    for h in &settings.host_ports {
+        switch.add_host_port(h)?;
     }
     for (port, file) in &settings.captures {
         switch.start_capture(port, file, None)?;

@@ -244,21 +244,7 @@ impl Tap {
 
     /// The netdev's MTU.
     pub fn mtu(&self) -> Result<usize, TapError> {
-        let io_err = |step, source| TapError::Io {
-            name: self.name.clone(),
-            step,
-            source,
-        };
-        let sock = control_socket().map_err(|e| io_err("opening a control socket", e))?;
-        let mut req = IfReq::new(&self.name);
-        ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU as libc::Ioctl, &mut req)
-            .map_err(|e| io_err("SIOCGIFMTU", e))?;
-        usize::try_from(req.int()).map_err(|_| {
-            io_err(
-                "SIOCGIFMTU",
-                io::Error::new(io::ErrorKind::InvalidData, "negative MTU"),
-            )
-        })
+        interface_mtu(&self.name)
     }
 
     /// Reads one frame. `WouldBlock` when the queue is empty.
@@ -289,6 +275,19 @@ impl Tap {
     pub fn as_raw_fd_for_poll(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// The MTU of the interface `name` in uswitch's namespace.
+pub fn interface_mtu(name: &str) -> Result<usize, TapError> {
+    let io_err = |source| TapError::Io {
+        name: name.to_string(),
+        step: "SIOCGIFMTU",
+        source,
+    };
+    let sock = control_socket().map_err(io_err)?;
+    let mut req = IfReq::new(name);
+    ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU as libc::Ioctl, &mut req).map_err(io_err)?;
+    usize::try_from(req.int()).map_err(|_| io_err(io::Error::new(io::ErrorKind::InvalidData, "negative MTU")))
 }
 
 /// Whether an I/O error means the TAP's netdev is gone for good (deleted, or its

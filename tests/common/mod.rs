@@ -137,6 +137,15 @@ impl Netns {
         sh(&["ip", "-n", &self.name, "link", "set", tap, "up"]);
     }
 
+    /// Like [`Netns::adopt`], for a TAP that lives in namespace `from` (a switch started
+    /// with [`Uswitch::start_in`]).
+    pub fn adopt_from(&self, from: &Netns, tap: &str, mac: &str, cidr: &str) {
+        sh(&["ip", "-n", &from.name, "link", "set", tap, "netns", &self.name]);
+        sh(&["ip", "-n", &self.name, "link", "set", tap, "address", mac]);
+        sh(&["ip", "-n", &self.name, "addr", "add", cidr, "dev", tap]);
+        sh(&["ip", "-n", &self.name, "link", "set", tap, "up"]);
+    }
+
     /// `ip netns exec NS args...`, reporting success.
     pub fn exec_ok(&self, args: &[&str]) -> bool {
         let mut full = vec!["ip", "netns", "exec", &self.name];
@@ -310,8 +319,19 @@ pub struct Uswitch {
 impl Uswitch {
     /// Starts uswitch with `args` and waits until it reports it is running.
     pub fn start(args: &[&str]) -> Uswitch {
+        Self::spawn(Command::new(USWITCH), args)
+    }
+
+    /// Starts uswitch inside the namespace `ns` (`ip netns exec` keeps the pid).
+    pub fn start_in(ns: &Netns, args: &[&str]) -> Uswitch {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns.name, USWITCH]);
+        Self::spawn(cmd, args)
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str]) -> Uswitch {
         let control = control_path();
-        let mut child = Command::new(USWITCH)
+        let mut child = cmd
             .args(args)
             .args(["--control", &control])
             .env_remove("RUST_LOG")

@@ -1,0 +1,73 @@
+//! Ports beyond plain TAPs: an uplink (AF_PACKET on an existing interface) and a host
+//! port (a TAP with an address in the switch's own namespace). The switch runs in a
+//! namespace of its own so nothing touches the machine's root namespace.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn an_uplink_puts_containers_on_the_lan_with_their_own_macs() {
+    if !privileged("an_uplink_puts_containers_on_the_lan_with_their_own_macs") {
+        return;
+    }
+    let (swns, lan, c1) = (Netns::new(), Netns::new(), Netns::new());
+    let (up, peer, tap) = (unique("uv"), unique("uv"), unique("ut"));
+    sh(&["ip", "-n", &swns.name, "link", "add", &up, "type", "veth", "peer", "name", &peer, "netns", &lan.name]);
+    sh(&["ip", "-n", &swns.name, "link", "set", &up, "up"]);
+    sh(&["ip", "-n", &lan.name, "addr", "add", "198.18.0.100/24", "dev", &peer]);
+    sh(&["ip", "-n", &lan.name, "link", "set", &peer, "up"]);
+
+    let mut sw = Uswitch::start_in(&swns, &["--port", &tap, "--uplink", &up]);
+    c1.adopt_from(&swns, &tap, "02:00:00:00:00:01", "198.18.0.1/24");
+    assert!(c1.ping("198.18.0.100"), "the container cannot reach the LAN host");
+    assert!(lan.ping("198.18.0.1"), "the LAN host cannot reach the container");
+    // The LAN sees the container's own MAC, not the uplink's.
+    let neigh = sh(&["ip", "-n", &lan.name, "neigh", "show", "198.18.0.1"]);
+    assert!(neigh.contains("02:00:00:00:00:01"), "{neigh}");
+    tcp_exchange(&c1, &lan, "198.18.0.100", 5200, 4 << 20);
+
+    let ports = sw.json(&["show", "ports"]);
+    let uplink = ports.as_array().unwrap().iter().find(|p| p["name"] == up.as_str()).unwrap();
+    assert_eq!(uplink["kind"], "uplink");
+    assert!(uplink["counters"]["rx_frames"].as_u64() > Some(100));
+    assert!(sw.stop().success());
+    // The uplink itself is left in place.
+    assert!(link_exists(Some(&swns.name), &up));
+}
+
+#[test]
+fn a_host_port_lets_the_switch_host_reach_its_containers() {
+    if !privileged("a_host_port_lets_the_switch_host_reach_its_containers") {
+        return;
+    }
+    let (swns, c1) = (Netns::new(), Netns::new());
+    let (tap, host) = (unique("ut"), unique("uh"));
+    let mut sw = Uswitch::start_in(
+        &swns,
+        &["--port", &tap, "--host-port", &format!("{host}@default=198.18.0.254/24")],
+    );
+    c1.adopt_from(&swns, &tap, "02:00:00:00:00:01", "198.18.0.1/24");
+    assert!(c1.ping("198.18.0.254"), "the container cannot reach the host port");
+    assert!(swns.ping("198.18.0.1"), "the host cannot reach the container");
+    tcp_exchange(&swns, &c1, "198.18.0.1", 5201, 4 << 20);
+    let addr = sh(&["ip", "-n", &swns.name, "-br", "addr", "show", "dev", &host]);
+    assert!(addr.contains("198.18.0.254/24"), "{addr}");
+    assert!(sw.stop().success());
+    assert!(!link_exists(Some(&swns.name), &host), "the host port outlived the switch");
+}
+
+#[test]
+fn a_missing_uplink_is_one_clear_line() {
+    if !privileged("a_missing_uplink_is_one_clear_line") {
+        return;
+    }
+    let out = std::process::Command::new(USWITCH)
+        .args(["--uplink", "nosuchif0", "--control", &control_path()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("nosuchif0") && err.contains("no such interface"), "{err}");
+}
