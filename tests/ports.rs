@@ -13,22 +13,45 @@ fn an_uplink_puts_containers_on_the_lan_with_their_own_macs() {
     }
     let (swns, lan, c1) = (Netns::new(), Netns::new(), Netns::new());
     let (up, peer, tap) = (unique("uv"), unique("uv"), unique("ut"));
-    sh(&["ip", "-n", &swns.name, "link", "add", &up, "type", "veth", "peer", "name", &peer, "netns", &lan.name]);
+    sh(&[
+        "ip", "-n", &swns.name, "link", "add", &up, "type", "veth", "peer", "name", &peer, "netns",
+        &lan.name,
+    ]);
     sh(&["ip", "-n", &swns.name, "link", "set", &up, "up"]);
-    sh(&["ip", "-n", &lan.name, "addr", "add", "198.18.0.100/24", "dev", &peer]);
+    sh(&[
+        "ip",
+        "-n",
+        &lan.name,
+        "addr",
+        "add",
+        "198.18.0.100/24",
+        "dev",
+        &peer,
+    ]);
     sh(&["ip", "-n", &lan.name, "link", "set", &peer, "up"]);
 
     let mut sw = Uswitch::start_in(&swns, &["--port", &tap, "--uplink", &up]);
     c1.adopt_from(&swns, &tap, "02:00:00:00:00:01", "198.18.0.1/24");
-    assert!(c1.ping("198.18.0.100"), "the container cannot reach the LAN host");
-    assert!(lan.ping("198.18.0.1"), "the LAN host cannot reach the container");
+    assert!(
+        c1.ping("198.18.0.100"),
+        "the container cannot reach the LAN host"
+    );
+    assert!(
+        lan.ping("198.18.0.1"),
+        "the LAN host cannot reach the container"
+    );
     // The LAN sees the container's own MAC, not the uplink's.
     let neigh = sh(&["ip", "-n", &lan.name, "neigh", "show", "198.18.0.1"]);
     assert!(neigh.contains("02:00:00:00:00:01"), "{neigh}");
     tcp_exchange(&c1, &lan, "198.18.0.100", 5200, 4 << 20);
 
     let ports = sw.json(&["show", "ports"]);
-    let uplink = ports.as_array().unwrap().iter().find(|p| p["name"] == up.as_str()).unwrap();
+    let uplink = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == up.as_str())
+        .unwrap();
     assert_eq!(uplink["kind"], "uplink");
     assert!(uplink["counters"]["rx_frames"].as_u64() > Some(100));
     assert!(sw.stop().success());
@@ -45,16 +68,30 @@ fn a_host_port_lets_the_switch_host_reach_its_containers() {
     let (tap, host) = (unique("ut"), unique("uh"));
     let mut sw = Uswitch::start_in(
         &swns,
-        &["--port", &tap, "--host-port", &format!("{host}@default=198.18.0.254/24")],
+        &[
+            "--port",
+            &tap,
+            "--host-port",
+            &format!("{host}@default=198.18.0.254/24"),
+        ],
     );
     c1.adopt_from(&swns, &tap, "02:00:00:00:00:01", "198.18.0.1/24");
-    assert!(c1.ping("198.18.0.254"), "the container cannot reach the host port");
-    assert!(swns.ping("198.18.0.1"), "the host cannot reach the container");
+    assert!(
+        c1.ping("198.18.0.254"),
+        "the container cannot reach the host port"
+    );
+    assert!(
+        swns.ping("198.18.0.1"),
+        "the host cannot reach the container"
+    );
     tcp_exchange(&swns, &c1, "198.18.0.1", 5201, 4 << 20);
     let addr = sh(&["ip", "-n", &swns.name, "-br", "addr", "show", "dev", &host]);
     assert!(addr.contains("198.18.0.254/24"), "{addr}");
     assert!(sw.stop().success());
-    assert!(!link_exists(Some(&swns.name), &host), "the host port outlived the switch");
+    assert!(
+        !link_exists(Some(&swns.name), &host),
+        "the host port outlived the switch"
+    );
 }
 
 #[test]
@@ -69,5 +106,8 @@ fn a_missing_uplink_is_one_clear_line() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains("nosuchif0") && err.contains("no such interface"), "{err}");
+    assert!(
+        err.contains("nosuchif0") && err.contains("no such interface"),
+        "{err}"
+    );
 }

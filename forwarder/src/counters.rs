@@ -28,11 +28,14 @@ pub enum DropReason {
     EgressDown,
     /// Any other write error on the egress port.
     EgressError,
+    /// An offload the switch cannot finish in software (a GSO type it does not segment,
+    /// a malformed virtio-net header).
+    BadOffload,
 }
 
 impl DropReason {
     /// How many reasons there are (the length of a counter array).
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 12;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -47,6 +50,7 @@ impl DropReason {
         DropReason::EgressFull,
         DropReason::EgressDown,
         DropReason::EgressError,
+        DropReason::BadOffload,
     ];
 
     /// The reason's stable snake-case name, used in logs and statistics.
@@ -63,6 +67,7 @@ impl DropReason {
             DropReason::EgressFull => "egress_full",
             DropReason::EgressDown => "egress_down",
             DropReason::EgressError => "egress_error",
+            DropReason::BadOffload => "bad_offload",
         }
     }
 

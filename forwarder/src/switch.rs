@@ -277,6 +277,15 @@ impl Forwarder {
         }
     }
 
+    /// Counts a frame received on `port` that the shell dropped before the forwarder saw it.
+    pub fn record_rx_drop(&mut self, port: PortId, len: usize, reason: DropReason) {
+        if let Some(port) = self.port_mut(port) {
+            port.counters.rx_frames += 1;
+            port.counters.rx_bytes += len as u64;
+            port.counters.count_drop(reason);
+        }
+    }
+
     /// Counts a frame that `egress` could not take.
     pub fn record_tx_drop(&mut self, egress: PortId, reason: DropReason) {
         if let Some(port) = self.port_mut(egress) {

@@ -271,9 +271,9 @@ pub struct HostPortSpec {
 impl HostPortSpec {
     pub fn new(name: &str, network: &str, address: &str) -> Result<HostPortSpec, String> {
         let port: PortSpec = format!("{name}@{network}").parse()?;
-        let (addr, prefix) = address
-            .split_once('/')
-            .ok_or_else(|| format!("host port address '{address}': give ADDR/PREFIX, such as 198.18.0.254/24"))?;
+        let (addr, prefix) = address.split_once('/').ok_or_else(|| {
+            format!("host port address '{address}': give ADDR/PREFIX, such as 198.18.0.254/24")
+        })?;
         let ok_prefix = |max: u8| prefix.parse::<u8>().is_ok_and(|p| (1..=max).contains(&p));
         let valid = match addr.parse::<std::net::IpAddr>() {
             Ok(std::net::IpAddr::V4(_)) => ok_prefix(32),

@@ -125,12 +125,17 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, String> {
             .map_err(|m| key_err(&format!("\"{}\"", p.name), m))?;
     }
     for p in &cfg.uplink {
-        let spec = format!("{}@{}", p.name, p.network.as_deref().unwrap_or(DEFAULT_NETWORK));
+        let spec = format!(
+            "{}@{}",
+            p.name,
+            p.network.as_deref().unwrap_or(DEFAULT_NETWORK)
+        );
         spec.parse::<PortSpec>()
             .map_err(|m| key_err(&format!("\"{}\"", p.name), m))?;
     }
     for h in &cfg.host_port {
-        HostPortSpec::new(&h.name, &h.network, &h.address).map_err(|m| key_err(&format!("\"{}\"", h.name), m))?;
+        HostPortSpec::new(&h.name, &h.network, &h.address)
+            .map_err(|m| key_err(&format!("\"{}\"", h.name), m))?;
     }
     if cfg.fdb_max == Some(0) {
         return Err(key_err(
@@ -226,7 +231,10 @@ impl Settings {
             captures.push(c.clone());
         }
         for (port, _) in &captures {
-            let attached = ports.iter().chain(&uplinks).chain(host_ports.iter().map(|h| &h.port));
+            let attached = ports
+                .iter()
+                .chain(&uplinks)
+                .chain(host_ports.iter().map(|h| &h.port));
             if !attached.map(|p| &p.name).any(|n| n == port) {
                 return Err(format!(
                     "a capture names port {port}, which no port attaches"

@@ -17,6 +17,11 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::capture::{Capture, Stopped};
 use crate::control::{ControlError, ControlEvent, ControlServer, Response};
+use packets::offload::{
+    complete_checksum, segment_tcp, VirtioNetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4,
+    GSO_TCPV6, VIRTIO_NET_HDR_LEN,
+};
+
 use crate::device::Device;
 use crate::packet::PacketSocket;
 use crate::tap::{is_vanished, Tap, TapError};
@@ -91,6 +96,7 @@ pub struct Switch {
     ready: Vec<PortId>,
     vanished: Vec<(PortId, String)>,
     flood_scratch: Vec<PortId>,
+    segment_scratch: Vec<u8>,
     buf: Vec<u8>,
     start: Instant,
 }
@@ -122,6 +128,7 @@ impl Switch {
             ready: Vec::new(),
             vanished: Vec::new(),
             flood_scratch: Vec::new(),
+            segment_scratch: Vec::with_capacity(FRAME_BUF),
             buf: vec![0; FRAME_BUF],
             start: Instant::now(),
         })
@@ -175,7 +182,10 @@ impl Switch {
                 spec.address,
                 String::from_utf8_lossy(&o.stderr).trim()
             )),
-            Err(e) => Err(format!("running ip (iproute2) for host port {}: {e}", spec.port.name)),
+            Err(e) => Err(format!(
+                "running ip (iproute2) for host port {}: {e}",
+                spec.port.name
+            )),
         }
     }
 
@@ -183,11 +193,11 @@ impl Switch {
         let name = dev.name().to_string();
         let id = self.fwd.add_port(&name, network, mtu)?;
         let fd = dev.raw_fd();
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut SourceFd(&fd), Token(id.0 as usize), Interest::READABLE)
-        {
+        if let Err(e) = self.poll.registry().register(
+            &mut SourceFd(&fd),
+            Token(id.0 as usize),
+            Interest::READABLE,
+        ) {
             self.fwd.remove_port(id);
             return Err(StartError::Poll(e));
         }
@@ -333,6 +343,7 @@ impl Switch {
             let Some(Some(port)) = self.ports.get_mut(id.0 as usize) else {
                 return false;
             };
+            let uplink = matches!(port.dev, Device::Uplink(_));
             let n = match port.dev.read(&mut self.buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -342,31 +353,52 @@ impl Switch {
                     return false;
                 }
             };
-            let frame = &self.buf[..n];
-            port.capture(frame);
-            match self.fwd.process(id, frame, now) {
-                Decision::Forward(egress) => transmit(
-                    &mut self.fwd,
-                    &mut self.ports,
-                    &mut self.vanished,
-                    egress,
-                    frame,
-                ),
-                Decision::Flood(net) => {
-                    self.fwd.flood_targets(net, id, &mut self.flood_scratch);
-                    for &egress in &self.flood_scratch {
-                        transmit(
-                            &mut self.fwd,
-                            &mut self.ports,
-                            &mut self.vanished,
-                            egress,
+            let mut plane = Plane {
+                fwd: &mut self.fwd,
+                ports: &mut self.ports,
+                vanished: &mut self.vanished,
+                flood_scratch: &mut self.flood_scratch,
+                ingress: id,
+                now,
+            };
+            if !uplink {
+                plane.forward(&self.buf[..n]);
+                continue;
+            }
+            // An uplink frame comes behind a virtio-net header: finish what the sender
+            // left to offloads before anything else sees it.
+            let Some(hdr) = VirtioNetHdr::parse(&self.buf[..n]) else {
+                plane.fwd.record_rx_drop(id, n, DropReason::BadOffload);
+                continue;
+            };
+            let frame = &mut self.buf[VIRTIO_NET_HDR_LEN..n];
+            let done = match hdr.gso_type & !GSO_ECN {
+                GSO_NONE => {
+                    let ok = hdr.flags & F_NEEDS_CSUM == 0
+                        || complete_checksum(
                             frame,
-                        );
+                            hdr.csum_start as usize,
+                            hdr.csum_offset as usize,
+                        )
+                        .is_ok();
+                    if ok {
+                        plane.forward(frame);
                     }
+                    ok
                 }
-                Decision::Drop(reason) => {
-                    debug!("dropped a {n}-byte frame from port {}: {reason}", id.0)
-                }
+                GSO_TCPV4 | GSO_TCPV6 => segment_tcp(
+                    frame,
+                    hdr.gso_size as usize,
+                    &mut self.segment_scratch,
+                    |seg| plane.forward(seg),
+                )
+                .is_ok(),
+                _ => false,
+            };
+            if !done {
+                plane
+                    .fwd
+                    .record_rx_drop(id, frame.len(), DropReason::BadOffload);
             }
         }
         true
@@ -455,6 +487,44 @@ impl Switch {
             self.remove_port(id);
         }
         self.control = None;
+    }
+}
+
+/// The parts of the switch one received frame touches, borrowed for its journey.
+struct Plane<'a> {
+    fwd: &'a mut Forwarder,
+    ports: &'a mut [Option<PortIo>],
+    vanished: &'a mut Vec<(PortId, String)>,
+    flood_scratch: &'a mut Vec<PortId>,
+    ingress: PortId,
+    now: Millis,
+}
+
+impl Plane<'_> {
+    /// Captures, learns, decides and transmits one frame from the ingress port.
+    fn forward(&mut self, frame: &[u8]) {
+        if let Some(Some(port)) = self.ports.get_mut(self.ingress.0 as usize) {
+            port.capture(frame);
+        }
+        match self.fwd.process(self.ingress, frame, self.now) {
+            Decision::Forward(egress) => {
+                transmit(self.fwd, self.ports, self.vanished, egress, frame)
+            }
+            Decision::Flood(net) => {
+                self.fwd
+                    .flood_targets(net, self.ingress, self.flood_scratch);
+                for &egress in self.flood_scratch.iter() {
+                    transmit(self.fwd, self.ports, self.vanished, egress, frame);
+                }
+            }
+            Decision::Drop(reason) => {
+                debug!(
+                    "dropped a {}-byte frame from port {}: {reason}",
+                    frame.len(),
+                    self.ingress.0
+                )
+            }
+        }
     }
 }
 

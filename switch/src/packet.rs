@@ -6,10 +6,15 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use packets::offload::VIRTIO_NET_HDR_LEN;
+
 use crate::tap::{validate_ifname, TapError};
 
 /// `PACKET_IGNORE_OUTGOING` (Linux 4.20): do not hand our own transmissions back to us.
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+/// `PACKET_VNET_HDR`: every frame carries a virtio-net header, so partial checksums and
+/// GSO frames (veth peers and GRO hand us both) arrive described rather than broken.
+const PACKET_VNET_HDR: libc::c_int = 15;
 
 /// A raw packet socket bound to one interface.
 #[derive(Debug)]
@@ -48,7 +53,10 @@ impl PacketSocket {
             return Err(TapError::Io {
                 name: name.to_string(),
                 step: "finding the uplink interface",
-                source: io::Error::new(io::ErrorKind::NotFound, "no such interface in this namespace"),
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no such interface in this namespace",
+                ),
             });
         }
         let proto = (libc::ETH_P_ALL as u16).to_be();
@@ -78,6 +86,19 @@ impl PacketSocket {
         };
         if rc < 0 {
             return Err(os_err(name, "PACKET_IGNORE_OUTGOING (needs Linux 4.20)"));
+        }
+        // SAFETY: as above.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_VNET_HDR,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(os_err(name, "PACKET_VNET_HDR"));
         }
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
@@ -123,9 +144,17 @@ impl PacketSocket {
         &self.name
     }
 
+    /// Reads one frame, preceded by its virtio-net header.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: `buf` is valid for writes of its length; the fd is ours and open.
-        let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_TRUNC,
+            )
+        };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
@@ -135,13 +164,27 @@ impl PacketSocket {
         }
     }
 
+    /// Sends one complete frame (checksummed, at most MTU-sized) behind an all-zero
+    /// virtio-net header.
     pub fn write(&self, frame: &[u8]) -> io::Result<usize> {
-        // SAFETY: `frame` is valid for reads of its length; the fd is ours and open.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        const NO_OFFLOAD: [u8; VIRTIO_NET_HDR_LEN] = [0; VIRTIO_NET_HDR_LEN];
+        let iov = [
+            libc::iovec {
+                iov_base: NO_OFFLOAD.as_ptr() as *mut libc::c_void,
+                iov_len: NO_OFFLOAD.len(),
+            },
+            libc::iovec {
+                iov_base: frame.as_ptr() as *mut libc::c_void,
+                iov_len: frame.len(),
+            },
+        ];
+        // SAFETY: both iovecs point at live buffers of the given lengths, which writev
+        // only reads; the fd is ours and open.
+        let n = unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), 2) };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
-            Ok(n as usize)
+            Ok((n as usize).saturating_sub(VIRTIO_NET_HDR_LEN))
         }
     }
 

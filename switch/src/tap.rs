@@ -287,7 +287,8 @@ pub fn interface_mtu(name: &str) -> Result<usize, TapError> {
     let sock = control_socket().map_err(io_err)?;
     let mut req = IfReq::new(name);
     ioctl(sock.as_raw_fd(), libc::SIOCGIFMTU as libc::Ioctl, &mut req).map_err(io_err)?;
-    usize::try_from(req.int()).map_err(|_| io_err(io::Error::new(io::ErrorKind::InvalidData, "negative MTU")))
+    usize::try_from(req.int())
+        .map_err(|_| io_err(io::Error::new(io::ErrorKind::InvalidData, "negative MTU")))
 }
 
 /// Whether an I/O error means the TAP's netdev is gone for good (deleted, or its

@@ -140,7 +140,9 @@ impl Netns {
     /// Like [`Netns::adopt`], for a TAP that lives in namespace `from` (a switch started
     /// with [`Uswitch::start_in`]).
     pub fn adopt_from(&self, from: &Netns, tap: &str, mac: &str, cidr: &str) {
-        sh(&["ip", "-n", &from.name, "link", "set", tap, "netns", &self.name]);
+        sh(&[
+            "ip", "-n", &from.name, "link", "set", tap, "netns", &self.name,
+        ]);
         sh(&["ip", "-n", &self.name, "link", "set", tap, "address", mac]);
         sh(&["ip", "-n", &self.name, "addr", "add", cidr, "dev", tap]);
         sh(&["ip", "-n", &self.name, "link", "set", tap, "up"]);

@@ -1,0 +1,350 @@
+//! Offloads done in software: the virtio-net header that AF_PACKET (`PACKET_VNET_HDR`) and
+//! TAP (`IFF_VNET_HDR`) put before a frame, checksum completion for frames whose L4
+//! checksum the sender left partial, and TCP segmentation for GSO frames bigger than the
+//! MTU. Used where an egress cannot take the offload as it is.
+
+use crate::ethernet::{EtherType, EthernetFrame};
+
+/// `struct virtio_net_hdr` without the mergeable-buffers field: 10 bytes.
+pub const VIRTIO_NET_HDR_LEN: usize = 10;
+/// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the L4 checksum is partial.
+pub const F_NEEDS_CSUM: u8 = 1;
+pub const GSO_NONE: u8 = 0;
+pub const GSO_TCPV4: u8 = 1;
+pub const GSO_UDP: u8 = 3;
+pub const GSO_TCPV6: u8 = 4;
+pub const GSO_UDP_L4: u8 = 5;
+pub const GSO_ECN: u8 = 0x80;
+
+/// The fields of a virtio-net header (little-endian on the wire, as on x86 and ARM hosts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VirtioNetHdr {
+    pub flags: u8,
+    pub gso_type: u8,
+    pub hdr_len: u16,
+    pub gso_size: u16,
+    pub csum_start: u16,
+    pub csum_offset: u16,
+}
+
+impl VirtioNetHdr {
+    pub fn parse(b: &[u8]) -> Option<VirtioNetHdr> {
+        let b = b.get(..VIRTIO_NET_HDR_LEN)?;
+        let u = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Some(VirtioNetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u(2),
+            gso_size: u(4),
+            csum_start: u(6),
+            csum_offset: u(8),
+        })
+    }
+
+    pub fn emit(&self) -> [u8; VIRTIO_NET_HDR_LEN] {
+        let mut b = [0u8; VIRTIO_NET_HDR_LEN];
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_le_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
+        b
+    }
+}
+
+/// Why a frame could not be finished in software.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OffloadError {
+    /// The checksum location lies outside the frame.
+    #[error("partial checksum at {start}+{offset} outside a {len}-byte frame")]
+    BadChecksumOffsets {
+        start: usize,
+        offset: usize,
+        len: usize,
+    },
+    /// A GSO type uswitch does not segment (UFO, USO).
+    #[error("GSO type {0} is not segmented in software")]
+    UnsupportedGso(u8),
+    /// The headers of a GSO frame do not parse as Ethernet/IP/TCP.
+    #[error("GSO frame with malformed headers")]
+    Malformed,
+}
+
+/// Adds `data` to a running ones'-complement sum.
+fn sum16(mut acc: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        acc += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    if let [last] = chunks.remainder() {
+        acc += (*last as u32) << 8;
+    }
+    acc
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc > 0xffff {
+        acc = (acc & 0xffff) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// The Internet checksum (RFC 1071) of `data`.
+pub fn internet_checksum(data: &[u8]) -> u16 {
+    !fold(sum16(0, data))
+}
+
+/// Finishes a partial checksum: the field at `start + offset` holds the pseudo-header sum;
+/// the checksum covers everything from `start` to the end of the frame.
+pub fn complete_checksum(
+    frame: &mut [u8],
+    start: usize,
+    offset: usize,
+) -> Result<(), OffloadError> {
+    let at = start + offset;
+    if start >= frame.len() || at + 2 > frame.len() {
+        return Err(OffloadError::BadChecksumOffsets {
+            start,
+            offset,
+            len: frame.len(),
+        });
+    }
+    let mut csum = !fold(sum16(0, &frame[start..]));
+    if csum == 0 && offset == 6 {
+        // UDP: a computed zero is sent as all ones (zero means "no checksum").
+        csum = 0xffff;
+    }
+    frame[at..at + 2].copy_from_slice(&csum.to_be_bytes());
+    Ok(())
+}
+
+/// Splits a TCP GSO frame (IPv4 or IPv6, optionally VLAN-tagged) into segments of at most
+/// `mss` payload bytes with complete IP and TCP checksums, handing each to `emit`.
+/// `scratch` is reused between calls so segmentation does not allocate per frame.
+pub fn segment_tcp(
+    frame: &[u8],
+    mss: usize,
+    scratch: &mut Vec<u8>,
+    mut emit: impl FnMut(&[u8]),
+) -> Result<usize, OffloadError> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| OffloadError::Malformed)?;
+    let l3 = eth.header_len();
+    let v4 = match eth.ethertype() {
+        EtherType::IPV4 => true,
+        EtherType::IPV6 => false,
+        _ => return Err(OffloadError::Malformed),
+    };
+    let ip_len = if v4 {
+        let ihl = (*frame.get(l3).ok_or(OffloadError::Malformed)? & 0x0f) as usize * 4;
+        if ihl < 20 || frame.get(l3 + 9) != Some(&6) {
+            return Err(OffloadError::Malformed);
+        }
+        ihl
+    } else {
+        // Extension headers are not walked: the kernel's TCPv6 GSO frames carry none.
+        if frame.get(l3 + 6) != Some(&6) {
+            return Err(OffloadError::Malformed);
+        }
+        40
+    };
+    let l4 = l3 + ip_len;
+    let doff = (*frame.get(l4 + 12).ok_or(OffloadError::Malformed)? >> 4) as usize * 4;
+    let hdrs = l4 + doff;
+    if doff < 20 || hdrs > frame.len() || mss == 0 {
+        return Err(OffloadError::Malformed);
+    }
+    let payload = &frame[hdrs..];
+    let seq0 = u32::from_be_bytes([frame[l4 + 4], frame[l4 + 5], frame[l4 + 6], frame[l4 + 7]]);
+    let flags0 = frame[l4 + 13];
+    let id0 = u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]);
+    let chunks = payload.len().div_ceil(mss).max(1);
+    for i in 0..chunks {
+        let body = &payload[(i * mss).min(payload.len())..((i + 1) * mss).min(payload.len())];
+        scratch.clear();
+        scratch.extend_from_slice(&frame[..hdrs]);
+        scratch.extend_from_slice(body);
+        let seg = &mut scratch[..];
+        let last = i + 1 == chunks;
+        if v4 {
+            let total = (ip_len + doff + body.len()) as u16;
+            seg[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
+            seg[l3 + 4..l3 + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+            seg[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+            let c = internet_checksum(&seg[l3..l3 + ip_len]);
+            seg[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+        } else {
+            let plen = (doff + body.len()) as u16;
+            seg[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
+        }
+        let seq = seq0.wrapping_add((i * mss) as u32);
+        seg[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+        // FIN and PSH only on the last segment, CWR only on the first.
+        let mut flags = flags0;
+        if !last {
+            flags &= !(0x01 | 0x08);
+        }
+        if i > 0 {
+            flags &= !0x80;
+        }
+        seg[l4 + 13] = flags;
+        seg[l4 + 16..l4 + 18].copy_from_slice(&[0, 0]);
+        let tcp_len = (doff + body.len()) as u32;
+        let mut acc = if v4 {
+            sum16(0, &seg[l3 + 12..l3 + 20])
+        } else {
+            sum16(0, &seg[l3 + 8..l3 + 40])
+        };
+        acc += 6 + (tcp_len & 0xffff) + (tcp_len >> 16);
+        let c = !fold(sum16(acc, &seg[l4..]));
+        seg[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+        emit(seg);
+    }
+    Ok(chunks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet + IPv4 + TCP frame with `payload` bytes of data and correct checksums.
+    fn tcp4(payload: usize, flags: u8) -> Vec<u8> {
+        let mut f = vec![
+            0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00, // Ethernet
+            0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0,
+            2, // IPv4
+            0x13, 0x88, 0xc0, 0x00, 0, 0, 0x10, 0, 0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0,
+            0, // TCP
+        ];
+        f.extend((0..payload).map(|i| (i % 251) as u8));
+        let total = (20 + 20 + payload) as u16;
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        f
+    }
+
+    fn tcp6(payload: usize) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x86, 0xdd];
+        f.extend_from_slice(&[0x60, 0, 0, 0, 0, 0, 6, 64]);
+        f.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f.extend_from_slice(&[
+            0x13, 0x88, 0xc0, 0x00, 0, 0, 0x10, 0, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+        ]);
+        f.extend((0..payload).map(|i| (i % 253) as u8));
+        let plen = (20 + payload) as u16;
+        f[18..20].copy_from_slice(&plen.to_be_bytes());
+        f
+    }
+
+    /// Whether the IPv4 header and TCP checksums of `seg` verify.
+    fn verifies(seg: &[u8], v4: bool) -> bool {
+        let l3 = 14;
+        let (ip_len, pseudo) = if v4 {
+            if internet_checksum(&seg[l3..l3 + 20]) != 0 {
+                return false;
+            }
+            (20, sum16(0, &seg[l3 + 12..l3 + 20]))
+        } else {
+            (40, sum16(0, &seg[l3 + 8..l3 + 40]))
+        };
+        let tcp = &seg[l3 + ip_len..];
+        let acc = pseudo + 6 + tcp.len() as u32;
+        !fold(sum16(acc, tcp)) == 0
+    }
+
+    #[test]
+    fn virtio_header_round_trips() {
+        let h = VirtioNetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 54,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        };
+        let b = h.emit();
+        assert_eq!(b, [1, 1, 54, 0, 0xa8, 0x05, 34, 0, 16, 0]);
+        assert_eq!(VirtioNetHdr::parse(&b), Some(h));
+        assert_eq!(VirtioNetHdr::parse(&b[..9]), None);
+    }
+
+    #[test]
+    fn completes_a_partial_tcp_checksum() {
+        // Build a frame, compute its real checksum, then replace it with the
+        // pseudo-header seed as a sender with checksum offload leaves it.
+        let mut f = tcp4(100, 0x18);
+        let mut segs = Vec::new();
+        segment_tcp(&f, 1500, &mut Vec::new(), |s| segs.push(s.to_vec())).unwrap();
+        let good = segs.remove(0);
+        assert!(verifies(&good, true));
+        let tcp_len = (20 + 100) as u32;
+        let seed = fold(sum16(0, &f[26..34]) + 6 + tcp_len);
+        f[24..26].copy_from_slice(&good[24..26]); // IPv4 header checksum
+        f[50..52].copy_from_slice(&seed.to_be_bytes());
+        complete_checksum(&mut f, 34, 16).unwrap();
+        assert_eq!(f, good);
+        assert!(complete_checksum(&mut f, 34, 200).is_err());
+        assert!(complete_checksum(&mut f, 400, 0).is_err());
+    }
+
+    #[test]
+    fn segments_tcp_over_ipv4() {
+        let f = tcp4(4000, 0x19); // ACK + PSH + FIN
+        let mut segs = Vec::new();
+        let n = segment_tcp(&f, 1448, &mut Vec::new(), |s| segs.push(s.to_vec())).unwrap();
+        assert_eq!(n, 3);
+        let sizes: Vec<usize> = segs.iter().map(|s| s.len() - 54).collect();
+        assert_eq!(sizes, vec![1448, 1448, 1104]);
+        let mut joined = Vec::new();
+        for (i, s) in segs.iter().enumerate() {
+            assert!(verifies(s, true), "segment {i}");
+            let seq = u32::from_be_bytes([s[38], s[39], s[40], s[41]]);
+            assert_eq!(seq, 0x1000 + i as u32 * 1448);
+            let flags = s[47];
+            assert_eq!(flags & 0x09 != 0, i == 2, "FIN/PSH only on the last");
+            assert_eq!(u16::from_be_bytes([s[16], s[17]]) as usize, s.len() - 14);
+            assert_eq!(u16::from_be_bytes([s[18], s[19]]), 0x1234 + i as u16);
+            joined.extend_from_slice(&s[54..]);
+        }
+        assert_eq!(&joined[..], &f[54..]);
+    }
+
+    #[test]
+    fn segments_tcp_over_ipv6() {
+        let f = tcp6(3000);
+        let mut segs = Vec::new();
+        let n = segment_tcp(&f, 1440, &mut Vec::new(), |s| segs.push(s.to_vec())).unwrap();
+        assert_eq!(n, 3);
+        for s in &segs {
+            assert!(verifies(s, false));
+            assert_eq!(u16::from_be_bytes([s[18], s[19]]) as usize, s.len() - 54);
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_tcp() {
+        let mut f = tcp4(100, 0x10);
+        f[23] = 17; // UDP
+        assert_eq!(
+            segment_tcp(&f, 1000, &mut Vec::new(), |_| {}),
+            Err(OffloadError::Malformed)
+        );
+        assert_eq!(
+            segment_tcp(&f[..20], 1000, &mut Vec::new(), |_| {}),
+            Err(OffloadError::Malformed)
+        );
+        assert_eq!(
+            segment_tcp(&tcp4(10, 0x10), 0, &mut Vec::new(), |_| {}),
+            Err(OffloadError::Malformed)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn offload_never_panics(mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200), mss in 0usize..300, start in 0usize..300, off in 0usize..40) {
+            let _ = segment_tcp(&bytes, mss, &mut Vec::new(), |_| {});
+            let _ = complete_checksum(&mut bytes, start, off);
+            let _ = VirtioNetHdr::parse(&bytes);
+        }
+    }
+}
