@@ -277,6 +277,13 @@ impl Switch {
                 if n > 0 {
                     debug!("aged out {n} FDB entries");
                 }
+                for io in self.ports.iter_mut().flatten() {
+                    if let Some(cap) = io.capture.as_mut() {
+                        if let Err(e) = cap.flush() {
+                            warn!("capture into {}: {e}", cap.path().display());
+                        }
+                    }
+                }
                 last_sweep = now;
             }
         }
