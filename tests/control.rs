@@ -94,11 +94,7 @@ fn fdb_flush_and_static_entries() {
     if !privileged("fdb_flush_and_static_entries") {
         return;
     }
-    let (a, b) = (unique("ut"), unique("ut"));
-    let sw = Uswitch::start(&["--port", &a, "--port", &b]);
-    let (ha, hb) = (Netns::new(), Netns::new());
-    ha.adopt(&a, "02:00:00:00:00:01", "198.18.0.1/24");
-    hb.adopt(&b, "02:00:00:00:00:02", "198.18.0.2/24");
+    let (sw, [a, b], ha, _hb) = two_hosts();
     assert!(ha.ping("198.18.0.2"));
     // A source that speaks once and never again: after a flush it must be gone. (The
     // hosts themselves may be learned again at once from their own chatter.)
@@ -152,11 +148,7 @@ fn ports_are_added_and_removed_at_runtime_under_traffic() {
     if !privileged("ports_are_added_and_removed_at_runtime_under_traffic") {
         return;
     }
-    let (a, b) = (unique("ut"), unique("ut"));
-    let sw = Uswitch::start(&["--port", &a, "--port", &b]);
-    let (ha, hb) = (Netns::new(), Netns::new());
-    ha.adopt(&a, "02:00:00:00:00:01", "198.18.0.1/24");
-    hb.adopt(&b, "02:00:00:00:00:02", "198.18.0.2/24");
+    let (sw, _, ha, hb) = two_hosts();
     let (h0, h1) = (ha.handle(), hb.handle());
     let stream = std::thread::spawn(move || tcp_exchange(&h0, &h1, "198.18.0.2", 5100, 64 << 20));
 

@@ -162,6 +162,26 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, String> {
     Ok(cfg)
 }
 
+/// The file's entries with the command line's laid over them: an entry of the command
+/// line replaces the file's entry with the same key.
+fn merge<T: Clone>(mut from_file: Vec<T>, from_flags: &[T], key: impl Fn(&T) -> &str) -> Vec<T> {
+    for flag in from_flags {
+        from_file.retain(|f| key(f) != key(flag));
+        from_file.push(flag.clone());
+    }
+    from_file
+}
+
+fn file_ports(ports: Vec<FilePort>) -> Vec<PortSpec> {
+    ports
+        .into_iter()
+        .map(|p| PortSpec {
+            name: p.name,
+            network: p.network.unwrap_or_else(|| DEFAULT_NETWORK.to_string()),
+        })
+        .collect()
+}
+
 impl Settings {
     /// Merges `args` over the file it names (if any).
     pub fn from_args(args: &SwitchArgs) -> Result<Settings, String> {
@@ -187,35 +207,9 @@ impl Settings {
             move_hold_down_ms: hold.map_or(defaults.move_hold_down_ms, |h| (h * 1000.0) as u64),
         };
 
-        let mut networks = file.network;
-        for n in &args.networks {
-            networks.retain(|f| f.name != n.name);
-            networks.push(n.clone());
-        }
-        let mut ports: Vec<PortSpec> = file
-            .port
-            .into_iter()
-            .map(|p| PortSpec {
-                name: p.name,
-                network: p.network.unwrap_or_else(|| DEFAULT_NETWORK.to_string()),
-            })
-            .collect();
-        for p in &args.ports {
-            ports.retain(|f| f.name != p.name);
-            ports.push(p.clone());
-        }
-        let mut uplinks: Vec<PortSpec> = file
-            .uplink
-            .into_iter()
-            .map(|p| PortSpec {
-                name: p.name,
-                network: p.network.unwrap_or_else(|| DEFAULT_NETWORK.to_string()),
-            })
-            .collect();
-        for p in &args.uplinks {
-            uplinks.retain(|f| f.name != p.name);
-            uplinks.push(p.clone());
-        }
+        let networks = merge(file.network, &args.networks, |n| &n.name);
+        let ports = merge(file_ports(file.port), &args.ports, |p| &p.name);
+        let uplinks = merge(file_ports(file.uplink), &args.uplinks, |p| &p.name);
         let mut host_ports: Vec<HostPortSpec> = Vec::new();
         for h in &file.host_port {
             host_ports.push(HostPortSpec::new(&h.name, &h.network, &h.address)?);

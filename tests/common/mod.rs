@@ -48,6 +48,17 @@ pub fn unique(prefix: &str) -> String {
     name
 }
 
+/// A switch with two ports on `default`, each moved into a namespace of its own with
+/// MACs 02:00:00:00:00:01 and :02 and addresses 198.18.0.1/24 and .2/24.
+pub fn two_hosts() -> (Uswitch, [String; 2], Netns, Netns) {
+    let (a, b) = (unique("ut"), unique("ut"));
+    let sw = Uswitch::start(&["--port", &a, "--port", &b]);
+    let (ha, hb) = (Netns::new(), Netns::new());
+    ha.adopt(&a, "02:00:00:00:00:01", "198.18.0.1/24");
+    hb.adopt(&b, "02:00:00:00:00:02", "198.18.0.2/24");
+    (sw, [a, b], ha, hb)
+}
+
 /// A shorter unique name (at most 11 bytes), for container names.
 pub fn short_unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -195,6 +206,25 @@ impl Drop for Netns {
     }
 }
 
+/// Makes blocking receives on `fd` give up after `timeout`.
+fn set_recv_timeout(fd: &OwnedFd, timeout: Duration) {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros().max(1) as libc::suseconds_t,
+    };
+    // SAFETY: setting SO_RCVTIMEO with a timeval of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+}
+
 /// The Internet checksum (RFC 1071).
 fn inet_checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = data
@@ -254,20 +284,7 @@ fn icmp_echo(addr: std::net::Ipv4Addr, seq: u16, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 1500];
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let tv = libc::timeval {
-            tv_sec: left.as_secs() as libc::time_t,
-            tv_usec: left.subsec_micros().max(1) as libc::suseconds_t,
-        };
-        // SAFETY: setting SO_RCVTIMEO with a timeval of the right size.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                &tv as *const libc::timeval as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as u32,
-            )
-        };
+        set_recv_timeout(&fd, left);
         // SAFETY: buf is valid for its length.
         let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n <= 0 {
@@ -688,20 +705,7 @@ impl Capture {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = ns.spawn(move || {
             let (fd, _) = packet_socket(&ifname);
-            let tv = libc::timeval {
-                tv_sec: 0,
-                tv_usec: 50_000,
-            };
-            // SAFETY: setting SO_RCVTIMEO with a timeval of the right size.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVTIMEO,
-                    &tv as *const libc::timeval as *const libc::c_void,
-                    std::mem::size_of::<libc::timeval>() as u32,
-                )
-            };
+            set_recv_timeout(&fd, Duration::from_millis(50));
             let _ = ready_tx.send(());
             let mut seen = Vec::new();
             let mut buf = vec![0u8; 65_536];
