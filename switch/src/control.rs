@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_DIR: &str = "/run/uswitch";
 /// Requests larger than this are refused (they are a few hundred bytes).
 const MAX_REQUEST: usize = 64 * 1024;
+/// Open connections at most; more are closed at once, so clients that connect and never
+/// speak cannot use up the switch's file descriptors.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a client waits for the switch's answer.
+const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The socket path for `--control PATH` / `--name NAME` (PATH wins).
 pub fn socket_path(control: Option<&Path>, name: Option<&str>) -> PathBuf {
@@ -203,6 +208,10 @@ impl ControlServer {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
+                    if self.conns.len() >= MAX_CONNECTIONS {
+                        log::warn!("control socket: {MAX_CONNECTIONS} connections open already; closing a new one");
+                        continue;
+                    }
                     let token = Token(self.next);
                     self.next += 1;
                     if registry
@@ -323,6 +332,9 @@ pub fn call(path: &Path, request: &Request) -> Result<Response, String> {
         )
     };
     let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(unreachable)?;
+    stream
+        .set_read_timeout(Some(CLIENT_TIMEOUT))
+        .map_err(unreachable)?;
     let mut line = serde_json::to_vec(request).map_err(|e| format!("encoding the request: {e}"))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(unreachable)?;
