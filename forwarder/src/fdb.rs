@@ -166,6 +166,14 @@ impl Fdb {
         self.config.aging_ms != 0 && now.saturating_sub(slot.last_seen) >= self.config.aging_ms
     }
 
+    /// Whether an entry from [`Fdb::entries`] still counts at `now` (static, or not aged
+    /// out; aged entries linger until the next sweep but are never used).
+    pub fn is_live(&self, entry: &FdbEntry, now: Millis) -> bool {
+        entry.is_static
+            || self.config.aging_ms == 0
+            || now.saturating_sub(entry.last_seen) < self.config.aging_ms
+    }
+
     /// The port `mac` was learned on, unless it is unknown or has aged out.
     pub fn lookup(&self, mac: MacAddr, now: Millis) -> Option<PortId> {
         if !self.statics.is_empty() {
@@ -415,6 +423,9 @@ mod tests {
         f.learn(mac(1), A, 0);
         f.learn(mac(2), A, 100_000);
         assert_eq!(f.lookup(mac(1), 299_999), Some(A));
+        let first = f.entries().find(|e| e.mac == mac(1)).unwrap();
+        assert!(f.is_live(&first, 299_999));
+        assert!(!f.is_live(&first, 300_000));
         // Lookups see the expiry even before a sweep.
         assert_eq!(f.lookup(mac(1), 300_000), None);
         assert_eq!(f.expire(300_000), 1);

@@ -273,7 +273,7 @@ impl Switch {
             if only.is_some_and(|o| o != nid) {
                 continue;
             }
-            for e in net.fdb().entries() {
+            for e in net.fdb().entries().filter(|e| net.fdb().is_live(e, now)) {
                 let port = self.fwd.port(e.port).map_or("?", |p| p.name());
                 let age = (!e.is_static).then(|| now.saturating_sub(e.last_seen) as f64 / 1000.0);
                 rows.push(json!({

@@ -791,6 +791,36 @@ pub fn send_broadcast_probe(ns: &Netns, ifname: &str, src: [u8; 6], tag: &[u8]) 
     .expect("probe thread");
 }
 
+/// Sends `count` broadcast probe frames out of `ifname` in `ns`, each from its own
+/// source MAC (02:aa:xx:xx:xx:xx), as a MAC flood does; paced (100 frames, then 5 ms)
+/// so that the TAP's queue (1000 frames) does not overflow and drop them in the kernel.
+pub fn send_from_many_macs(ns: &Netns, ifname: &str, count: u32) {
+    let ifname = ifname.to_string();
+    ns.spawn(move || {
+        let (fd, _) = packet_socket(&ifname);
+        let mut frame = vec![0u8; 60];
+        frame[..6].copy_from_slice(&[0xff; 6]);
+        frame[12..14].copy_from_slice(&PROBE_ETHERTYPE.to_be_bytes());
+        for i in 0..count {
+            let b = i.to_be_bytes();
+            frame[6..12].copy_from_slice(&[0x02, 0xaa, b[0], b[1], b[2], b[3]]);
+            // SAFETY: sending from a valid buffer on a bound packet socket.
+            let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+            assert_eq!(
+                n,
+                frame.len() as isize,
+                "send: {}",
+                std::io::Error::last_os_error()
+            );
+            if i % 100 == 99 {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+    })
+    .join()
+    .expect("flood thread");
+}
+
 /// Whether `frames` hold the probe carrying `tag`.
 pub fn saw_probe(frames: &[Seen], tag: &[u8]) -> bool {
     frames
