@@ -798,7 +798,7 @@ pub fn send_from_many_macs(ns: &Netns, ifname: &str, count: u32) {
     let ifname = ifname.to_string();
     ns.spawn(move || {
         let (fd, _) = packet_socket(&ifname);
-        let mut frame = vec![0u8; 60];
+        let mut frame = [0u8; 60];
         frame[..6].copy_from_slice(&[0xff; 6]);
         frame[12..14].copy_from_slice(&PROBE_ETHERTYPE.to_be_bytes());
         for i in 0..count {
