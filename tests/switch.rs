@@ -298,3 +298,27 @@ fn sigint_stops_the_switch_too() {
     assert!(status.success());
     assert!(!link_exists(None, &tap));
 }
+
+#[test]
+fn a_tap_deleted_with_ip_link_del_is_detached() {
+    if !privileged("a_tap_deleted_with_ip_link_del_is_detached") {
+        return;
+    }
+    let mut lab = lab(
+        &["default", "default"],
+        &["198.18.0.1/24", "198.18.0.2/24"],
+        &[],
+    );
+    let doomed = unique("ut");
+    let added = lab.switch.json(&["port", "add", &doomed]);
+    assert_eq!(added["created"], true);
+    sh(&["ip", "link", "del", &doomed]);
+    lab.switch
+        .wait_for_log(&format!("detached port {doomed}"), Duration::from_secs(10));
+    assert!(
+        lab.hosts[0].ping("198.18.0.2"),
+        "the other ports stopped forwarding"
+    );
+    let ports = lab.switch.json(&["show", "ports"]);
+    assert_eq!(ports.as_array().unwrap().len(), 2, "{ports}");
+}
