@@ -100,7 +100,8 @@ impl Default for PortList {
 #[derive(Debug, Clone)]
 pub struct Fdb {
     config: FdbConfig,
-    map: HashMap<MacAddr, u32, RandomState>,
+    /// MAC (as its 48-bit number: one word to hash, not six bytes) -> slot.
+    map: HashMap<u64, u32, RandomState>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     lists: Vec<PortList>,
@@ -134,7 +135,7 @@ impl Fdb {
 
     /// Adds (or re-points) a static entry, replacing any learned entry for `mac`.
     pub fn add_static(&mut self, mac: MacAddr, port: PortId) {
-        if let Some(&idx) = self.map.get(&mac) {
+        if let Some(&idx) = self.map.get(&mac.to_u64()) {
             self.remove_slot(idx);
         }
         self.statics.insert(mac, port);
@@ -181,7 +182,7 @@ impl Fdb {
                 return Some(port);
             }
         }
-        let slot = &self.slots[*self.map.get(&mac)? as usize];
+        let slot = &self.slots[*self.map.get(&mac.to_u64())? as usize];
         (!self.expired(slot, now)).then_some(slot.port)
     }
 
@@ -190,13 +191,16 @@ impl Fdb {
         if !self.statics.is_empty() && self.statics.contains_key(&mac) {
             return Learned::Static;
         }
-        if let Some(&idx) = self.map.get(&mac) {
+        if let Some(&idx) = self.map.get(&mac.to_u64()) {
             let slot = &self.slots[idx as usize];
             let from = slot.port;
             if from == port {
                 self.slots[idx as usize].last_seen = now;
-                self.unlink(idx);
-                self.link_tail(idx);
+                // Already the newest of its port (a host that keeps talking): nothing to move.
+                if self.lists[port.0 as usize].tail != idx {
+                    self.unlink(idx);
+                    self.link_tail(idx);
+                }
                 return Learned::Refreshed;
             }
             let stale = self.expired(slot, now);
@@ -240,7 +244,7 @@ impl Fdb {
             }
         };
         self.link_tail(idx);
-        self.map.insert(mac, idx);
+        self.map.insert(mac.to_u64(), idx);
         Learned::New { evicted }
     }
 
@@ -334,7 +338,7 @@ impl Fdb {
     fn remove_slot(&mut self, idx: u32) {
         self.unlink(idx);
         let mac = self.slots[idx as usize].mac;
-        self.map.remove(&mac);
+        self.map.remove(&mac.to_u64());
         self.free.push(idx);
     }
 
@@ -596,7 +600,7 @@ mod tests {
                 proptest::prop_assert_eq!(listed, f.len());
                 proptest::prop_assert_eq!(f.entries().count(), f.len() + f.static_len());
                 for e in f.entries() {
-                    proptest::prop_assert_eq!(f.map.get(&e.mac).map(|&i| f.slots[i as usize].port), Some(e.port));
+                    proptest::prop_assert_eq!(f.map.get(&e.mac.to_u64()).map(|&i| f.slots[i as usize].port), Some(e.port));
                 }
             }
         }
