@@ -127,6 +127,10 @@ fn fdb_flush_and_static_entries() {
     assert_eq!(statics[0]["mac"], "02:00:00:00:00:99");
     assert_eq!(statics[0]["port"], b.as_str());
     assert!(statics[0]["age_secs"].is_null());
+    let deleted = sw.json(&["fdb", "del", "02:00:00:00:00:99"]);
+    assert_eq!(deleted["removed"], 1);
+    let fdb = sw.json(&["show", "fdb"]);
+    assert!(!has(&fdb, "02:00:00:00:00:99"), "{fdb}");
 
     // Errors are one line and the exit code says so.
     for args in [
@@ -135,6 +139,7 @@ fn fdb_flush_and_static_entries() {
         vec!["fdb", "add", "02:00:00:00:00:01", "noport"],
         vec!["fdb", "flush", "--network", "nonet"],
         vec!["port", "del", "noport"],
+        vec!["fdb", "del", "02:00:00:00:00:99"],
     ] {
         let out = sw.client(&args);
         assert!(!out.status.success(), "{args:?}");

@@ -146,6 +146,20 @@ impl Fdb {
         self.statics.remove(&mac).is_some()
     }
 
+    /// Removes whatever entry `mac` has, static or learned; true if there was one.
+    pub fn remove(&mut self, mac: MacAddr) -> bool {
+        if self.remove_static(mac) {
+            return true;
+        }
+        match self.map.get(&mac.to_u64()) {
+            Some(&idx) => {
+                self.remove_slot(idx);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Learned entries currently held (expired ones not yet swept included; static
     /// entries not included).
     pub fn len(&self) -> usize {
@@ -577,6 +591,11 @@ mod tests {
         assert!(f.remove_static(mac(1)));
         assert!(!f.remove_static(mac(1)));
         assert_eq!(f.lookup(mac(1), 0), None);
+        f.learn(mac(5), A, 0);
+        f.add_static(mac(6), A);
+        assert!(f.remove(mac(5)) && f.remove(mac(6)));
+        assert!(!f.remove(mac(5)));
+        assert_eq!((f.len(), f.static_len()), (0, 0));
     }
 
     proptest::proptest! {

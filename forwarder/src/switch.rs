@@ -305,6 +305,18 @@ impl Forwarder {
         Some(net)
     }
 
+    /// Removes the entry (static or learned) of `mac` in `network`, or in every network;
+    /// returns how many went.
+    pub fn remove_fdb_entry(&mut self, network: Option<NetworkId>, mac: packets::MacAddr) -> usize {
+        let mut removed = 0;
+        for (i, net) in self.networks.iter_mut().enumerate() {
+            if network.is_none_or(|n| n.0 as usize == i) && net.fdb.remove(mac) {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Forgets the learned entries of `network`, or of every network.
     pub fn flush_fdb(&mut self, network: Option<NetworkId>) {
         for (i, net) in self.networks.iter_mut().enumerate() {

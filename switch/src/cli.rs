@@ -207,6 +207,14 @@ pub enum FdbWhat {
         /// The port it lives behind
         port: String,
     },
+    /// Remove the entry (static or learned) of a MAC
+    Del {
+        /// The MAC address
+        mac: String,
+        /// Only in this network (default: every network that has it)
+        #[arg(long, value_name = "NETWORK")]
+        network: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

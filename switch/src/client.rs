@@ -50,6 +50,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
         Command::Fdb { client, what } => match what {
             FdbWhat::Flush { network } => (client, Request::FdbFlush { network }, print_done),
             FdbWhat::Add { mac, port } => (client, Request::FdbAdd { mac, port }, print_done),
+            FdbWhat::Del { mac, network } => (client, Request::FdbDel { mac, network }, print_done),
         },
         Command::Port { client, what } => match what {
             PortWhat::Add { spec } => (

@@ -99,6 +99,17 @@ impl Switch {
                     json!({ "network": self.network_name(net), "mac": mac.to_string(), "port": port }),
                 )
             }
+            Request::FdbDel { mac, network } => {
+                let mac: MacAddr = mac.parse().map_err(|e| format!("{e}"))?;
+                let id = network
+                    .as_deref()
+                    .map(|n| self.find_network(n))
+                    .transpose()?;
+                match self.fwd.remove_fdb_entry(id, mac) {
+                    0 => Err(format!("no forwarding entry for {mac}")),
+                    n => Ok(json!({ "mac": mac.to_string(), "removed": n })),
+                }
+            }
             Request::PortAdd { name, network } => {
                 let spec: PortSpec = format!("{name}@{network}").parse()?;
                 let id = self

@@ -54,6 +54,10 @@ pub enum Request {
         mac: String,
         port: String,
     },
+    FdbDel {
+        mac: String,
+        network: Option<String>,
+    },
     PortAdd {
         name: String,
         network: String,
