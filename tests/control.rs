@@ -493,3 +493,19 @@ fn learned_entries_age_out_after_fdb_aging() {
         "{stats}"
     );
 }
+
+#[test]
+fn silent_clients_cannot_block_the_control_socket() {
+    if !privileged("silent_clients_cannot_block_the_control_socket") {
+        return;
+    }
+    let sw = Uswitch::start(&["--port", &unique("ut")]);
+    // More silent connections than the switch keeps open at once.
+    let silent: Vec<_> = (0..80)
+        .map(|_| std::os::unix::net::UnixStream::connect(&sw.control).expect("connect"))
+        .collect();
+    // The switch still answers a real client, and keeps forwarding.
+    let ports = sw.json(&["show", "ports"]);
+    assert_eq!(ports.as_array().unwrap().len(), 1);
+    drop(silent);
+}

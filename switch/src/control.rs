@@ -18,9 +18,12 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_DIR: &str = "/run/uswitch";
 /// Requests larger than this are refused (they are a few hundred bytes).
 const MAX_REQUEST: usize = 64 * 1024;
-/// Open connections at most; more are closed at once, so clients that connect and never
-/// speak cannot use up the switch's file descriptors.
+/// Open connections at most; a new one beyond this closes the oldest, so clients that
+/// connect and never speak can neither use up the switch's file descriptors nor lock out
+/// the next client.
 const MAX_CONNECTIONS: usize = 64;
+/// A connection that has not finished its exchange by then is closed.
+const IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a client waits for the switch's answer.
 const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -129,6 +132,7 @@ pub enum ControlError {
 }
 
 struct Conn {
+    opened: std::time::Instant,
     stream: UnixStream,
     input: Vec<u8>,
     output: Vec<u8>,
@@ -213,8 +217,16 @@ impl ControlServer {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
                     if self.conns.len() >= MAX_CONNECTIONS {
-                        log::warn!("control socket: {MAX_CONNECTIONS} connections open already; closing a new one");
-                        continue;
+                        // Make room by closing the oldest: a client that connects and
+                        // stays silent must not lock the others out.
+                        if let Some(oldest) = self
+                            .conns
+                            .iter()
+                            .min_by_key(|(_, c)| c.opened)
+                            .map(|(t, _)| *t)
+                        {
+                            self.close(oldest, registry);
+                        }
                     }
                     let token = Token(self.next);
                     self.next += 1;
@@ -225,6 +237,7 @@ impl ControlServer {
                         self.conns.insert(
                             token,
                             Conn {
+                                opened: std::time::Instant::now(),
                                 stream,
                                 input: Vec::new(),
                                 output: Vec::new(),
@@ -310,6 +323,20 @@ impl ControlServer {
             }
         }
         if conn.answered && conn.written >= conn.output.len() && !conn.output.is_empty() {
+            self.close(token, registry);
+        }
+    }
+
+    /// Closes connections that have taken longer than the idle limit (called once a
+    /// second by the loop).
+    pub fn reap_idle(&mut self, registry: &Registry) {
+        let stale: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.opened.elapsed() > IDLE_LIMIT)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in stale {
             self.close(token, registry);
         }
     }

@@ -277,6 +277,9 @@ impl Switch {
                 if n > 0 {
                     debug!("aged out {n} FDB entries");
                 }
+                if let Some(c) = self.control.as_mut() {
+                    c.reap_idle(self.poll.registry());
+                }
                 for io in self.ports.iter_mut().flatten() {
                     if let Some(cap) = io.capture.as_mut() {
                         if let Err(e) = cap.flush() {
