@@ -509,3 +509,30 @@ fn silent_clients_cannot_block_the_control_socket() {
     assert_eq!(ports.as_array().unwrap().len(), 1);
     drop(silent);
 }
+
+#[test]
+fn a_port_whose_interface_is_down_shows_down_and_counts_drops() {
+    if !privileged("a_port_whose_interface_is_down_shows_down_and_counts_drops") {
+        return;
+    }
+    let (sw, [a, _], ha, _hb) = two_hosts();
+    let c = unique("ut");
+    sw.json(&["port", "add", &c]);
+    // Moved into a namespace and never brought up there.
+    let hc = Netns::new();
+    sh(&["ip", "link", "set", &c, "netns", &hc.name]);
+    assert!(ha.ping("198.18.0.2"));
+    send_broadcast_probe(&ha, &a, mac("02:00:00:00:00:01"), b"to-down");
+    let ports = sw.json(&["show", "ports"]);
+    let p = port(&ports, &c);
+    assert_eq!(p["state"], "down", "{p}");
+    assert!(
+        p["counters"]["drops"]["egress_down"].as_u64() >= Some(1),
+        "{p}"
+    );
+    // Up again: the next frame goes through and the state follows.
+    sh(&["ip", "-n", &hc.name, "link", "set", &c, "up"]);
+    send_broadcast_probe(&ha, &a, mac("02:00:00:00:00:01"), b"to-up");
+    let ports = sw.json(&["show", "ports"]);
+    assert_eq!(port(&ports, &c)["state"], "up");
+}

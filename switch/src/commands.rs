@@ -264,7 +264,8 @@ impl Switch {
                     "name": p.name(),
                     "network": self.network_name(p.network()),
                     "kind": io.map_or("?", |io| io.dev.kind()),
-                    "state": "forwarding",
+                    // What the last write said: a TAP whose netdev is down refuses frames.
+                    "state": if io.is_some_and(|io| io.down) { "down" } else { "up" },
                     "mtu": p.mtu(),
                     "offloads": Vec::<String>::new(),
                     "created": io.is_some_and(|io| io.dev.created()),

@@ -56,6 +56,9 @@ pub(crate) struct PortIo {
     pub(crate) dev: Device,
     /// On the ready list: readable and not yet drained.
     queued: bool,
+    /// The last write failed because the interface is down (its netdev, possibly in a
+    /// container's namespace, is not up); cleared by the next write that succeeds.
+    pub(crate) down: bool,
     pub(crate) capture: Option<Capture>,
 }
 
@@ -217,6 +220,7 @@ impl Switch {
         self.ports[slot] = Some(PortIo {
             dev,
             queued: true,
+            down: false,
             capture: None,
         });
         // A frame may have arrived between attaching and registering: look once.
@@ -555,13 +559,15 @@ fn transmit(
     match port.dev.write(frame) {
         Ok(_) => {
             fwd.record_tx(egress, frame.len());
+            port.down = false;
             port.capture(frame);
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             fwd.record_tx_drop(egress, DropReason::EgressFull)
         }
-        Err(e) if e.raw_os_error() == Some(libc::EIO) => {
-            fwd.record_tx_drop(egress, DropReason::EgressDown)
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::ENETDOWN)) => {
+            fwd.record_tx_drop(egress, DropReason::EgressDown);
+            port.down = true;
         }
         Err(e) => {
             fwd.record_tx_drop(egress, DropReason::EgressError);
