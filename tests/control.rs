@@ -530,9 +530,17 @@ fn a_port_whose_interface_is_down_shows_down_and_counts_drops() {
         p["counters"]["drops"]["egress_down"].as_u64() >= Some(1),
         "{p}"
     );
-    // Up again: the next frame goes through and the state follows.
+    // Up again: the next frame goes through and the state follows. (A frame and a
+    // control request race inside the loop: ask until the frame has been switched.)
     sh(&["ip", "-n", &hc.name, "link", "set", &c, "up"]);
-    send_broadcast_probe(&ha, &a, mac("02:00:00:00:00:01"), b"to-up");
-    let ports = sw.json(&["show", "ports"]);
-    assert_eq!(port(&ports, &c)["state"], "up");
+    let mut state = Value::Null;
+    for _ in 0..40 {
+        send_broadcast_probe(&ha, &a, mac("02:00:00:00:00:01"), b"to-up");
+        state = port(&sw.json(&["show", "ports"]), &c)["state"].clone();
+        if state == "up" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(state, "up");
 }
