@@ -99,6 +99,11 @@ fn containers_on_networks_talk_within_and_stay_apart_across() {
         .status
         .success());
 
+    // A container's port goes with the container, not on its own.
+    let out = sw.client(&["port", "del", &format!("{web}-e0")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("uswitch rm {web}")));
+
     // The human table.
     let table = String::from_utf8_lossy(&sw.client(&["ps"]).stdout).to_string();
     assert!(

@@ -127,6 +127,18 @@ impl Switch {
             }
             Request::PortDel { name } => {
                 let id = self.find_port(&name)?;
+                let owner = self
+                    .networks
+                    .containers
+                    .by_name
+                    .values()
+                    .find(|c| c.interfaces.iter().any(|i| i.tap == name));
+                if let Some(c) = owner {
+                    return Err(format!(
+                        "port {name} belongs to container {0}; remove it with uswitch rm {0}",
+                        c.name
+                    ));
+                }
                 let (_, created) = self.remove_port(id).ok_or("the port went away")?;
                 Ok(json!({ "name": name, "removed_tap": created }))
             }

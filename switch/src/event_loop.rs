@@ -1,4 +1,5 @@
-//! The mio event loop: TAP fds in, forwarder decisions, TAP fds out.
+//! The mio event loop: frames in from the ports (TAPs and uplinks), forwarder decisions,
+//! frames out; signals and the control socket's connections share the same poll.
 //!
 //! Readiness is edge-triggered, so a readable port is drained until `WouldBlock`. To keep
 //! one busy port from starving the others, each port reads at most [`BURST`] frames per
@@ -15,13 +16,13 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::capture::{Capture, Stopped};
-use crate::control::{ControlError, ControlEvent, ControlServer, Response};
 use packets::offload::{
     complete_checksum, segment_tcp, VirtioNetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4,
     GSO_TCPV6, VIRTIO_NET_HDR_LEN,
 };
 
+use crate::capture::{Capture, Stopped};
+use crate::control::{ControlError, ControlEvent, ControlServer, Response};
 use crate::device::Device;
 use crate::packet::PacketSocket;
 use crate::tap::{is_vanished, Tap, TapError};
