@@ -544,3 +544,65 @@ fn a_port_whose_interface_is_down_shows_down_and_counts_drops() {
     }
     assert_eq!(state, "up");
 }
+
+#[test]
+fn mac_moves_wait_for_the_hold_down() {
+    if !privileged("mac_moves_wait_for_the_hold_down") {
+        return;
+    }
+    let roamer = "02:00:00:00:00:66";
+    let where_is = |sw: &Uswitch| -> Option<String> {
+        sw.json(&["show", "fdb"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["mac"] == roamer)
+            .and_then(|e| e["port"].as_str().map(String::from))
+    };
+    // Polls until `roamer` sits on `port` (or 2 s pass).
+    let settles_on = |sw: &Uswitch, port: &str| {
+        (0..40).any(|_| {
+            let here = where_is(sw).as_deref() == Some(port);
+            if !here {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            here
+        })
+    };
+    for (hold, moves) in [("3", false), ("0", true)] {
+        let (a, b) = (unique("ut"), unique("ut"));
+        let sw = Uswitch::start(&["--port", &a, "--port", &b, "--mac-move-hold-down", hold]);
+        let (ha, hb) = (Netns::new(), Netns::new());
+        ha.adopt(&a, "02:00:00:00:00:01", "198.18.0.1/24");
+        hb.adopt(&b, "02:00:00:00:00:02", "198.18.0.2/24");
+        send_broadcast_probe(&ha, &a, mac(roamer), b"here");
+        assert!(settles_on(&sw, &a), "the roamer was not learned on {a}");
+        send_broadcast_probe(&hb, &b, mac(roamer), b"there");
+        if moves {
+            assert!(
+                settles_on(&sw, &b),
+                "with no hold-down the MAC should move at once"
+            );
+        } else {
+            let stats = wait_for_stats(&sw, |s| {
+                s["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["mac_moves_held"].as_u64() >= Some(1))
+            });
+            let held = stats["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == b.as_str())
+                .unwrap();
+            assert_eq!(held["mac_moves_held"], 1, "{held}");
+            assert_eq!(
+                where_is(&sw).as_deref(),
+                Some(a.as_str()),
+                "moved within the hold-down"
+            );
+        }
+    }
+}
