@@ -13,7 +13,7 @@ mod switch;
 
 pub use counters::{DropReason, NetworkStats, PortCounters};
 pub use fdb::{Fdb, FdbConfig, FdbEntry, Learned};
-pub use switch::{Decision, Forwarder, ForwarderError, Network, Port};
+pub use switch::{Decision, Forwarder, ForwarderError, Network, Port, MAX_GSO_FRAME};
 
 /// Monotonic time in milliseconds, from an origin the caller chooses.
 pub type Millis = u64;

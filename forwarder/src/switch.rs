@@ -6,6 +6,10 @@ use crate::counters::{DropReason, NetworkStats, PortCounters};
 use crate::fdb::{Fdb, FdbConfig, Learned};
 use crate::{Millis, NetworkId, PortId};
 
+/// The largest GSO frame a port may hand over: 64 KiB of IP plus an Ethernet header and
+/// a VLAN tag.
+pub const MAX_GSO_FRAME: usize = 65_535 + 18;
+
 /// Where a frame goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -181,6 +185,18 @@ impl Forwarder {
     /// Learns from and decides the fate of `frame`, received on `ingress` at `now`.
     /// Counts the reception, and the drop when the decision is one.
     pub fn process(&mut self, ingress: PortId, frame: &[u8], now: Millis) -> Decision {
+        self.process_frame(ingress, frame, false, now)
+    }
+
+    /// [`Forwarder::process`] for a frame that may be a GSO frame (`gso`): one that stands
+    /// for several MTU-sized segments and so may exceed the MTU (up to 64 KiB).
+    pub fn process_frame(
+        &mut self,
+        ingress: PortId,
+        frame: &[u8],
+        gso: bool,
+        now: Millis,
+    ) -> Decision {
         let Some(port) = self
             .ports
             .get_mut(ingress.0 as usize)
@@ -196,6 +212,7 @@ impl Forwarder {
             port,
             ingress,
             frame,
+            gso,
             now,
         );
         match verdict {
@@ -211,6 +228,7 @@ impl Forwarder {
         port: &mut Port,
         ingress: PortId,
         frame: &[u8],
+        gso: bool,
         now: Millis,
     ) -> Decision {
         let eth = match EthernetFrame::new_checked(frame) {
@@ -218,7 +236,12 @@ impl Forwarder {
             Err(FrameError::Runt(_)) => return Decision::Drop(DropReason::Runt),
             Err(FrameError::TruncatedVlan(_)) => return Decision::Drop(DropReason::BadVlanTag),
         };
-        if !eth.fits_mtu(port.mtu) {
+        let fits = if gso {
+            frame.len() <= MAX_GSO_FRAME
+        } else {
+            eth.fits_mtu(port.mtu)
+        };
+        if !fits {
             return Decision::Drop(DropReason::Oversized);
         }
         let (src, dst) = (eth.src(), eth.dst());
@@ -256,13 +279,18 @@ impl Forwarder {
         }
     }
 
-    /// Whether `frame` fits the MTU of `egress`; a frame that does not is counted as an
+    /// Whether `frame` fits the MTU of `egress` (a GSO frame, whose segments the egress
+    /// cuts, only has to fit 64 KiB); a frame that does not is counted as an
     /// `egress_too_big` drop on that port.
-    pub fn admit_egress(&mut self, egress: PortId, frame: &[u8]) -> bool {
+    pub fn admit_egress(&mut self, egress: PortId, frame: &[u8], gso: bool) -> bool {
         let Some(port) = self.port_mut(egress) else {
             return false;
         };
-        let fits = EthernetFrame::new_checked(frame).is_ok_and(|f| f.fits_mtu(port.mtu));
+        let fits = if gso {
+            frame.len() <= MAX_GSO_FRAME
+        } else {
+            EthernetFrame::new_checked(frame).is_ok_and(|f| f.fits_mtu(port.mtu))
+        };
         if !fits {
             port.counters.count_drop(DropReason::EgressTooBig);
         }
@@ -573,13 +601,25 @@ mod tests {
         let small = fwd.add_port("small", "default", 1500).unwrap();
         let jumbo = frame(MacAddr::BROADCAST, H1, 9014);
         assert!(matches!(fwd.process(big, &jumbo, 0), Decision::Flood(_)));
-        assert!(!fwd.admit_egress(small, &jumbo));
-        assert!(fwd.admit_egress(small, &frame(H2, H1, 1514)));
+        assert!(!fwd.admit_egress(small, &jumbo, false));
+        assert!(fwd.admit_egress(small, &frame(H2, H1, 1514), false));
+        // A GSO frame stands for MTU-sized segments: it only has to fit 64 KiB.
+        assert!(fwd.admit_egress(small, &jumbo, true));
+        assert!(!fwd.admit_egress(small, &frame(H2, H1, 70_000), true));
+        assert!(matches!(
+            fwd.process_frame(small, &frame(H2, H1, 60_000), true, 0),
+            Decision::Forward(_) | Decision::Flood(_)
+        ));
+        assert_eq!(
+            fwd.process_frame(small, &frame(H2, H1, 70_000), true, 0),
+            Decision::Drop(DropReason::Oversized)
+        );
         fwd.record_tx(small, 1514);
         fwd.record_tx_drop(small, DropReason::EgressFull);
         let c = fwd.port(small).unwrap().counters();
         assert_eq!((c.tx_frames, c.tx_bytes), (1, 1514));
-        assert_eq!(c.drops(DropReason::EgressTooBig), 1);
+        // The jumbo frame, and the GSO frame over 64 KiB.
+        assert_eq!(c.drops(DropReason::EgressTooBig), 2);
         assert_eq!(c.drops(DropReason::EgressFull), 1);
     }
 

@@ -119,6 +119,89 @@ pub fn complete_checksum(
     Ok(())
 }
 
+/// The L3 header of a GSO frame: where it starts, whether it is IPv4, its length, and the
+/// L4 protocol it carries.
+fn l3_of(frame: &[u8], proto: u8) -> Result<(usize, bool, usize), OffloadError> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| OffloadError::Malformed)?;
+    let l3 = eth.header_len();
+    match eth.ethertype() {
+        EtherType::IPV4 => {
+            let ihl = (*frame.get(l3).ok_or(OffloadError::Malformed)? & 0x0f) as usize * 4;
+            if ihl < 20 || frame.get(l3 + 9) != Some(&proto) {
+                return Err(OffloadError::Malformed);
+            }
+            Ok((l3, true, ihl))
+        }
+        // Extension headers are not walked: the kernel's GSO frames carry none.
+        EtherType::IPV6 if frame.get(l3 + 6) == Some(&proto) => Ok((l3, false, 40)),
+        _ => Err(OffloadError::Malformed),
+    }
+}
+
+/// The pseudo-header sum for an L4 segment of `l4_len` bytes.
+fn pseudo_sum(seg: &[u8], l3: usize, v4: bool, proto: u8, l4_len: usize) -> u32 {
+    let addrs = if v4 {
+        sum16(0, &seg[l3 + 12..l3 + 20])
+    } else {
+        sum16(0, &seg[l3 + 8..l3 + 40])
+    };
+    addrs + proto as u32 + (l4_len as u32 & 0xffff) + (l4_len as u32 >> 16)
+}
+
+/// Sets the IP length fields (and, for IPv4, the id and header checksum) of a segment.
+fn fix_ip(seg: &mut [u8], l3: usize, v4: bool, ip_len: usize, l4_len: usize, id: u16) {
+    if v4 {
+        seg[l3 + 2..l3 + 4].copy_from_slice(&((ip_len + l4_len) as u16).to_be_bytes());
+        seg[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
+        seg[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
+        let c = internet_checksum(&seg[l3..l3 + ip_len]);
+        seg[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+    } else {
+        seg[l3 + 4..l3 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+    }
+}
+
+/// Splits a UDP GSO frame (`UDP_SEGMENT`, GSO type UDP_L4) into datagrams of at most
+/// `size` payload bytes, each with its own UDP length and checksum.
+pub fn segment_udp(
+    frame: &[u8],
+    size: usize,
+    scratch: &mut Vec<u8>,
+    mut emit: impl FnMut(&[u8]),
+) -> Result<usize, OffloadError> {
+    let (l3, v4, ip_len) = l3_of(frame, 17)?;
+    let l4 = l3 + ip_len;
+    let hdrs = l4 + 8;
+    if hdrs > frame.len() || size == 0 {
+        return Err(OffloadError::Malformed);
+    }
+    let payload = &frame[hdrs..];
+    let id0 = if v4 {
+        u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]])
+    } else {
+        0
+    };
+    let chunks = payload.len().div_ceil(size).max(1);
+    for i in 0..chunks {
+        let body = &payload[(i * size).min(payload.len())..((i + 1) * size).min(payload.len())];
+        scratch.clear();
+        scratch.extend_from_slice(&frame[..hdrs]);
+        scratch.extend_from_slice(body);
+        let seg = &mut scratch[..];
+        let l4_len = 8 + body.len();
+        fix_ip(seg, l3, v4, ip_len, l4_len, id0.wrapping_add(i as u16));
+        seg[l4 + 4..l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        seg[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
+        let mut c = !fold(sum16(pseudo_sum(seg, l3, v4, 17, l4_len), &seg[l4..]));
+        if c == 0 {
+            c = 0xffff;
+        }
+        seg[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
+        emit(seg);
+    }
+    Ok(chunks)
+}
+
 /// Splits a TCP GSO frame (IPv4 or IPv6, optionally VLAN-tagged) into segments of at most
 /// `mss` payload bytes with complete IP and TCP checksums, handing each to `emit`.
 /// `scratch` is reused between calls so segmentation does not allocate per frame.
@@ -128,26 +211,7 @@ pub fn segment_tcp(
     scratch: &mut Vec<u8>,
     mut emit: impl FnMut(&[u8]),
 ) -> Result<usize, OffloadError> {
-    let eth = EthernetFrame::new_checked(frame).map_err(|_| OffloadError::Malformed)?;
-    let l3 = eth.header_len();
-    let v4 = match eth.ethertype() {
-        EtherType::IPV4 => true,
-        EtherType::IPV6 => false,
-        _ => return Err(OffloadError::Malformed),
-    };
-    let ip_len = if v4 {
-        let ihl = (*frame.get(l3).ok_or(OffloadError::Malformed)? & 0x0f) as usize * 4;
-        if ihl < 20 || frame.get(l3 + 9) != Some(&6) {
-            return Err(OffloadError::Malformed);
-        }
-        ihl
-    } else {
-        // Extension headers are not walked: the kernel's TCPv6 GSO frames carry none.
-        if frame.get(l3 + 6) != Some(&6) {
-            return Err(OffloadError::Malformed);
-        }
-        40
-    };
+    let (l3, v4, ip_len) = l3_of(frame, 6)?;
     let l4 = l3 + ip_len;
     let doff = (*frame.get(l4 + 12).ok_or(OffloadError::Malformed)? >> 4) as usize * 4;
     let hdrs = l4 + doff;
@@ -157,7 +221,11 @@ pub fn segment_tcp(
     let payload = &frame[hdrs..];
     let seq0 = u32::from_be_bytes([frame[l4 + 4], frame[l4 + 5], frame[l4 + 6], frame[l4 + 7]]);
     let flags0 = frame[l4 + 13];
-    let id0 = u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]]);
+    let id0 = if v4 {
+        u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]])
+    } else {
+        0
+    };
     let chunks = payload.len().div_ceil(mss).max(1);
     for i in 0..chunks {
         let body = &payload[(i * mss).min(payload.len())..((i + 1) * mss).min(payload.len())];
@@ -166,17 +234,8 @@ pub fn segment_tcp(
         scratch.extend_from_slice(body);
         let seg = &mut scratch[..];
         let last = i + 1 == chunks;
-        if v4 {
-            let total = (ip_len + doff + body.len()) as u16;
-            seg[l3 + 2..l3 + 4].copy_from_slice(&total.to_be_bytes());
-            seg[l3 + 4..l3 + 6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
-            seg[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-            let c = internet_checksum(&seg[l3..l3 + ip_len]);
-            seg[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-        } else {
-            let plen = (doff + body.len()) as u16;
-            seg[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
-        }
+        let l4_len = doff + body.len();
+        fix_ip(seg, l3, v4, ip_len, l4_len, id0.wrapping_add(i as u16));
         let seq = seq0.wrapping_add((i * mss) as u32);
         seg[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
         // FIN and PSH only on the last segment, CWR only on the first.
@@ -189,14 +248,7 @@ pub fn segment_tcp(
         }
         seg[l4 + 13] = flags;
         seg[l4 + 16..l4 + 18].copy_from_slice(&[0, 0]);
-        let tcp_len = (doff + body.len()) as u32;
-        let mut acc = if v4 {
-            sum16(0, &seg[l3 + 12..l3 + 20])
-        } else {
-            sum16(0, &seg[l3 + 8..l3 + 40])
-        };
-        acc += 6 + (tcp_len & 0xffff) + (tcp_len >> 16);
-        let c = !fold(sum16(acc, &seg[l4..]));
+        let c = !fold(sum16(pseudo_sum(seg, l3, v4, 6, l4_len), &seg[l4..]));
         seg[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
         emit(seg);
     }
@@ -321,6 +373,77 @@ mod tests {
         }
     }
 
+    /// Ethernet + IPv4 or IPv6 + UDP with `payload` bytes and a zero checksum.
+    fn udp(v4: bool, payload: usize) -> Vec<u8> {
+        let mut f = if v4 {
+            let mut t = tcp4(0, 0);
+            t.truncate(34);
+            t[23] = 17;
+            t
+        } else {
+            let mut t = tcp6(0);
+            t.truncate(54);
+            t[20] = 17;
+            t
+        };
+        f.extend_from_slice(&[0x30, 0x39, 0x00, 0x09, 0, 0, 0, 0]);
+        f.extend((0..payload).map(|i| (i % 241) as u8));
+        let l4 = f.len() - payload - 8;
+        f[l4 + 4..l4 + 6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        if v4 {
+            f[16..18].copy_from_slice(&((20 + 8 + payload) as u16).to_be_bytes());
+        } else {
+            f[18..20].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        }
+        f
+    }
+
+    fn udp_verifies(seg: &[u8], v4: bool) -> bool {
+        let (l3, ip_len) = (14, if v4 { 20 } else { 40 });
+        if v4 && internet_checksum(&seg[l3..l3 + 20]) != 0 {
+            return false;
+        }
+        let udp = &seg[l3 + ip_len..];
+        u16::from_be_bytes([udp[4], udp[5]]) as usize == udp.len()
+            && !fold(sum16(pseudo_sum(seg, l3, v4, 17, udp.len()), udp)) == 0
+    }
+
+    #[test]
+    fn segments_udp_over_ipv4_and_ipv6() {
+        for v4 in [true, false] {
+            let f = udp(v4, 3000);
+            let mut segs = Vec::new();
+            let n = segment_udp(&f, 1200, &mut Vec::new(), |s| segs.push(s.to_vec())).unwrap();
+            assert_eq!(n, 3);
+            let hdrs = if v4 { 42 } else { 62 };
+            let mut joined = Vec::new();
+            for s in &segs {
+                assert!(udp_verifies(s, v4), "v4={v4}");
+                joined.extend_from_slice(&s[hdrs..]);
+            }
+            assert_eq!(&joined[..], &f[hdrs..]);
+            assert_eq!(segs[2].len() - hdrs, 600);
+        }
+    }
+
+    #[test]
+    fn completes_partial_udp_checksums_over_ipv4_and_ipv6() {
+        for v4 in [true, false] {
+            let mut f = udp(v4, 333);
+            let (l3, ip_len) = (14, if v4 { 20 } else { 40 });
+            let l4 = l3 + ip_len;
+            if v4 {
+                let c = internet_checksum(&f[l3..l3 + 20]);
+                f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
+            }
+            // The sender leaves the pseudo-header sum in the checksum field.
+            let seed = fold(pseudo_sum(&f, l3, v4, 17, f.len() - l4));
+            f[l4 + 6..l4 + 8].copy_from_slice(&seed.to_be_bytes());
+            complete_checksum(&mut f, l4, 6).unwrap();
+            assert!(udp_verifies(&f, v4), "v4={v4}");
+        }
+    }
+
     #[test]
     fn refuses_what_is_not_tcp() {
         let mut f = tcp4(100, 0x10);
@@ -343,6 +466,7 @@ mod tests {
         #[test]
         fn offload_never_panics(mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200), mss in 0usize..300, start in 0usize..300, off in 0usize..40) {
             let _ = segment_tcp(&bytes, mss, &mut Vec::new(), |_| {});
+            let _ = segment_udp(&bytes, mss, &mut Vec::new(), |_| {});
             let _ = complete_checksum(&mut bytes, start, off);
             let _ = VirtioNetHdr::parse(&bytes);
         }

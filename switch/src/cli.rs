@@ -37,8 +37,9 @@ pub struct Cli {
 #[derive(Debug, Clone, Default, Args)]
 pub struct SwitchArgs {
     /// Attach the TAP interface NAME (created if missing and removed on exit; an existing
-    /// TAP is left in place) to NETWORK (default: "default"). Repeat for every port.
-    #[arg(long = "port", value_name = "NAME[@NETWORK]")]
+    /// TAP is left in place) to NETWORK (default: "default"), with offloads unless
+    /// ",offload=off". Repeat for every port.
+    #[arg(long = "port", value_name = "NAME[@NETWORK][,offload=off]")]
     pub ports: Vec<PortSpec>,
 
     /// Forget a learned MAC after SECS without frames from it (0: never) [default: 300]
@@ -388,22 +389,42 @@ fn parse_capture(s: &str) -> Result<(String, PathBuf), String> {
 pub struct PortSpec {
     pub name: String,
     pub network: String,
+    /// TAP offloads (virtio-net header, checksum and segmentation offload); on unless
+    /// `,offload=off`.
+    pub offload: bool,
 }
 
 impl FromStr for PortSpec {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (name, network) = match s.split_once('@') {
+        let (head, options) = match s.split_once(',') {
+            Some((head, options)) => (head, Some(options)),
+            None => (s, None),
+        };
+        let (name, network) = match head.split_once('@') {
             Some((name, network)) => (name, network),
-            None => (s, DEFAULT_NETWORK),
+            None => (head, DEFAULT_NETWORK),
         };
         validate_ifname(name)
             .map_err(|why| format!("interface name '{name}' is not valid: {why}"))?;
         validate_network_name(network)?;
+        let mut offload = true;
+        for opt in options.into_iter().flat_map(|o| o.split(',')) {
+            offload = match opt {
+                "offload=on" => true,
+                "offload=off" => false,
+                other => {
+                    return Err(format!(
+                        "port option '{other}': expected offload=on or offload=off"
+                    ))
+                }
+            };
+        }
         Ok(PortSpec {
             name: name.to_string(),
             network: network.to_string(),
+            offload,
         })
     }
 }
@@ -506,7 +527,7 @@ mod tests {
 
     #[test]
     fn parses_ports_and_networks() {
-        let cli = parse(&["--port", "tap0", "--port", "tap1@blue"])
+        let cli = parse(&["--port", "tap0", "--port", "tap1@blue,offload=off"])
             .unwrap()
             .switch;
         assert_eq!(
@@ -514,11 +535,13 @@ mod tests {
             vec![
                 PortSpec {
                     name: "tap0".into(),
-                    network: "default".into()
+                    network: "default".into(),
+                    offload: true,
                 },
                 PortSpec {
                     name: "tap1".into(),
-                    network: "blue".into()
+                    network: "blue".into(),
+                    offload: false,
                 },
             ]
         );
@@ -537,6 +560,10 @@ mod tests {
             (&["--port", "a234567890123456"], "at most 15"),
             (&["--port", "tap0@"], "after '@' is empty"),
             (&["--port", "tap0@bl ue"], "network name"),
+            (
+                &["--port", "tap0,offload=maybe"],
+                "offload=on or offload=off",
+            ),
             (&["--port", "tap0", "--fdb-max", "0"], "at least 1"),
             (&["--port", "tap0", "--fdb-aging", "soon"], "--fdb-aging"),
             (

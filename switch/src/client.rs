@@ -58,6 +58,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
                 Request::PortAdd {
                     name: spec.name,
                     network: spec.network,
+                    offload: spec.offload,
                 },
                 print_done,
             ),

@@ -110,10 +110,14 @@ impl Switch {
                     n => Ok(json!({ "mac": mac.to_string(), "removed": n })),
                 }
             }
-            Request::PortAdd { name, network } => {
+            Request::PortAdd {
+                name,
+                network,
+                offload,
+            } => {
                 let spec: PortSpec = format!("{name}@{network}").parse()?;
                 let id = self
-                    .add_tap_port(&spec.name, &spec.network)
+                    .add_tap_port(&spec.name, &spec.network, offload)
                     .map_err(|e| e.to_string())?;
                 let created = self
                     .ports
@@ -218,7 +222,7 @@ impl Switch {
                     network: net.clone(),
                     address,
                 };
-                if let Err(e) = self.add_tap_port(&tap, net) {
+                if let Err(e) = self.add_tap_port(&tap, net, true) {
                     self.networks.containers.release(&iface);
                     return Err(e.to_string());
                 }
@@ -279,7 +283,7 @@ impl Switch {
                     // What the last write said: a TAP whose netdev is down refuses frames.
                     "state": if io.is_some_and(|io| io.down) { "down" } else { "up" },
                     "mtu": p.mtu(),
-                    "offloads": Vec::<String>::new(),
+                    "offloads": io.map(|io| io.dev.offloads()).unwrap_or_default(),
                     "created": io.is_some_and(|io| io.dev.created()),
                     "capture": io.and_then(|io| io.capture.as_ref()).map(|c| c.path().display().to_string()),
                     "counters": counters_json(p.counters()),

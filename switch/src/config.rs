@@ -65,6 +65,7 @@ struct FileHostPort {
 struct FilePort {
     name: String,
     network: Option<String>,
+    offload: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +179,7 @@ fn file_ports(ports: Vec<FilePort>) -> Vec<PortSpec> {
         .map(|p| PortSpec {
             name: p.name,
             network: p.network.unwrap_or_else(|| DEFAULT_NETWORK.to_string()),
+            offload: p.offload.unwrap_or(true),
         })
         .collect()
 }

@@ -64,6 +64,8 @@ pub enum Request {
     PortAdd {
         name: String,
         network: String,
+        #[serde(default = "offload_on")]
+        offload: bool,
     },
     PortDel {
         name: String,
@@ -82,6 +84,10 @@ pub enum Request {
         name: String,
     },
     ContainerLs,
+}
+
+fn offload_on() -> bool {
+    true
 }
 
 /// The switch's answer: `data` on success, `error` (one line) on failure.

@@ -29,6 +29,23 @@ impl Device {
         }
     }
 
+    /// Whether frames cross this device behind a virtio-net header (and so may be GSO
+    /// frames or carry partial checksums, both ways).
+    pub fn vnet_hdr(&self) -> bool {
+        match self {
+            Device::Tap(t) => t.vnet_hdr(),
+            Device::Uplink(_) => true,
+        }
+    }
+
+    /// The offloads in force, by name.
+    pub fn offloads(&self) -> Vec<&'static str> {
+        match self {
+            Device::Tap(t) => t.offloads().to_vec(),
+            Device::Uplink(_) => vec!["vnet_hdr"],
+        }
+    }
+
     /// Whether uswitch created the interface (and so it disappears when uswitch lets go).
     pub fn created(&self) -> bool {
         match self {
@@ -37,6 +54,7 @@ impl Device {
         }
     }
 
+    /// Reads one frame (behind its virtio-net header when [`Device::vnet_hdr`]).
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Device::Tap(t) => t.read(buf),
@@ -44,6 +62,7 @@ impl Device {
         }
     }
 
+    /// Writes one frame (behind its virtio-net header when [`Device::vnet_hdr`]).
     pub fn write(&self, frame: &[u8]) -> io::Result<usize> {
         match self {
             Device::Tap(t) => t.write(frame),

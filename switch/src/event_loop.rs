@@ -17,8 +17,8 @@ use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
 use packets::offload::{
-    complete_checksum, segment_tcp, VirtioNetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4,
-    GSO_TCPV6, VIRTIO_NET_HDR_LEN,
+    complete_checksum, segment_tcp, segment_udp, VirtioNetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_NONE,
+    GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
 };
 
 use crate::capture::{Capture, Stopped};
@@ -148,8 +148,13 @@ impl Switch {
     }
 
     /// Attaches (creating if needed) the TAP `name` to `network` and brings it up.
-    pub fn add_tap_port(&mut self, name: &str, network: &str) -> Result<PortId, StartError> {
-        let tap = Tap::open(name)?;
+    pub fn add_tap_port(
+        &mut self,
+        name: &str,
+        network: &str,
+        offload: bool,
+    ) -> Result<PortId, StartError> {
+        let tap = Tap::open(name, offload)?;
         if let Some(&mtu) = self.networks.mtus.get(network) {
             tap.set_mtu(mtu)?;
         }
@@ -170,7 +175,7 @@ impl Switch {
     /// door into the network.
     pub fn add_host_port(&mut self, spec: &crate::cli::HostPortSpec) -> Result<PortId, String> {
         let id = self
-            .add_tap_port(&spec.port.name, &spec.port.network)
+            .add_tap_port(&spec.port.name, &spec.port.network, true)
             .map_err(|e| e.to_string())?;
         let out = std::process::Command::new("ip")
             .args(["addr", "replace", &spec.address, "dev", &spec.port.name])
@@ -353,13 +358,18 @@ impl Switch {
     }
 
     /// Reads up to a burst from `id`; true if the port may still have frames.
+    ///
+    /// Every frame sits in the buffer behind a virtio-net header: the one the device
+    /// gave (TAPs with offloads, uplinks) or an all-zero one written here (plain TAPs), so
+    /// the rest of the path handles one layout.
     fn service_port(&mut self, id: PortId, now: Millis) -> bool {
         for _ in 0..BURST {
             let Some(Some(port)) = self.ports.get_mut(id.0 as usize) else {
                 return false;
             };
-            let uplink = matches!(port.dev, Device::Uplink(_));
-            let n = match port.dev.read(&mut self.buf) {
+            let vnet = port.dev.vnet_hdr();
+            let start = if vnet { 0 } else { VIRTIO_NET_HDR_LEN };
+            let n = match port.dev.read(&mut self.buf[start..]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -368,53 +378,19 @@ impl Switch {
                     return false;
                 }
             };
+            if !vnet {
+                self.buf[..VIRTIO_NET_HDR_LEN].fill(0);
+            }
             let mut plane = Plane {
                 fwd: &mut self.fwd,
                 ports: &mut self.ports,
                 vanished: &mut self.vanished,
                 flood_scratch: &mut self.flood_scratch,
+                segment_scratch: &mut self.segment_scratch,
                 ingress: id,
                 now,
             };
-            if !uplink {
-                plane.forward(&self.buf[..n]);
-                continue;
-            }
-            // An uplink frame comes behind a virtio-net header: finish what the sender
-            // left to offloads before anything else sees it.
-            let Some(hdr) = VirtioNetHdr::parse(&self.buf[..n]) else {
-                plane.fwd.record_rx_drop(id, n, DropReason::BadOffload);
-                continue;
-            };
-            let frame = &mut self.buf[VIRTIO_NET_HDR_LEN..n];
-            let done = match hdr.gso_type & !GSO_ECN {
-                GSO_NONE => {
-                    let ok = hdr.flags & F_NEEDS_CSUM == 0
-                        || complete_checksum(
-                            frame,
-                            hdr.csum_start as usize,
-                            hdr.csum_offset as usize,
-                        )
-                        .is_ok();
-                    if ok {
-                        plane.forward(frame);
-                    }
-                    ok
-                }
-                GSO_TCPV4 | GSO_TCPV6 => segment_tcp(
-                    frame,
-                    hdr.gso_size as usize,
-                    &mut self.segment_scratch,
-                    |seg| plane.forward(seg),
-                )
-                .is_ok(),
-                _ => false,
-            };
-            if !done {
-                plane
-                    .fwd
-                    .record_rx_drop(id, frame.len(), DropReason::BadOffload);
-            }
+            plane.forward(&mut self.buf[..start + n]);
         }
         true
     }
@@ -511,53 +487,150 @@ struct Plane<'a> {
     ports: &'a mut [Option<PortIo>],
     vanished: &'a mut Vec<(PortId, String)>,
     flood_scratch: &'a mut Vec<PortId>,
+    segment_scratch: &'a mut Vec<u8>,
     ingress: PortId,
     now: Millis,
 }
 
+/// What the virtio-net header says must still be done to a frame.
+#[derive(Clone, Copy)]
+enum Offload {
+    /// A complete frame.
+    None,
+    /// The L4 checksum is partial.
+    Checksum { start: usize, offset: usize },
+    /// A GSO frame: segments of `size` payload bytes, TCP or UDP.
+    Segment { tcp: bool, size: usize },
+}
+
+impl Offload {
+    fn of(hdr: &VirtioNetHdr) -> Option<Offload> {
+        Some(match hdr.gso_type & !GSO_ECN {
+            GSO_NONE if hdr.flags & F_NEEDS_CSUM != 0 => Offload::Checksum {
+                start: hdr.csum_start as usize,
+                offset: hdr.csum_offset as usize,
+            },
+            GSO_NONE => Offload::None,
+            GSO_TCPV4 | GSO_TCPV6 => Offload::Segment {
+                tcp: true,
+                size: hdr.gso_size as usize,
+            },
+            GSO_UDP_L4 => Offload::Segment {
+                tcp: false,
+                size: hdr.gso_size as usize,
+            },
+            _ => return None,
+        })
+    }
+}
+
 impl Plane<'_> {
-    /// Captures, learns, decides and transmits one frame from the ingress port.
-    fn forward(&mut self, frame: &[u8]) {
+    fn is_vnet(&self, port: PortId) -> bool {
+        matches!(self.ports.get(port.0 as usize), Some(Some(p)) if p.dev.vnet_hdr())
+    }
+
+    /// Captures, learns, decides and transmits one frame from the ingress port. `buf`
+    /// holds the virtio-net header, then the frame.
+    fn forward(&mut self, buf: &mut [u8]) {
+        let hdr_and_offload = VirtioNetHdr::parse(buf).and_then(|h| Some((h, Offload::of(&h)?)));
+        let Some((_, mut offload)) = hdr_and_offload else {
+            let len = buf.len().saturating_sub(VIRTIO_NET_HDR_LEN);
+            self.fwd
+                .record_rx_drop(self.ingress, len, DropReason::BadOffload);
+            return;
+        };
+        let gso = matches!(offload, Offload::Segment { .. });
         if let Some(Some(port)) = self.ports.get_mut(self.ingress.0 as usize) {
-            port.capture(frame);
+            port.capture(&buf[VIRTIO_NET_HDR_LEN..]);
         }
-        match self.fwd.process(self.ingress, frame, self.now) {
+        let decision =
+            self.fwd
+                .process_frame(self.ingress, &buf[VIRTIO_NET_HDR_LEN..], gso, self.now);
+        match decision {
             Decision::Forward(egress) => {
-                transmit(self.fwd, self.ports, self.vanished, egress, frame)
+                self.flood_scratch.clear();
+                self.flood_scratch.push(egress);
             }
-            Decision::Flood(net) => {
-                self.fwd
-                    .flood_targets(net, self.ingress, self.flood_scratch);
-                for &egress in self.flood_scratch.iter() {
-                    transmit(self.fwd, self.ports, self.vanished, egress, frame);
-                }
-            }
+            Decision::Flood(net) => self
+                .fwd
+                .flood_targets(net, self.ingress, self.flood_scratch),
             Decision::Drop(reason) => {
                 debug!(
                     "dropped a {}-byte frame from port {}: {reason}",
-                    frame.len(),
+                    buf.len(),
                     self.ingress.0
-                )
+                );
+                return;
             }
+        }
+        // A partial checksum bound for a port without the header is finished once, in
+        // place, for every egress; the header then says the frame is complete.
+        if let Offload::Checksum { start, offset } = offload {
+            let plain = (0..self.flood_scratch.len()).any(|i| !self.is_vnet(self.flood_scratch[i]));
+            if plain {
+                if complete_checksum(&mut buf[VIRTIO_NET_HDR_LEN..], start, offset).is_err() {
+                    self.fwd
+                        .record_rx_drop(self.ingress, 0, DropReason::BadOffload);
+                    return;
+                }
+                buf[0] &= !F_NEEDS_CSUM;
+                offload = Offload::None;
+            }
+        }
+        for i in 0..self.flood_scratch.len() {
+            let egress = self.flood_scratch[i];
+            self.transmit(egress, buf, offload);
+        }
+    }
+
+    /// Writes to `egress` what it can take: the header and the frame as they are for a
+    /// port with the header, the frame (segmented if need be) for one without.
+    fn transmit(&mut self, egress: PortId, buf: &[u8], offload: Offload) {
+        let Some(Some(port)) = self.ports.get_mut(egress.0 as usize) else {
+            return;
+        };
+        let frame = &buf[VIRTIO_NET_HDR_LEN..];
+        if port.dev.vnet_hdr() {
+            let gso = matches!(offload, Offload::Segment { .. });
+            if self.fwd.admit_egress(egress, frame, gso) {
+                write_counted(self.fwd, port, self.vanished, egress, buf, frame);
+            }
+            return;
+        }
+        let Offload::Segment { tcp, size } = offload else {
+            if self.fwd.admit_egress(egress, frame, false) {
+                write_counted(self.fwd, port, self.vanished, egress, frame, frame);
+            }
+            return;
+        };
+        let (fwd, vanished) = (&mut *self.fwd, &mut *self.vanished);
+        let mut each = |seg: &[u8]| {
+            if fwd.admit_egress(egress, seg, false) {
+                write_counted(fwd, port, vanished, egress, seg, seg);
+            }
+        };
+        let done = if tcp {
+            segment_tcp(frame, size, self.segment_scratch, &mut each)
+        } else {
+            segment_udp(frame, size, self.segment_scratch, &mut each)
+        };
+        if done.is_err() {
+            self.fwd.record_tx_drop(egress, DropReason::BadOffload);
         }
     }
 }
 
-/// Writes `frame` to `egress`, counting what happened. Never blocks.
-fn transmit(
+/// Writes `bytes` (which end with `frame`) to `port`, counting what happened. Never
+/// blocks.
+fn write_counted(
     fwd: &mut Forwarder,
-    ports: &mut [Option<PortIo>],
+    port: &mut PortIo,
     vanished: &mut Vec<(PortId, String)>,
     egress: PortId,
+    bytes: &[u8],
     frame: &[u8],
 ) {
-    let Some(Some(port)) = ports.get_mut(egress.0 as usize) else {
-        return;
-    };
-    if !fwd.admit_egress(egress, frame) {
-        return;
-    }
-    match port.dev.write(frame) {
+    match port.dev.write(bytes) {
         Ok(_) => {
             fwd.record_tx(egress, frame.len());
             port.down = false;

@@ -78,7 +78,7 @@ fn set_up(switch: &mut Switch, settings: &Settings) -> Result<(), String> {
     }
     for port in &settings.ports {
         switch
-            .add_tap_port(&port.name, &port.network)
+            .add_tap_port(&port.name, &port.network, port.offload)
             .map_err(|e| e.to_string())?;
     }
     for up in &settings.uplinks {

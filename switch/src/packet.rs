@@ -6,8 +6,6 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use packets::offload::VIRTIO_NET_HDR_LEN;
-
 use crate::tap::{validate_ifname, TapError};
 
 /// `PACKET_IGNORE_OUTGOING` (Linux 4.20): do not hand our own transmissions back to us.
@@ -164,27 +162,22 @@ impl PacketSocket {
         }
     }
 
-    /// Sends one complete frame (checksummed, at most MTU-sized) behind an all-zero
-    /// virtio-net header.
-    pub fn write(&self, frame: &[u8]) -> io::Result<usize> {
-        const NO_OFFLOAD: [u8; VIRTIO_NET_HDR_LEN] = [0; VIRTIO_NET_HDR_LEN];
-        let iov = [
-            libc::iovec {
-                iov_base: NO_OFFLOAD.as_ptr() as *mut libc::c_void,
-                iov_len: NO_OFFLOAD.len(),
-            },
-            libc::iovec {
-                iov_base: frame.as_ptr() as *mut libc::c_void,
-                iov_len: frame.len(),
-            },
-        ];
-        // SAFETY: both iovecs point at live buffers of the given lengths, which writev
-        // only reads; the fd is ours and open.
-        let n = unsafe { libc::writev(self.fd.as_raw_fd(), iov.as_ptr(), 2) };
+    /// Sends one frame behind its virtio-net header (the kernel segments a GSO frame and
+    /// finishes a partial checksum if the interface cannot).
+    pub fn write(&self, hdr_and_frame: &[u8]) -> io::Result<usize> {
+        // SAFETY: the buffer is valid for reads of its length; the fd is ours and open.
+        let n = unsafe {
+            libc::send(
+                self.fd.as_raw_fd(),
+                hdr_and_frame.as_ptr().cast(),
+                hdr_and_frame.len(),
+                0,
+            )
+        };
         if n < 0 {
             Err(io::Error::last_os_error())
         } else {
-            Ok((n as usize).saturating_sub(VIRTIO_NET_HDR_LEN))
+            Ok(n as usize)
         }
     }
 
