@@ -323,3 +323,17 @@ fn a_tap_deleted_with_ip_link_del_is_detached() {
     let ports = lab.switch.json(&["show", "ports"]);
     assert_eq!(ports.as_array().unwrap().len(), 2, "{ports}");
 }
+
+#[test]
+fn busy_poll_mode_forwards_like_the_default() {
+    if !privileged("busy_poll_mode_forwards_like_the_default") {
+        return;
+    }
+    let lab = lab(
+        &["default", "default"],
+        &["198.18.0.1/24", "198.18.0.2/24"],
+        &["--busy-poll", "2000"],
+    );
+    assert!(lab.hosts[0].ping("198.18.0.2"));
+    tcp_exchange(&lab.hosts[0], &lab.hosts[1], "198.18.0.2", 5010, 8 << 20);
+}

@@ -38,6 +38,7 @@ struct FileConfig {
     fdb_max: Option<usize>,
     mac_move_hold_down: Option<f64>,
     log_level: Option<String>,
+    busy_poll: Option<u64>,
     control: Option<PathBuf>,
     name: Option<String>,
     #[serde(default)]
@@ -85,6 +86,8 @@ pub struct Settings {
     pub host_ports: Vec<HostPortSpec>,
     pub captures: Vec<(String, PathBuf)>,
     pub log_level: Option<LevelFilter>,
+    /// Microseconds of busy polling after each frame (0: none).
+    pub busy_poll_us: u64,
     pub control: Option<PathBuf>,
     pub name: Option<String>,
 }
@@ -248,6 +251,7 @@ impl Settings {
             host_ports,
             captures,
             log_level,
+            busy_poll_us: args.busy_poll.or(file.busy_poll).unwrap_or(0),
             control: args.control.clone().or(file.control),
             name: args.name.clone().or(file.name),
         })
@@ -280,6 +284,7 @@ mod tests {
     const FILE: &str = r#"
 fdb_aging = 60
 fdb_max = 100
+busy_poll = 50
 
 [[network]]
 name = "blue"
@@ -316,6 +321,8 @@ address = "198.18.1.254/24"
             "60",
             "--fdb-max",
             "100",
+            "--busy-poll",
+            "50",
             "--network",
             "blue,subnet=198.18.1.0/24,mtu=1400",
             "--port",

@@ -47,6 +47,7 @@ fn run_switch(settings: &Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    switch.set_busy_poll(std::time::Duration::from_micros(settings.busy_poll_us));
     if let Err(e) = set_up(&mut switch, settings) {
         eprintln!("uswitch: error: {e}");
         // Dropping the switch closes the TAPs attached so far (created ones vanish).
