@@ -17,10 +17,7 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn assert_one_line_failure(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "exited {}", out.status);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    assert!(err.contains(needle), "'{needle}' not in: {err}");
+    one_line_failure(out, needle);
 }
 
 #[test]

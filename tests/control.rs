@@ -141,10 +141,7 @@ fn fdb_flush_and_static_entries() {
         vec!["port", "del", "noport"],
         vec!["fdb", "del", "02:00:00:00:00:99"],
     ] {
-        let out = sw.client(&args);
-        assert!(!out.status.success(), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        one_line_failure(&sw.client(&args), "");
     }
 }
 
@@ -318,13 +315,7 @@ fn a_client_without_a_switch_says_so_in_one_line() {
         .args(["show", "ports", "--control", &path])
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(
-        err.contains(&format!("cannot reach uswitch at {path}")),
-        "{err}"
-    );
+    one_line_failure(&out, &format!("cannot reach uswitch at {path}"));
 }
 
 #[test]
@@ -395,10 +386,7 @@ fn a_config_file_equals_its_command_line() {
         .output()
         .unwrap();
     let _ = std::fs::remove_file(&bad);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains("line 2, key fdb_max"), "{err}");
+    one_line_failure(&out, "line 2, key fdb_max");
 }
 
 fn network_stats<'a>(stats: &'a Value, name: &str) -> &'a Value {

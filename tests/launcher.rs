@@ -194,11 +194,7 @@ fn launcher_errors_are_one_line() {
     ];
     for (args, needle) in cases {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = sw.client(&refs);
-        assert!(!out.status.success(), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-        assert!(err.contains(needle), "{args:?}: {err}");
+        one_line_failure(&sw.client(&refs), needle);
     }
     // A failed run leaves nothing behind: no ports, no namespace.
     assert_eq!(sw.json(&["show", "ports"]).as_array().unwrap().len(), 0);

@@ -119,22 +119,10 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, String> {
         n.validate()
             .map_err(|m| key_err(&format!("\"{}\"", n.name), m))?;
     }
-    for p in &cfg.port {
-        let spec = format!(
-            "{}@{}",
-            p.name,
-            p.network.as_deref().unwrap_or(DEFAULT_NETWORK)
-        );
-        spec.parse::<PortSpec>()
-            .map_err(|m| key_err(&format!("\"{}\"", p.name), m))?;
-    }
-    for p in &cfg.uplink {
-        let spec = format!(
-            "{}@{}",
-            p.name,
-            p.network.as_deref().unwrap_or(DEFAULT_NETWORK)
-        );
-        spec.parse::<PortSpec>()
+    for p in cfg.port.iter().chain(&cfg.uplink) {
+        let network = p.network.as_deref().unwrap_or(DEFAULT_NETWORK);
+        format!("{}@{network}", p.name)
+            .parse::<PortSpec>()
             .map_err(|m| key_err(&format!("\"{}\"", p.name), m))?;
     }
     for h in &cfg.host_port {

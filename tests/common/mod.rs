@@ -81,6 +81,16 @@ pub fn sh(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Asserts that `out` is a failure explained in exactly one line on stderr containing
+/// `needle`; returns that line.
+pub fn one_line_failure(out: &std::process::Output, needle: &str) -> String {
+    assert!(!out.status.success(), "exited {}", out.status);
+    let err = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(err.contains(needle), "'{needle}' not in: {err}");
+    err
+}
+
 /// Runs a command and reports whether it succeeded.
 pub fn sh_ok(args: &[&str]) -> bool {
     Command::new(args[0])
