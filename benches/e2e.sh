@@ -26,6 +26,9 @@ TA=ueta$ID TB=uetb$ID
 WORK=$(mktemp -d /tmp/uswitch-e2e.XXXXXX)
 RESULTS=$WORK/results
 PIDS=()
+# OVS's userspace datapath makes an "ovs-netdev" device; remove it after us unless it was
+# there before (someone else's OVS).
+OVS_NETDEV_WAS_THERE=$(ip link show ovs-netdev >/dev/null 2>&1 && echo yes || echo no)
 
 need() { command -v "$1" >/dev/null 2>&1 || MISSING+=("$2"); }
 MISSING=()
@@ -42,11 +45,15 @@ teardown() {
     for p in "${PIDS[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
     PIDS=()
     for ns in $NSA $NSB $NSBR; do ip netns del "$ns" 2>/dev/null || true; done
-    if [ -f "$WORK/ovs/db.sock" ] || [ -d "$WORK/ovs" ]; then
+    if [ -d "$WORK/ovs" ]; then
+        ovs-vsctl --db="unix:$WORK/ovs/db.sock" --timeout=5 del-br ube$ID 2>/dev/null || true
         for f in "$WORK"/ovs/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
         sleep 0.3
         rm -rf "$WORK/ovs"
     fi
+    # The userspace datapath's devices, should OVS have died before removing them.
+    ip link del ube$ID 2>/dev/null || true
+    [ "$OVS_NETDEV_WAS_THERE" = yes ] || ip link del ovs-netdev 2>/dev/null || true
     ip link del "$TA" 2>/dev/null || true
     ip link del "$TB" 2>/dev/null || true
 }
