@@ -10,7 +10,7 @@ cargo build --release -q -p uswitch
 
 n=$$
 A=urecA$n B=urecB$n TA=urA$n TB=urB$n
-OUT=pcaps/real-namespaces.pcap
+OUT=${OUT:-pcaps/real-namespaces.pcap}
 SW= DUMP=
 cleanup() {
     [ -n "$DUMP" ] && kill -INT "$DUMP" 2>/dev/null && wait "$DUMP" 2>/dev/null
@@ -20,7 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-target/release/uswitch --port "$TA" --port "$TB" --log-level warn &
+# Offloads off: the capture should hold MTU-sized frames, as on a wire.
+target/release/uswitch --port "$TA,offload=off" --port "$TB,offload=off" --control "/tmp/urec$n.sock" --log-level warn &
 SW=$!
 for _ in $(seq 50); do ip link show "$TB" >/dev/null 2>&1 && break; sleep 0.1; done
 sleep 0.2
