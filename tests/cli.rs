@@ -44,7 +44,8 @@ fn bad_arguments_fail_with_one_clear_line() {
 fn help_and_version_succeed() {
     let out = run(&["--help"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("--port <NAME[@NETWORK][,offload=off]>"));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("--port <NAME[@NETWORK][,offload=off][,bum-rate=N]>"));
     assert!(run(&["--version"]).status.success());
 }
 

@@ -31,11 +31,15 @@ pub enum DropReason {
     /// An offload the switch cannot finish in software (a GSO type it does not segment,
     /// a malformed virtio-net header).
     BadOffload,
+    /// A flooded frame (broadcast, multicast, unknown unicast) over the port's rate.
+    StormControl,
+    /// The port is blocked for a while after it looked like part of a loop.
+    LoopProtect,
 }
 
 impl DropReason {
     /// How many reasons there are (the length of a counter array).
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 14;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -51,6 +55,8 @@ impl DropReason {
         DropReason::EgressDown,
         DropReason::EgressError,
         DropReason::BadOffload,
+        DropReason::StormControl,
+        DropReason::LoopProtect,
     ];
 
     /// The reason's stable snake-case name, used in logs and statistics.
@@ -68,6 +74,8 @@ impl DropReason {
             DropReason::EgressDown => "egress_down",
             DropReason::EgressError => "egress_error",
             DropReason::BadOffload => "bad_offload",
+            DropReason::StormControl => "storm_control",
+            DropReason::LoopProtect => "loop_protect",
         }
     }
 
@@ -95,6 +103,9 @@ pub struct PortCounters {
     pub mac_moves: u64,
     /// Moves to this port refused because the MAC was seen on its old port within the hold-down.
     pub mac_moves_held: u64,
+    /// Times this port was taken for part of a loop (a held move: a MAC flapping between
+    /// ports faster than any host moves).
+    pub loop_suspicions: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -125,14 +136,15 @@ impl fmt::Display for PortCounters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "rx_frames={} rx_bytes={} tx_frames={} tx_bytes={} floods={} mac_moves={} mac_moves_held={}",
+            "rx_frames={} rx_bytes={} tx_frames={} tx_bytes={} floods={} mac_moves={} mac_moves_held={} loop_suspicions={}",
             self.rx_frames,
             self.rx_bytes,
             self.tx_frames,
             self.tx_bytes,
             self.floods,
             self.mac_moves,
-            self.mac_moves_held
+            self.mac_moves_held,
+            self.loop_suspicions
         )?;
         for reason in DropReason::ALL {
             write!(f, " drop_{}={}", reason.name(), self.drops(reason))?;

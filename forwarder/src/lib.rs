@@ -9,11 +9,15 @@
 
 pub mod counters;
 pub mod fdb;
+pub mod storm;
 mod switch;
 
 pub use counters::{DropReason, NetworkStats, PortCounters};
 pub use fdb::{Fdb, FdbConfig, FdbEntry, Learned};
-pub use switch::{Decision, Forwarder, ForwarderError, Network, Port, MAX_GSO_FRAME};
+pub use switch::{
+    Decision, Forwarder, ForwarderError, LoopAlert, Network, Port, Protection,
+    LOOP_ALERT_INTERVAL_MS, MAX_GSO_FRAME,
+};
 
 /// Monotonic time in milliseconds, from an origin the caller chooses.
 pub type Millis = u64;

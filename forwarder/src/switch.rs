@@ -4,6 +4,7 @@ use packets::{EthernetFrame, FrameError};
 
 use crate::counters::{DropReason, NetworkStats, PortCounters};
 use crate::fdb::{Fdb, FdbConfig, Learned};
+use crate::storm::TokenBucket;
 use crate::{Millis, NetworkId, PortId};
 
 /// The largest GSO frame a port may hand over: 64 KiB of IP plus an Ethernet header and
@@ -64,6 +65,11 @@ pub struct Port {
     network: NetworkId,
     mtu: usize,
     counters: PortCounters,
+    bum: TokenBucket,
+    /// Frames from this port are dropped until then (loop protection).
+    blocked_until: Millis,
+    /// When a loop was last reported for this port (reports are rate-limited).
+    last_loop_alert: Option<Millis>,
 }
 
 impl Port {
@@ -82,23 +88,93 @@ impl Port {
     pub fn counters(&self) -> &PortCounters {
         &self.counters
     }
+
+    /// The port's storm-control rate in frames per second (0: no limit).
+    pub fn bum_rate(&self) -> u64 {
+        self.bum.rate()
+    }
+
+    /// Whether loop protection holds the port blocked at `now`.
+    pub fn is_blocked(&self, now: Millis) -> bool {
+        now < self.blocked_until
+    }
+}
+
+/// A port that looked like part of a loop: `mac` arrived on it while it lived on `other`,
+/// faster than the move hold-down allows a host to move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopAlert {
+    pub port: PortId,
+    pub mac: packets::MacAddr,
+    pub other: PortId,
+    /// Set when loop protection blocked the port: until when.
+    pub blocked_until: Option<Millis>,
+}
+
+/// Loop reports per port at most once per this long.
+pub const LOOP_ALERT_INTERVAL_MS: Millis = 10_000;
+
+/// Storm control and loop protection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Protection {
+    /// Flooded frames per second per port (0: no limit); [`Forwarder::set_bum_rate`]
+    /// overrides it per port.
+    pub bum_rate: u64,
+    /// When set, a port suspected of a loop is blocked for this long.
+    pub loop_block_ms: Option<Millis>,
+}
+
+impl Default for Protection {
+    /// 20 000 flooded frames per second per port: far above what ARP, neighbour discovery
+    /// and service discovery need, far below what a loop produces. No loop blocking.
+    fn default() -> Self {
+        Protection {
+            bum_rate: 20_000,
+            loop_block_ms: None,
+        }
+    }
 }
 
 /// Networks, ports and their forwarding databases.
 #[derive(Debug)]
 pub struct Forwarder {
     fdb_config: FdbConfig,
+    protection: Protection,
     networks: Vec<Network>,
     ports: Vec<Option<Port>>,
+    alerts: Vec<LoopAlert>,
 }
 
 impl Forwarder {
     pub fn new(fdb_config: FdbConfig) -> Forwarder {
+        Self::with_protection(fdb_config, Protection::default())
+    }
+
+    pub fn with_protection(fdb_config: FdbConfig, protection: Protection) -> Forwarder {
         Forwarder {
             fdb_config,
+            protection,
             networks: Vec::new(),
             ports: Vec::new(),
+            alerts: Vec::new(),
         }
+    }
+
+    /// Sets the storm-control rate of one port (0: no limit).
+    pub fn set_bum_rate(&mut self, port: PortId, rate: u64) {
+        if let Some(p) = self.port_mut(port) {
+            p.bum = TokenBucket::new(rate);
+        }
+    }
+
+    /// The loop reports gathered since the last call, for the shell to log.
+    pub fn take_loop_alerts(&mut self) -> Vec<LoopAlert> {
+        std::mem::take(&mut self.alerts)
+    }
+
+    /// Whether loop reports are waiting (cheap; no allocation).
+    pub fn has_loop_alerts(&self) -> bool {
+        !self.alerts.is_empty()
     }
 
     /// The network called `name`, created if it does not exist yet.
@@ -151,6 +227,9 @@ impl Forwarder {
             network: net,
             mtu,
             counters: PortCounters::default(),
+            bum: TokenBucket::new(self.protection.bum_rate),
+            blocked_until: 0,
+            last_loop_alert: None,
         }));
         self.networks[net.0 as usize].ports.push(id);
         Ok(id)
@@ -207,6 +286,11 @@ impl Forwarder {
         };
         port.counters.rx_frames += 1;
         port.counters.rx_bytes += frame.len() as u64;
+        if port.is_blocked(now) {
+            port.counters.count_drop(DropReason::LoopProtect);
+            return Decision::Drop(DropReason::LoopProtect);
+        }
+        let mut suspect = None;
         let verdict = Self::decide(
             &mut self.networks[port.network.0 as usize],
             port,
@@ -214,7 +298,33 @@ impl Forwarder {
             frame,
             gso,
             now,
+            &mut suspect,
         );
+        let verdict = match verdict {
+            Decision::Flood(_) if !port.bum.take(now) => Decision::Drop(DropReason::StormControl),
+            Decision::Flood(_) | Decision::Forward(_) | Decision::Drop(_) => verdict,
+        };
+        if let Some((mac, other)) = suspect {
+            // A MAC flapping faster than the hold-down: hosts do not move that fast,
+            // frames going round a loop do.
+            port.counters.loop_suspicions += 1;
+            let blocked_until = self.protection.loop_block_ms.map(|ms| now + ms);
+            if let Some(until) = blocked_until {
+                port.blocked_until = until;
+            }
+            let due = port
+                .last_loop_alert
+                .is_none_or(|t| now.saturating_sub(t) >= LOOP_ALERT_INTERVAL_MS);
+            if due || blocked_until.is_some() {
+                port.last_loop_alert = Some(now);
+                self.alerts.push(LoopAlert {
+                    port: ingress,
+                    mac,
+                    other,
+                    blocked_until,
+                });
+            }
+        }
         match verdict {
             Decision::Drop(reason) => port.counters.count_drop(reason),
             Decision::Flood(_) => port.counters.floods += 1,
@@ -230,6 +340,7 @@ impl Forwarder {
         frame: &[u8],
         gso: bool,
         now: Millis,
+        suspect: &mut Option<(packets::MacAddr, PortId)>,
     ) -> Decision {
         let eth = match EthernetFrame::new_checked(frame) {
             Ok(eth) => eth,
@@ -254,7 +365,10 @@ impl Forwarder {
         match net.fdb.learn(src, ingress, now) {
             Learned::New { evicted: Some(_) } => net.stats.evictions += 1,
             Learned::Moved { .. } => port.counters.mac_moves += 1,
-            Learned::MoveHeld { .. } => port.counters.mac_moves_held += 1,
+            Learned::MoveHeld { owner } => {
+                port.counters.mac_moves_held += 1;
+                *suspect = Some((src, owner));
+            }
             Learned::New { evicted: None } | Learned::Refreshed | Learned::Static => {}
         }
         if dst.is_multicast() {
@@ -643,6 +757,109 @@ mod tests {
         );
         // The name is free again once detached.
         assert!(fwd.add_port("p1", "default", 1500).is_ok());
+    }
+
+    #[test]
+    fn storm_control_caps_floods_per_port() {
+        let mut fwd = Forwarder::with_protection(
+            FdbConfig::default(),
+            Protection {
+                bum_rate: 1000,
+                loop_block_ms: None,
+            },
+        );
+        let a = fwd.add_port("a", "default", 1500).unwrap();
+        let b = fwd.add_port("b", "default", 1500).unwrap();
+        let c = fwd.add_port("c", "default", 1500).unwrap();
+        fwd.set_bum_rate(c, 0);
+        let bcast = frame(MacAddr::BROADCAST, H1, 60);
+        let mut flooded = 0;
+        for ms in 0..1000 {
+            for _ in 0..20 {
+                if matches!(fwd.process(a, &bcast, ms), Decision::Flood(_)) {
+                    flooded += 1;
+                }
+            }
+        }
+        // A tenth of a second's burst, then the rate.
+        assert!((1000..=1100).contains(&flooded), "{flooded}");
+        let ca = fwd.port(a).unwrap().counters();
+        assert_eq!(ca.drops(DropReason::StormControl), 20_000 - flooded);
+        // Known unicast is never limited, and other ports have their own bucket.
+        fwd.process(b, &frame(H1, H2, 60), 1000);
+        assert!((0..5000).all(|_| fwd.process(b, &frame(H1, H2, 60), 1000) == Decision::Forward(a)));
+        assert!(matches!(
+            fwd.process(b, &bcast_from(H2), 1000),
+            Decision::Flood(_)
+        ));
+        // A port with rate 0 is not limited.
+        assert!(
+            (0..5000).all(|_| matches!(fwd.process(c, &bcast_from(H3), 1000), Decision::Flood(_)))
+        );
+    }
+
+    fn bcast_from(src: MacAddr) -> Vec<u8> {
+        frame(MacAddr::BROADCAST, src, 60)
+    }
+
+    #[test]
+    fn a_flapping_mac_is_reported_and_with_protection_blocks_the_port() {
+        let mut fwd = Forwarder::with_protection(
+            FdbConfig::default(),
+            Protection {
+                bum_rate: 0,
+                loop_block_ms: Some(5_000),
+            },
+        );
+        let a = fwd.add_port("a", "default", 1500).unwrap();
+        let b = fwd.add_port("b", "default", 1500).unwrap();
+        let c = fwd.add_port("c", "default", 1500).unwrap();
+        // H3 behind c; its broadcast comes back in on a and b, as through an outside loop.
+        fwd.process(c, &bcast_from(H3), 0);
+        fwd.process(a, &bcast_from(H3), 1);
+        fwd.process(b, &bcast_from(H3), 2);
+        let alerts = fwd.take_loop_alerts();
+        assert_eq!(alerts.len(), 2);
+        assert_eq!(alerts[0].port, a);
+        assert_eq!(alerts[0].other, c);
+        assert_eq!(alerts[0].mac, H3);
+        assert_eq!(alerts[0].blocked_until, Some(5_001));
+        assert!(fwd.take_loop_alerts().is_empty());
+        // Blocked: everything from a and b is dropped for the back-off, c goes on.
+        assert_eq!(
+            fwd.process(a, &bcast_from(H1), 100),
+            Decision::Drop(DropReason::LoopProtect)
+        );
+        assert!(fwd.port(b).unwrap().is_blocked(100));
+        assert!(matches!(
+            fwd.process(c, &bcast_from(H3), 100),
+            Decision::Flood(_)
+        ));
+        // After the back-off, a forwards again.
+        assert!(matches!(
+            fwd.process(a, &bcast_from(H1), 5_001),
+            Decision::Flood(_)
+        ));
+        assert_eq!(fwd.port(a).unwrap().counters().loop_suspicions, 1);
+    }
+
+    #[test]
+    fn without_protection_loops_are_only_reported_once_per_interval() {
+        let mut fwd = Forwarder::new(FdbConfig::default());
+        let a = fwd.add_port("a", "default", 1500).unwrap();
+        let c = fwd.add_port("c", "default", 1500).unwrap();
+        fwd.process(c, &bcast_from(H3), 0);
+        for ms in 1..2_000 {
+            fwd.process(a, &bcast_from(H3), ms);
+        }
+        // Held moves all along, one report, nothing blocked.
+        assert_eq!(fwd.take_loop_alerts().len(), 1);
+        assert_eq!(fwd.port(a).unwrap().counters().loop_suspicions, 1999);
+        assert!(!fwd.port(a).unwrap().is_blocked(100));
+        // Ten seconds after the first report, the next one is due.
+        fwd.process(c, &bcast_from(H3), 10_500);
+        fwd.process(a, &bcast_from(H3), 11_000);
+        assert_eq!(fwd.take_loop_alerts().len(), 1);
     }
 
     proptest::proptest! {

@@ -39,7 +39,10 @@ pub struct SwitchArgs {
     /// Attach the TAP interface NAME (created if missing and removed on exit; an existing
     /// TAP is left in place) to NETWORK (default: "default"), with offloads unless
     /// ",offload=off". Repeat for every port.
-    #[arg(long = "port", value_name = "NAME[@NETWORK][,offload=off]")]
+    #[arg(
+        long = "port",
+        value_name = "NAME[@NETWORK][,offload=off][,bum-rate=N]"
+    )]
     pub ports: Vec<PortSpec>,
 
     /// Forget a learned MAC after SECS without frames from it (0: never) [default: 300]
@@ -82,6 +85,18 @@ pub struct SwitchArgs {
     /// Log level: off, error, warn, info, debug or trace (default info; RUST_LOG also works).
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<LevelFilter>,
+
+    /// Storm control: flooded frames (broadcast, multicast, unknown unicast) per second
+    /// each port may send; the excess is dropped and counted. 0: no limit. A port's own
+    /// ",bum-rate=N" overrides it [default: 20000]
+    #[arg(long, value_name = "PPS")]
+    pub bum_rate: Option<u64>,
+
+    /// Loop protection: a port on which a MAC shows up while it lives behind another
+    /// port within the move hold-down (frames going round a loop) is blocked for SECS.
+    /// Without it, such ports are only reported.
+    #[arg(long, value_name = "SECS")]
+    pub loop_protect: Option<u64>,
 
     /// After each frame, poll without sleeping for USECS microseconds before blocking
     /// again: lower latency for a core's worth of CPU while traffic flows [default: 0]
@@ -397,6 +412,8 @@ pub struct PortSpec {
     /// TAP offloads (virtio-net header, checksum and segmentation offload); on unless
     /// `,offload=off`.
     pub offload: bool,
+    /// This port's storm-control rate (`,bum-rate=N`), instead of `--bum-rate`.
+    pub bum_rate: Option<u64>,
 }
 
 impl FromStr for PortSpec {
@@ -415,21 +432,29 @@ impl FromStr for PortSpec {
             .map_err(|why| format!("interface name '{name}' is not valid: {why}"))?;
         validate_network_name(network)?;
         let mut offload = true;
+        let mut bum_rate = None;
         for opt in options.into_iter().flat_map(|o| o.split(',')) {
-            offload = match opt {
-                "offload=on" => true,
-                "offload=off" => false,
-                other => {
+            match opt.split_once('=') {
+                Some(("offload", "on")) => offload = true,
+                Some(("offload", "off")) => offload = false,
+                Some(("bum-rate", n)) => {
+                    let rate = n.parse().map_err(|_| {
+                        format!("bum-rate '{n}' is not a whole number of frames per second")
+                    })?;
+                    bum_rate = Some(rate);
+                }
+                _ => {
                     return Err(format!(
-                        "port option '{other}': expected offload=on or offload=off"
+                        "port option '{opt}': expected offload=on, offload=off or bum-rate=N"
                     ))
                 }
-            };
+            }
         }
         Ok(PortSpec {
             name: name.to_string(),
             network: network.to_string(),
             offload,
+            bum_rate,
         })
     }
 }
@@ -532,9 +557,14 @@ mod tests {
 
     #[test]
     fn parses_ports_and_networks() {
-        let cli = parse(&["--port", "tap0", "--port", "tap1@blue,offload=off"])
-            .unwrap()
-            .switch;
+        let cli = parse(&[
+            "--port",
+            "tap0",
+            "--port",
+            "tap1@blue,offload=off,bum-rate=500",
+        ])
+        .unwrap()
+        .switch;
         assert_eq!(
             cli.ports,
             vec![
@@ -542,11 +572,13 @@ mod tests {
                     name: "tap0".into(),
                     network: "default".into(),
                     offload: true,
+                    bum_rate: None,
                 },
                 PortSpec {
                     name: "tap1".into(),
                     network: "blue".into(),
                     offload: false,
+                    bum_rate: Some(500),
                 },
             ]
         );
@@ -565,10 +597,8 @@ mod tests {
             (&["--port", "a234567890123456"], "at most 15"),
             (&["--port", "tap0@"], "after '@' is empty"),
             (&["--port", "tap0@bl ue"], "network name"),
-            (
-                &["--port", "tap0,offload=maybe"],
-                "offload=on or offload=off",
-            ),
+            (&["--port", "tap0,offload=maybe"], "or bum-rate=N"),
+            (&["--port", "tap0,bum-rate=lots"], "whole number"),
             (&["--port", "tap0", "--fdb-max", "0"], "at least 1"),
             (&["--port", "tap0", "--fdb-aging", "soon"], "--fdb-aging"),
             (

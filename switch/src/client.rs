@@ -59,6 +59,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
                     name: spec.name,
                     network: spec.network,
                     offload: spec.offload,
+                    bum_rate: spec.bum_rate,
                 },
                 print_done,
             ),

@@ -38,6 +38,7 @@ pub fn counters_json(c: &PortCounters) -> Value {
         "floods": c.floods,
         "mac_moves": c.mac_moves,
         "mac_moves_held": c.mac_moves_held,
+        "loop_suspicions": c.loop_suspicions,
         "drops": drops,
     })
 }
@@ -114,11 +115,15 @@ impl Switch {
                 name,
                 network,
                 offload,
+                bum_rate,
             } => {
                 let spec: PortSpec = format!("{name}@{network}").parse()?;
                 let id = self
                     .add_tap_port(&spec.name, &spec.network, offload)
                     .map_err(|e| e.to_string())?;
+                if let Some(rate) = bum_rate {
+                    self.set_bum_rate(id, rate);
+                }
                 let created = self
                     .ports
                     .get(id.0 as usize)
@@ -280,8 +285,16 @@ impl Switch {
                     "name": p.name(),
                     "network": self.network_name(p.network()),
                     "kind": io.map_or("?", |io| io.dev.kind()),
-                    // What the last write said: a TAP whose netdev is down refuses frames.
-                    "state": if io.is_some_and(|io| io.down) { "down" } else { "up" },
+                    // Blocked by loop protection, or what the last write said: a TAP
+                    // whose netdev is down refuses frames.
+                    "state": if p.is_blocked(self.now()) {
+                        "blocked"
+                    } else if io.is_some_and(|io| io.down) {
+                        "down"
+                    } else {
+                        "up"
+                    },
+                    "bum_rate": p.bum_rate(),
                     "mtu": p.mtu(),
                     "offloads": io.map(|io| io.dev.offloads()).unwrap_or_default(),
                     "created": io.is_some_and(|io| io.dev.created()),

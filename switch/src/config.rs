@@ -25,7 +25,7 @@
 
 use std::path::{Path, PathBuf};
 
-use forwarder::FdbConfig;
+use forwarder::{FdbConfig, Protection};
 use log::LevelFilter;
 use serde::Deserialize;
 
@@ -39,6 +39,8 @@ struct FileConfig {
     mac_move_hold_down: Option<f64>,
     log_level: Option<String>,
     busy_poll: Option<u64>,
+    bum_rate: Option<u64>,
+    loop_protect: Option<u64>,
     control: Option<PathBuf>,
     name: Option<String>,
     #[serde(default)]
@@ -67,6 +69,7 @@ struct FilePort {
     name: String,
     network: Option<String>,
     offload: Option<bool>,
+    bum_rate: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +91,7 @@ pub struct Settings {
     pub log_level: Option<LevelFilter>,
     /// Microseconds of busy polling after each frame (0: none).
     pub busy_poll_us: u64,
+    pub protection: Protection,
     pub control: Option<PathBuf>,
     pub name: Option<String>,
 }
@@ -171,6 +175,7 @@ fn file_ports(ports: Vec<FilePort>) -> Vec<PortSpec> {
             name: p.name,
             network: p.network.unwrap_or_else(|| DEFAULT_NETWORK.to_string()),
             offload: p.offload.unwrap_or(true),
+            bum_rate: p.bum_rate,
         })
         .collect()
 }
@@ -240,6 +245,16 @@ impl Settings {
             captures,
             log_level,
             busy_poll_us: args.busy_poll.or(file.busy_poll).unwrap_or(0),
+            protection: Protection {
+                bum_rate: args
+                    .bum_rate
+                    .or(file.bum_rate)
+                    .unwrap_or(Protection::default().bum_rate),
+                loop_block_ms: args
+                    .loop_protect
+                    .or(file.loop_protect)
+                    .map(|s| s.saturating_mul(1000)),
+            },
             control: args.control.clone().or(file.control),
             name: args.name.clone().or(file.name),
         })
@@ -273,6 +288,8 @@ mod tests {
 fdb_aging = 60
 fdb_max = 100
 busy_poll = 50
+bum_rate = 5000
+loop_protect = 30
 
 [[network]]
 name = "blue"
@@ -285,6 +302,7 @@ name = "tap0"
 [[port]]
 name = "tap1"
 network = "blue"
+bum_rate = 100
 
 [[capture]]
 port = "tap0"
@@ -311,12 +329,16 @@ address = "198.18.1.254/24"
             "100",
             "--busy-poll",
             "50",
+            "--bum-rate",
+            "5000",
+            "--loop-protect",
+            "30",
             "--network",
             "blue,subnet=198.18.1.0/24,mtu=1400",
             "--port",
             "tap0",
             "--port",
-            "tap1@blue",
+            "tap1@blue,bum-rate=100",
             "--capture",
             "tap0=/tmp/tap0.pcap",
             "--uplink",

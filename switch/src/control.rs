@@ -66,6 +66,8 @@ pub enum Request {
         network: String,
         #[serde(default = "offload_on")]
         offload: bool,
+        #[serde(default)]
+        bum_rate: Option<u64>,
     },
     PortDel {
         name: String,

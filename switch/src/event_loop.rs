@@ -9,7 +9,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use forwarder::{Decision, DropReason, FdbConfig, Forwarder, Millis, PortId};
+use forwarder::{Decision, DropReason, FdbConfig, Forwarder, Millis, PortId, Protection};
 use log::{debug, info, warn};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -110,7 +110,11 @@ pub struct Switch {
 
 impl Switch {
     /// A switch with no ports yet, listening on `control` if given.
-    pub fn new(fdb: FdbConfig, control: Option<&std::path::Path>) -> Result<Switch, StartError> {
+    pub fn new(
+        fdb: FdbConfig,
+        protection: Protection,
+        control: Option<&std::path::Path>,
+    ) -> Result<Switch, StartError> {
         let poll = Poll::new().map_err(StartError::Poll)?;
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1]).map_err(StartError::Poll)?;
         poll.registry()
@@ -129,7 +133,7 @@ impl Switch {
             poll,
             signals,
             control,
-            fwd: Forwarder::new(fdb),
+            fwd: Forwarder::with_protection(fdb, protection),
             ports: Vec::new(),
             networks: Default::default(),
             ready: Vec::new(),
@@ -148,6 +152,11 @@ impl Switch {
     /// while traffic flows; zero (the default) never spins.
     pub fn set_busy_poll(&mut self, window: Duration) {
         self.busy_poll = window;
+    }
+
+    /// Overrides one port's storm-control rate.
+    pub fn set_bum_rate(&mut self, port: PortId, rate: u64) {
+        self.fwd.set_bum_rate(port, rate);
     }
 
     /// Where the control socket listens, if it does.
@@ -299,6 +308,9 @@ impl Switch {
             }
             self.service_ready();
             self.detach_vanished();
+            if self.fwd.has_loop_alerts() {
+                self.log_loop_alerts();
+            }
 
             let now = self.now();
             if now.saturating_sub(last_sweep) >= SWEEP_EVERY_MS {
@@ -452,6 +464,27 @@ impl Switch {
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         self.ready.retain(|&p| p != id);
         self.fwd.remove_port(id)
+    }
+
+    fn log_loop_alerts(&mut self) {
+        for alert in self.fwd.take_loop_alerts() {
+            let name = |id| self.fwd.port(id).map_or("?", |p| p.name()).to_string();
+            let (port, other) = (name(alert.port), name(alert.other));
+            match alert.blocked_until {
+                Some(until) => warn!(
+                    "possible loop: {} arrived on port {port} while it lives behind {other}; \
+                     blocking {port} for {} s (--loop-protect)",
+                    alert.mac,
+                    until.saturating_sub(self.now()).div_ceil(1000)
+                ),
+                None => warn!(
+                    "possible loop: {} arrived on port {port} while it lives behind {other} \
+                     (a MAC moving faster than --mac-move-hold-down); reported at most every {} s",
+                    alert.mac,
+                    forwarder::LOOP_ALERT_INTERVAL_MS / 1000
+                ),
+            }
+        }
     }
 
     /// Logs every port's and network's counters, one line each.

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
 
 fn run_switch(settings: &Settings) -> ExitCode {
     let control = socket_path(settings.control.as_deref(), settings.name.as_deref());
-    let mut switch = match Switch::new(settings.fdb, Some(&control)) {
+    let mut switch = match Switch::new(settings.fdb, settings.protection, Some(&control)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("uswitch: error: {e}");
@@ -78,9 +78,12 @@ fn set_up(switch: &mut Switch, settings: &Settings) -> Result<(), String> {
         switch.declare_network(n)?;
     }
     for port in &settings.ports {
-        switch
+        let id = switch
             .add_tap_port(&port.name, &port.network, port.offload)
             .map_err(|e| e.to_string())?;
+        if let Some(rate) = port.bum_rate {
+            switch.set_bum_rate(id, rate);
+        }
     }
     for up in &settings.uplinks {
         switch
