@@ -1,0 +1,246 @@
+//! A mutation fuzzer that runs on the stable toolchain (cargo-fuzz needs nightly): it
+//! mutates frames from the captures in pcaps/ and feeds them to a target, checking the
+//! target's invariants and that nothing panics. A failing input is printed in hex.
+//!
+//! ```text
+//! cargo run --release -p uswitch-benches --bin fuzz -- TARGET [SECONDS] [SEED]
+//! TARGET: frame | offload | forwarder | all        (CI runs each for 20 s)
+//! ```
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use forwarder::{Decision, FdbConfig, Forwarder, Protection};
+use packets::offload::{complete_checksum, segment_tcp, segment_udp, VirtioNetHdr};
+use packets::EthernetFrame;
+
+/// xorshift64*: fast, seedable, good enough to drive mutations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// One random mutation of `input`, sometimes spliced with `other`.
+fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
+    let mut out = input.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        match rng.below(9) {
+            0 if !out.is_empty() => {
+                let i = rng.below(out.len());
+                out[i] ^= 1 << rng.below(8);
+            }
+            1 if !out.is_empty() => {
+                let i = rng.below(out.len());
+                out[i] = [0, 0xff, 0x7f, 0x80, 0x01][rng.below(5)];
+            }
+            2 => out.truncate(rng.below(out.len() + 1)),
+            3 => out.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
+            4 if !other.is_empty() => {
+                let cut = rng.below(out.len() + 1).min(out.len());
+                let from = rng.below(other.len());
+                out.truncate(cut);
+                out.extend_from_slice(&other[from..]);
+            }
+            // Interesting EtherTypes and addresses.
+            5 if out.len() >= 14 => {
+                let t: [u16; 5] = [0x8100, 0x88a8, 0x0800, 0x86dd, 0x0806];
+                out[12..14].copy_from_slice(&t[rng.below(5)].to_be_bytes());
+            }
+            6 if out.len() >= 12 => {
+                let m: [[u8; 6]; 4] = [
+                    [0xff; 6],
+                    [0; 6],
+                    [1, 0x80, 0xc2, 0, 0, 0],
+                    [2, 0, 0, 0, 0, 1],
+                ];
+                let at = if rng.below(2) == 0 { 0 } else { 6 };
+                out[at..at + 6].copy_from_slice(&m[rng.below(4)]);
+            }
+            7 => out = (0..rng.below(128)).map(|_| rng.next() as u8).collect(),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn target_frame(input: &[u8], _rng: &mut Rng) {
+    if let Ok(f) = EthernetFrame::new_checked(input) {
+        let _ = (
+            f.dst(),
+            f.src(),
+            f.ethertype(),
+            f.vlan_id(),
+            f.fits_mtu(1500),
+        );
+        assert!(f.header_len() <= f.len());
+        assert_eq!(f.payload().len(), f.len() - f.header_len());
+    }
+}
+
+fn target_offload(input: &[u8], rng: &mut Rng) {
+    let mut hdr_bytes = [0u8; 10];
+    hdr_bytes.iter_mut().for_each(|b| *b = rng.next() as u8);
+    let _ = VirtioNetHdr::parse(&hdr_bytes);
+    let size = 1 + rng.below(2000);
+    let mut scratch = Vec::new();
+    for tcp in [true, false] {
+        let mut total = 0usize;
+        let mut emit = |seg: &[u8]| total += seg.len();
+        let result = if tcp {
+            segment_tcp(input, size, &mut scratch, &mut emit)
+        } else {
+            segment_udp(input, size, &mut scratch, &mut emit)
+        };
+        if let Ok(n) = result {
+            assert!(n >= 1 && total >= input.len(), "segments lost bytes");
+        }
+    }
+    let mut copy = input.to_vec();
+    let _ = complete_checksum(&mut copy, rng.below(input.len() + 8), rng.below(40));
+}
+
+struct ForwarderState {
+    fwd: Forwarder,
+    ports: Vec<forwarder::PortId>,
+    now: u64,
+    targets: Vec<forwarder::PortId>,
+}
+
+fn new_forwarder() -> ForwarderState {
+    let mut fwd = Forwarder::with_protection(
+        FdbConfig {
+            max_entries: 32,
+            aging_ms: 5_000,
+            move_hold_down_ms: 1_000,
+        },
+        Protection {
+            bum_rate: 500,
+            loop_block_ms: Some(2_000),
+        },
+    );
+    let ports = ["a", "b", "c", "d", "e"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            fwd.add_port(n, if i < 3 { "default" } else { "blue" }, 1500)
+                .expect("a port")
+        })
+        .collect();
+    ForwarderState {
+        fwd,
+        ports,
+        now: 0,
+        targets: Vec::new(),
+    }
+}
+
+fn target_forwarder(input: &[u8], rng: &mut Rng, st: &mut ForwarderState) {
+    st.now += rng.below(300) as u64;
+    let ingress = st.ports[rng.below(st.ports.len())];
+    let gso = rng.below(8) == 0;
+    let net = st.fwd.port(ingress).expect("attached").network();
+    let targets = match st.fwd.process_frame(ingress, input, gso, st.now) {
+        Decision::Forward(p) => vec![p],
+        Decision::Flood(n) => {
+            st.fwd.flood_targets(n, ingress, &mut st.targets);
+            st.targets.clone()
+        }
+        Decision::Drop(_) => vec![],
+    };
+    for p in targets {
+        assert_ne!(p, ingress, "a frame went back out of its ingress port");
+        assert_eq!(
+            st.fwd.port(p).expect("attached").network(),
+            net,
+            "a frame crossed networks"
+        );
+    }
+    for (_, n) in st.fwd.networks() {
+        assert!(n.fdb().len() <= 32, "the table outgrew its limit");
+    }
+    if rng.below(200) == 0 {
+        st.fwd.expire(st.now);
+        st.fwd.take_loop_alerts();
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn run(target: &str, secs: u64, seed: u64, corpus: &[Vec<u8>]) -> Result<u64, String> {
+    let mut rng = Rng(seed | 1);
+    let mut st = new_forwarder();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut execs = 0u64;
+    while Instant::now() < deadline {
+        for _ in 0..1000 {
+            let a = &corpus[rng.below(corpus.len())];
+            let b = &corpus[rng.below(corpus.len())];
+            let input = mutate(&mut rng, a, b);
+            let outcome = catch_unwind(AssertUnwindSafe(|| match target {
+                "frame" => target_frame(&input, &mut rng),
+                "offload" => target_offload(&input, &mut rng),
+                _ => target_forwarder(&input, &mut rng, &mut st),
+            }));
+            if outcome.is_err() {
+                return Err(format!(
+                    "{target}: failing input ({} bytes): {}",
+                    input.len(),
+                    hex(&input)
+                ));
+            }
+            execs += 1;
+        }
+    }
+    Ok(execs)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let target = args.first().map(String::as_str).unwrap_or("all");
+    let secs: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let seed: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
+    let targets: Vec<&str> = match target {
+        "all" => vec!["frame", "offload", "forwarder"],
+        t @ ("frame" | "offload" | "forwarder") => vec![t],
+        other => {
+            eprintln!("fuzz: unknown target '{other}': use frame, offload, forwarder or all");
+            return ExitCode::from(2);
+        }
+    };
+    let mut corpus = Vec::new();
+    for path in uswitch_benches::pcap_files().unwrap_or_default() {
+        match uswitch_benches::read_pcap(&path) {
+            Ok(frames) => corpus.extend(frames),
+            Err(e) => eprintln!("fuzz: skipping {}: {e}", path.display()),
+        }
+    }
+    if corpus.is_empty() {
+        corpus.push(vec![0; 60]);
+    }
+    for t in targets {
+        match run(t, secs, seed, &corpus) {
+            Ok(n) => println!(
+                "fuzz {t}: {n} inputs in {secs} s, no failure (seed {seed}, {} seeds from pcaps/)",
+                corpus.len()
+            ),
+            Err(e) => {
+                eprintln!("fuzz {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
