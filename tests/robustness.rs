@@ -222,3 +222,151 @@ fn port_churn_leaks_neither_fds_nor_taps() {
     let ports = sw.json(&["show", "ports"]);
     assert_eq!(ports.as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn malformed_frames_are_counted_by_reason_and_hurt_nobody() {
+    if !privileged("malformed_frames_are_counted_by_reason_and_hurt_nobody") {
+        return;
+    }
+    let (sw, [a, _], ha, hb) = two_hosts();
+    let (evil, evil_tap) = (Netns::new(), unique("ut"));
+    sw.json(&["port", "add", &evil_tap]);
+    evil.adopt(&evil_tap, "02:00:00:00:00:66", "198.18.0.66/24");
+    // Let the evil port take frames up to 4000 bytes while uswitch knows it as 1500.
+    sh(&[
+        "ip", "-n", &evil.name, "link", "set", &evil_tap, "mtu", "4000",
+    ]);
+    let frame = |dst: [u8; 6], src: [u8; 6], ethertype: u16, len: usize| {
+        let mut f = vec![0u8; len];
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&src);
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        f
+    };
+    let me = mac("02:00:00:00:00:66");
+    const N: usize = 50;
+    let mut frames = Vec::new();
+    for _ in 0..N {
+        frames.push(frame([0xff; 6], [0; 6], 0x0800, 60)); // zero source
+        frames.push(frame([0xff; 6], [0x01, 0, 0x5e, 0, 0, 1], 0x0800, 60)); // multicast source
+        frames.push(frame([0xff; 6], me, 0x8100, 16)); // a VLAN TPID without its tag
+        frames.push(frame([0xff; 6], me, 0x0800, 3000)); // over the port's MTU
+        frames.push(frame([0x01, 0x80, 0xc2, 0, 0, 0], me, 0x0800, 60)); // STP group
+    }
+    let sent = send_raw(&evil, &evil_tap, frames);
+    assert_eq!(
+        sent,
+        5 * N,
+        "the kernel refused some of the malformed frames"
+    );
+    // Everyone else carries on.
+    assert!(ha.ping("198.18.0.2"));
+    tcp_exchange(&ha, &hb, "198.18.0.2", 5402, 4 << 20);
+    let ports = sw.json(&["show", "ports"]);
+    let drops = &port(&ports, &evil_tap)["counters"]["drops"];
+    for reason in [
+        "source_zero",
+        "source_multicast",
+        "bad_vlan_tag",
+        "oversized",
+        "link_local",
+    ] {
+        assert_eq!(drops[reason], N as u64, "{reason}: {drops}");
+    }
+    // None of it reached host 1.
+    assert_eq!(port(&ports, &a)["counters"]["drops"]["egress_too_big"], 0);
+}
+
+#[test]
+fn floods_on_two_networks_never_cross() {
+    if !privileged("floods_on_two_networks_never_cross") {
+        return;
+    }
+    let taps = [unique("ut"), unique("ut"), unique("ut"), unique("ut")];
+    let specs = [
+        format!("{}@red", taps[0]),
+        format!("{}@red", taps[1]),
+        format!("{}@blue", taps[2]),
+        format!("{}@blue", taps[3]),
+    ];
+    let sw = Uswitch::start(&[
+        "--port",
+        &specs[0],
+        "--port",
+        &specs[1],
+        "--port",
+        &specs[2],
+        "--port",
+        &specs[3],
+        "--bum-rate",
+        "0",
+    ]);
+    let hosts: Vec<Netns> = (0..4).map(|_| Netns::new()).collect();
+    for (i, (h, t)) in hosts.iter().zip(&taps).enumerate() {
+        h.adopt(
+            t,
+            &format!("02:00:00:00:01:{:02x}", i + 1),
+            &format!("198.18.0.{}/24", i + 1),
+        );
+    }
+    let red_watch = Capture::start(&hosts[1], &taps[1]);
+    let blue_watch = Capture::start(&hosts[3], &taps[3]);
+    // Both networks flooded at once: red from 02:aa:.., blue from 02:aa:.. too (the same
+    // MACs in both, which must not matter), told apart by the port they enter.
+    let (r, b) = (hosts[0].handle(), hosts[2].handle());
+    let (t0, t2) = (taps[0].clone(), taps[2].clone());
+    let red = std::thread::spawn(move || send_from_many_macs(&r, &t0, 5000));
+    let blue = std::thread::spawn(move || send_from_many_macs(&b, &t2, 5000));
+    red.join().unwrap();
+    blue.join().unwrap();
+    send_broadcast_probe(&hosts[0], &taps[0], mac("02:00:00:00:01:01"), b"red-end");
+    send_broadcast_probe(&hosts[2], &taps[2], mac("02:00:00:00:01:03"), b"blue-end");
+    std::thread::sleep(Duration::from_millis(500));
+    let (red_seen, blue_seen) = (red_watch.finish(), blue_watch.finish());
+    assert!(saw_probe(&red_seen, b"red-end") && saw_probe(&blue_seen, b"blue-end"));
+    let from = |seen: &[Seen], src: [u8; 6]| seen.iter().filter(|f| f.src == src).count();
+    // Not one frame of the other network's hosts.
+    assert_eq!(from(&red_seen, mac("02:00:00:00:01:03")), 0);
+    assert_eq!(from(&blue_seen, mac("02:00:00:00:01:01")), 0);
+    let stats = sw.json(&["show", "stats"]);
+    let tx = |name: &str| {
+        stats["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["tx_frames"]
+            .as_u64()
+            .unwrap()
+    };
+    let rx = |name: &str| {
+        stats["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["rx_frames"]
+            .as_u64()
+            .unwrap()
+    };
+    // Each watcher was sent what its own network's flooder sent (give or take chatter),
+    // never the sum of both floods.
+    for (watch, flooder) in [(&taps[1], &taps[0]), (&taps[3], &taps[2])] {
+        assert!(
+            tx(watch) <= rx(flooder) + 50,
+            "{watch}: tx {} vs its flooder's rx {}",
+            tx(watch),
+            rx(flooder)
+        );
+    }
+    let counted = |seen: &[Seen]| {
+        seen.iter()
+            .filter(|f| f.ethertype == PROBE_ETHERTYPE)
+            .count()
+    };
+    eprintln!(
+        "isolation under load: red watcher saw {} probe frames, blue watcher {}; none from the other network",
+        counted(&red_seen),
+        counted(&blue_seen)
+    );
+}

@@ -778,6 +778,25 @@ impl Drop for Capture {
 /// A local experimental EtherType (IEEE 802 "local experimental 1") for probe frames.
 pub const PROBE_ETHERTYPE: u16 = 0x88b5;
 
+/// Sends each of `frames` as it is (raw, no padding beyond the kernel's) out of
+/// `ifname` in `ns`; returns how many the kernel accepted.
+pub fn send_raw(ns: &Netns, ifname: &str, frames: Vec<Vec<u8>>) -> usize {
+    let ifname = ifname.to_string();
+    ns.spawn(move || {
+        let (fd, _) = packet_socket(&ifname);
+        frames
+            .iter()
+            .filter(|f| {
+                // SAFETY: sending from a valid buffer on a bound packet socket.
+                let n = unsafe { libc::send(fd.as_raw_fd(), f.as_ptr().cast(), f.len(), 0) };
+                n == f.len() as isize
+            })
+            .count()
+    })
+    .join()
+    .expect("raw send thread")
+}
+
 /// Sends one raw broadcast probe frame carrying `tag` out of `ifname` in `ns`.
 pub fn send_broadcast_probe(ns: &Netns, ifname: &str, src: [u8; 6], tag: &[u8]) {
     let ifname = ifname.to_string();
