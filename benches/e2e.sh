@@ -41,6 +41,7 @@ cargo build --release -q -p uswitch
 USWITCH=target/release/uswitch
 
 teardown() {
+    [ -f "$WORK/iperf.pid" ] && kill "$(cat "$WORK/iperf.pid")" 2>/dev/null; rm -f "$WORK/iperf.pid"
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
     PIDS=()
