@@ -34,7 +34,10 @@ fn main() -> ExitCode {
     // SAFETY: plain socket(2); checked below.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32) };
     if fd < 0 {
-        eprintln!("flood: AF_PACKET socket: {}", std::io::Error::last_os_error());
+        eprintln!(
+            "flood: AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        );
         return ExitCode::FAILURE;
     }
     // SAFETY: sockaddr_ll is plain data; zeroed is valid.
@@ -66,7 +69,9 @@ fn main() -> ExitCode {
             frame[6..12].copy_from_slice(&[0x02, 0xf1, m[0], m[1], m[2], m[3]]);
             i = i.wrapping_add(1);
             // SAFETY: sending from a valid buffer on a bound packet socket.
-            if unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), 0) } == frame.len() as isize {
+            if unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), 0) }
+                == frame.len() as isize
+            {
                 sent += 1;
             }
         }
