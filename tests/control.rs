@@ -9,15 +9,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn port<'a>(ports: &'a Value, name: &str) -> &'a Value {
-    ports
-        .as_array()
-        .expect("a list of ports")
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no port {name} in {ports}"))
-}
-
 #[test]
 fn show_commands_report_ports_fdb_and_stats() {
     if !privileged("show_commands_report_ports_fdb_and_stats") {

@@ -8,15 +8,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn port<'a>(ports: &'a Value, name: &str) -> &'a Value {
-    ports
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no port {name} in {ports}"))
-}
-
 fn average_frame(p: &Value, dir: &str) -> u64 {
     let c = &p["counters"];
     c[format!("{dir}_bytes")].as_u64().unwrap()

@@ -76,19 +76,21 @@ pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) -> io::Result<()> {
     Ok(())
 }
 
-/// A small deterministic PRNG (xorshift64*), so the generated files never change.
-struct Rng(u64);
+/// A small deterministic PRNG (xorshift64*), so the generated files never change and a
+/// fuzzing run can be replayed from its seed.
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
 }
 

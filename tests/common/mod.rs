@@ -48,6 +48,16 @@ pub fn unique(prefix: &str) -> String {
     name
 }
 
+/// The entry named `name` in a `show ports --json` answer.
+pub fn port<'a>(ports: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    ports
+        .as_array()
+        .expect("a list of ports")
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no port {name} in {ports}"))
+}
+
 /// A switch with two ports on `default`, each moved into a namespace of its own with
 /// MACs 02:00:00:00:00:01 and :02 and addresses 198.18.0.1/24 and .2/24.
 pub fn two_hosts() -> (Uswitch, [String; 2], Netns, Netns) {

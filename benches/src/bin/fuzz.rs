@@ -15,19 +15,16 @@ use forwarder::{Decision, FdbConfig, Forwarder, Protection};
 use packets::offload::{complete_checksum, segment_tcp, segment_udp, VirtioNetHdr};
 use packets::EthernetFrame;
 
-/// xorshift64*: fast, seedable, good enough to drive mutations.
-struct Rng(u64);
+/// The generator's PRNG, with a `usize` bound for picking indices.
+struct Rng(uswitch_benches::Rng);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        self.0.below(n as u64) as usize
     }
 }
 
@@ -180,7 +177,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn run(target: &str, secs: u64, seed: u64, corpus: &[Vec<u8>]) -> Result<u64, String> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng(uswitch_benches::Rng(seed | 1));
     let mut st = new_forwarder();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut execs = 0u64;
