@@ -22,7 +22,10 @@ pub struct PacketSocket {
 }
 
 fn os_err(name: &str, step: &'static str) -> TapError {
-    let source = io::Error::last_os_error();
+    step_err(name, step, io::Error::last_os_error())
+}
+
+fn step_err(name: &str, step: &'static str, source: io::Error) -> TapError {
     match source.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => TapError::PermissionDenied(name.to_string()),
         _ => TapError::Io {
@@ -30,6 +33,48 @@ fn os_err(name: &str, step: &'static str) -> TapError {
             step,
             source,
         },
+    }
+}
+
+/// Turns on the integer `SOL_PACKET` option `option`.
+fn set_packet_option(fd: RawFd, option: libc::c_int) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with an int option of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_PACKET,
+            option,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Binds the AF_PACKET socket `fd` to every protocol on the interface `ifindex`.
+pub fn bind_to_interface(fd: RawFd, ifindex: i32) -> io::Result<()> {
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    sll.sll_ifindex = ifindex;
+    // SAFETY: binding with a sockaddr_ll of the size passed.
+    let rc = unsafe {
+        libc::bind(
+            fd,
+            &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
     }
 }
 
@@ -71,49 +116,12 @@ impl PacketSocket {
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let one: libc::c_int = 1;
-        // SAFETY: setsockopt with an int option of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_IGNORE_OUTGOING,
-                &one as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(os_err(name, "PACKET_IGNORE_OUTGOING (needs Linux 4.20)"));
-        }
-        // SAFETY: as above.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_VNET_HDR,
-                &one as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(os_err(name, "PACKET_VNET_HDR"));
-        }
-        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = proto;
-        sll.sll_ifindex = ifindex;
-        // SAFETY: binding with a sockaddr_ll of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(os_err(name, "binding to the uplink"));
-        }
+        set_packet_option(fd.as_raw_fd(), PACKET_IGNORE_OUTGOING)
+            .map_err(|e| step_err(name, "PACKET_IGNORE_OUTGOING (needs Linux 4.20)", e))?;
+        set_packet_option(fd.as_raw_fd(), PACKET_VNET_HDR)
+            .map_err(|e| step_err(name, "PACKET_VNET_HDR", e))?;
+        bind_to_interface(fd.as_raw_fd(), ifindex)
+            .map_err(|e| step_err(name, "binding to the uplink", e))?;
         // SAFETY: packet_mreq is plain data.
         let mut mreq: libc::packet_mreq = unsafe { std::mem::zeroed() };
         mreq.mr_ifindex = ifindex;

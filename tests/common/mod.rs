@@ -700,20 +700,8 @@ fn packet_socket(ifname: &str) -> (OwnedFd, i32) {
     );
     // SAFETY: fd is fresh and ours.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex;
-    // SAFETY: binding with a properly sized sockaddr_ll.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    assert_eq!(rc, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
+    uswitch::packet::bind_to_interface(fd.as_raw_fd(), ifindex)
+        .unwrap_or_else(|e| panic!("bind AF_PACKET to {ifname}: {e}"));
     (fd, ifindex)
 }
 
