@@ -35,11 +35,25 @@ pub enum DropReason {
     StormControl,
     /// The port is blocked for a while after it looked like part of a loop.
     LoopProtect,
+    /// A frame from the overlay bound for the overlay again (split horizon): a VXLAN
+    /// peer's frames never go to another peer.
+    SplitHorizon,
+    /// A datagram too short for a VXLAN header.
+    VxlanTruncated,
+    /// A VXLAN header without the I flag.
+    VxlanNoIBit,
+    /// A VXLAN header with reserved flags or fields set (the kernel drops those too).
+    VxlanReservedBits,
+    /// A VNI that no network of this endpoint uses.
+    VxlanUnknownVni,
+    /// A sender that is not a configured remote of the VNI: nobody outside the overlay
+    /// injects frames into a network.
+    VxlanUnknownRemote,
 }
 
 impl DropReason {
     /// How many reasons there are (the length of a counter array).
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 20;
 
     /// Every reason, in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -57,6 +71,12 @@ impl DropReason {
         DropReason::BadOffload,
         DropReason::StormControl,
         DropReason::LoopProtect,
+        DropReason::SplitHorizon,
+        DropReason::VxlanTruncated,
+        DropReason::VxlanNoIBit,
+        DropReason::VxlanReservedBits,
+        DropReason::VxlanUnknownVni,
+        DropReason::VxlanUnknownRemote,
     ];
 
     /// The reason's stable snake-case name, used in logs and statistics.
@@ -76,6 +96,12 @@ impl DropReason {
             DropReason::BadOffload => "bad_offload",
             DropReason::StormControl => "storm_control",
             DropReason::LoopProtect => "loop_protect",
+            DropReason::SplitHorizon => "split_horizon",
+            DropReason::VxlanTruncated => "vxlan_truncated",
+            DropReason::VxlanNoIBit => "vxlan_no_i_bit",
+            DropReason::VxlanReservedBits => "vxlan_reserved_bits",
+            DropReason::VxlanUnknownVni => "vxlan_unknown_vni",
+            DropReason::VxlanUnknownRemote => "vxlan_unknown_remote",
         }
     }
 

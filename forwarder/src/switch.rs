@@ -70,6 +70,9 @@ pub struct Port {
     blocked_until: Millis,
     /// When a loop was last reported for this port (reports are rate-limited).
     last_loop_alert: Option<Millis>,
+    /// Ports sharing a non-zero horizon (the VXLAN peers of one network) never send each
+    /// other frames: split horizon.
+    horizon: u32,
 }
 
 impl Port {
@@ -92,6 +95,11 @@ impl Port {
     /// The port's storm-control rate in frames per second (0: no limit).
     pub fn bum_rate(&self) -> u64 {
         self.bum.rate()
+    }
+
+    /// The port's split-horizon group (0: none).
+    pub fn horizon(&self) -> u32 {
+        self.horizon
     }
 
     /// Whether loop protection holds the port blocked at `now`.
@@ -142,6 +150,9 @@ pub struct Forwarder {
     protection: Protection,
     networks: Vec<Network>,
     ports: Vec<Option<Port>>,
+    /// Each port's split-horizon group, by port id, beside `ports` so a decision can
+    /// read another port's group while it holds the ingress port.
+    horizons: Vec<u32>,
     alerts: Vec<LoopAlert>,
 }
 
@@ -156,6 +167,7 @@ impl Forwarder {
             protection,
             networks: Vec::new(),
             ports: Vec::new(),
+            horizons: Vec::new(),
             alerts: Vec::new(),
         }
     }
@@ -217,6 +229,20 @@ impl Forwarder {
         network: &str,
         mtu: usize,
     ) -> Result<PortId, ForwarderError> {
+        self.add_port_in_horizon(name, network, mtu, 0)
+    }
+
+    /// [`Forwarder::add_port`] for a port in split-horizon group `horizon` (non-zero):
+    /// frames received on it are never sent to another port of the group. uswitch puts
+    /// the VXLAN peers of a network in one group, so what comes from the overlay never
+    /// goes back into it.
+    pub fn add_port_in_horizon(
+        &mut self,
+        name: &str,
+        network: &str,
+        mtu: usize,
+        horizon: u32,
+    ) -> Result<PortId, ForwarderError> {
         if self.ports.iter().flatten().any(|p| p.name == name) {
             return Err(ForwarderError::DuplicatePort(name.to_string()));
         }
@@ -230,7 +256,9 @@ impl Forwarder {
             bum: TokenBucket::new(self.protection.bum_rate),
             blocked_until: 0,
             last_loop_alert: None,
+            horizon,
         }));
+        self.horizons.push(horizon);
         self.networks[net.0 as usize].ports.push(id);
         Ok(id)
     }
@@ -239,6 +267,9 @@ impl Forwarder {
     /// counters.
     pub fn remove_port(&mut self, id: PortId) -> Option<Port> {
         let port = self.ports.get_mut(id.0 as usize)?.take()?;
+        if let Some(h) = self.horizons.get_mut(id.0 as usize) {
+            *h = 0;
+        }
         let net = &mut self.networks[port.network.0 as usize];
         net.ports.retain(|&p| p != id);
         net.fdb.remove_port(id);
@@ -299,6 +330,7 @@ impl Forwarder {
             gso,
             now,
             &mut suspect,
+            &self.horizons,
         );
         let verdict = match verdict {
             Decision::Flood(_) if !port.bum.take(now) => Decision::Drop(DropReason::StormControl),
@@ -333,6 +365,7 @@ impl Forwarder {
         verdict
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         net: &mut Network,
         port: &mut Port,
@@ -341,6 +374,7 @@ impl Forwarder {
         gso: bool,
         now: Millis,
         suspect: &mut Option<(packets::MacAddr, PortId)>,
+        horizons: &[u32],
     ) -> Decision {
         let eth = match EthernetFrame::new_checked(frame) {
             Ok(eth) => eth,
@@ -379,6 +413,11 @@ impl Forwarder {
         }
         match net.fdb.lookup(dst, now) {
             Some(egress) if egress == ingress => Decision::Drop(DropReason::LocalDestination),
+            Some(egress)
+                if port.horizon != 0 && horizons.get(egress.0 as usize) == Some(&port.horizon) =>
+            {
+                Decision::Drop(DropReason::SplitHorizon)
+            }
             Some(egress) => Decision::Forward(egress),
             None => Decision::Flood(port.network),
         }
@@ -388,8 +427,11 @@ impl Forwarder {
     /// first) so the caller can reuse one vector and never allocate per frame.
     pub fn flood_targets(&self, network: NetworkId, ingress: PortId, out: &mut Vec<PortId>) {
         out.clear();
+        let horizon = self.horizons.get(ingress.0 as usize).copied().unwrap_or(0);
         if let Some(net) = self.networks.get(network.0 as usize) {
-            out.extend(net.ports.iter().copied().filter(|&p| p != ingress));
+            out.extend(net.ports.iter().copied().filter(|&p| {
+                p != ingress && (horizon == 0 || self.horizons.get(p.0 as usize) != Some(&horizon))
+            }));
         }
     }
 
@@ -572,6 +614,37 @@ mod tests {
             fwd.process(p[0], &frame(H3, H1, 60), 4),
             Decision::Forward(p[1])
         );
+    }
+
+    /// The VXLAN peers of a network share a horizon: a frame from one peer floods to the
+    /// local ports only, and unicast to a MAC behind another peer is dropped and counted.
+    #[test]
+    fn split_horizon_keeps_overlay_frames_out_of_the_overlay() {
+        let mut fwd = Forwarder::new(FdbConfig::default());
+        let tap = fwd.add_port("tap", "default", 1450).unwrap();
+        let a = fwd.add_port_in_horizon("vx:a", "default", 1450, 1).unwrap();
+        let b = fwd.add_port_in_horizon("vx:b", "default", 1450, 1).unwrap();
+        let other = fwd.add_port_in_horizon("vx:c", "blue", 1450, 2).unwrap();
+        let d = fwd.process(a, &frame(MacAddr::BROADCAST, H1, 60), 0);
+        assert_eq!(targets(&fwd, d, a), vec![tap]);
+        let d = fwd.process(tap, &frame(MacAddr::BROADCAST, H3, 60), 0);
+        assert_eq!(targets(&fwd, d, tap), vec![a, b]);
+        fwd.process(b, &frame(MacAddr::BROADCAST, H2, 60), 0);
+        assert_eq!(
+            fwd.process(a, &frame(H2, H1, 60), 1),
+            Decision::Drop(DropReason::SplitHorizon)
+        );
+        assert_eq!(
+            fwd.process(a, &frame(H3, H1, 60), 1),
+            Decision::Forward(tap)
+        );
+        assert_eq!(
+            fwd.process(tap, &frame(H2, H3, 60), 1),
+            Decision::Forward(b)
+        );
+        let c = fwd.port(a).unwrap().counters();
+        assert_eq!(c.drops(DropReason::SplitHorizon), 1);
+        assert_eq!(fwd.port(other).unwrap().horizon(), 2);
     }
 
     #[test]

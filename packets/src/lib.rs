@@ -8,6 +8,7 @@
 pub mod ethernet;
 pub mod mac;
 pub mod offload;
+pub mod vxlan;
 
 pub use ethernet::{
     write_header, EtherType, EthernetFrame, FrameError, ETHERNET_HEADER_LEN, VLAN_TAG_LEN,

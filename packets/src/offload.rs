@@ -72,7 +72,7 @@ pub enum OffloadError {
 }
 
 /// Adds `data` to a running ones'-complement sum.
-fn sum16(mut acc: u32, data: &[u8]) -> u32 {
+pub(crate) fn sum16(mut acc: u32, data: &[u8]) -> u32 {
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
         acc += u16::from_be_bytes([c[0], c[1]]) as u32;
@@ -83,7 +83,7 @@ fn sum16(mut acc: u32, data: &[u8]) -> u32 {
     acc
 }
 
-fn fold(mut acc: u32) -> u16 {
+pub(crate) fn fold(mut acc: u32) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);
     }
