@@ -74,6 +74,22 @@ pub struct SwitchArgs {
     #[arg(long = "network", value_name = "NAME[,subnet=CIDR][,mtu=N]", value_parser = parse_network)]
     pub networks: Vec<NetworkSpec>,
 
+    /// Join NETWORK to a VXLAN overlay (RFC 7348): frames for other hosts are
+    /// encapsulated in UDP from local ADDR to each remote (IPv4 or IPv6) under VNI N;
+    /// floods go to every remote. PORT is the UDP port (default 4789; the kernel's own
+    /// default is 8472). The network's TAPs get the underlay MTU minus 50 (IPv4) or 70
+    /// (IPv6) unless mtu=N or --mtu says otherwise. Repeatable, one per network.
+    #[arg(
+        long = "vxlan",
+        value_name = "NETWORK:vni=N,local=ADDR,remote=ADDR[,remote=ADDR...][,port=P][,mtu=N]"
+    )]
+    pub vxlans: Vec<crate::vxlan::VxlanSpec>,
+
+    /// The MTU of the TAPs of every overlay network that names none (default: the
+    /// underlay's MTU minus the encapsulation, 50 bytes over IPv4 and 70 over IPv6).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(68..=65000))]
+    pub mtu: Option<u32>,
+
     /// Record what PORT receives and sends into FILE (pcap). Repeatable.
     #[arg(long, value_name = "PORT=FILE", value_parser = parse_capture)]
     pub capture: Vec<(String, PathBuf)>,

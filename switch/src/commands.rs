@@ -136,6 +136,16 @@ impl Switch {
             }
             Request::PortDel { name } => {
                 let id = self.find_port(&name)?;
+                if self
+                    .ports
+                    .get(id.0 as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|io| io.dev.kind() == "vxlan")
+                {
+                    return Err(format!(
+                        "port {name} is a VXLAN remote; it goes with its network's overlay"
+                    ));
+                }
                 let owner = self
                     .networks
                     .containers

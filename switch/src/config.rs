@@ -21,6 +21,13 @@
 //! [[capture]]
 //! port = "tap0"
 //! file = "/tmp/tap0.pcap"
+//!
+//! [[vxlan]]
+//! network = "blue"
+//! vni = 43
+//! local = "198.18.1.1"
+//! remote = ["198.18.1.2"]
+//! port = 4789              # optional
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -30,6 +37,7 @@ use log::LevelFilter;
 use serde::Deserialize;
 
 use crate::cli::{HostPortSpec, NetworkSpec, PortSpec, SwitchArgs, DEFAULT_NETWORK};
+use crate::vxlan::VxlanSpec;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +61,37 @@ struct FileConfig {
     uplink: Vec<FilePort>,
     #[serde(default)]
     host_port: Vec<FileHostPort>,
+    mtu: Option<u32>,
+    #[serde(default)]
+    vxlan: Vec<FileVxlan>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileVxlan {
+    network: String,
+    vni: u32,
+    local: String,
+    remote: Vec<String>,
+    port: Option<u16>,
+    mtu: Option<u32>,
+}
+
+impl FileVxlan {
+    /// The same text --vxlan takes, so the file and the flag share one parser.
+    fn to_spec(&self) -> Result<VxlanSpec, String> {
+        let mut s = format!("{}:vni={},local={}", self.network, self.vni, self.local);
+        for r in &self.remote {
+            s.push_str(&format!(",remote={r}"));
+        }
+        if let Some(p) = self.port {
+            s.push_str(&format!(",port={p}"));
+        }
+        if let Some(m) = self.mtu {
+            s.push_str(&format!(",mtu={m}"));
+        }
+        s.parse()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +126,8 @@ pub struct Settings {
     pub ports: Vec<PortSpec>,
     pub uplinks: Vec<PortSpec>,
     pub host_ports: Vec<HostPortSpec>,
+    /// Overlays, with --mtu already applied to those that name no MTU.
+    pub vxlans: Vec<VxlanSpec>,
     pub captures: Vec<(String, PathBuf)>,
     pub log_level: Option<LevelFilter>,
     /// Microseconds of busy polling after each frame (0: none).
@@ -132,6 +173,15 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig, String> {
     for h in &cfg.host_port {
         HostPortSpec::new(&h.name, &h.network, &h.address)
             .map_err(|m| key_err(&format!("\"{}\"", h.name), m))?;
+    }
+    for v in &cfg.vxlan {
+        v.to_spec()
+            .map_err(|m| key_err(&format!("\"{}\"", v.network), m))?;
+    }
+    if let Some(m) = cfg.mtu {
+        if !(68..=65_000).contains(&m) {
+            return Err(key_err("mtu", format!("{m} is outside 68..=65000")));
+        }
     }
     if cfg.fdb_max == Some(0) {
         return Err(key_err(
@@ -216,6 +266,16 @@ impl Settings {
             host_ports.retain(|f| f.port.name != h.port.name);
             host_ports.push(h.clone());
         }
+        let mut vxlans = Vec::new();
+        for v in &file.vxlan {
+            vxlans.push(v.to_spec()?);
+        }
+        let mut vxlans = merge(vxlans, &args.vxlans, |v| &v.network);
+        if let Some(m) = args.mtu.or(file.mtu) {
+            for v in &mut vxlans {
+                v.mtu.get_or_insert(m);
+            }
+        }
         let mut captures: Vec<(String, PathBuf)> =
             file.capture.into_iter().map(|c| (c.port, c.file)).collect();
         for c in &args.capture {
@@ -242,6 +302,7 @@ impl Settings {
             ports,
             uplinks,
             host_ports,
+            vxlans,
             captures,
             log_level,
             busy_poll_us: args.busy_poll.or(file.busy_poll).unwrap_or(0),

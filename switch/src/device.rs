@@ -1,16 +1,21 @@
-//! What sits behind a port: a TAP, or an uplink interface through AF_PACKET.
+//! What sits behind a port: a TAP, an uplink interface through AF_PACKET, or a VXLAN
+//! remote.
 
 use std::io;
 use std::os::fd::RawFd;
 
 use crate::packet::PacketSocket;
 use crate::tap::Tap;
+use crate::vxlan::Peer;
 
 /// A port's device.
 #[derive(Debug)]
 pub enum Device {
     Tap(Tap),
     Uplink(PacketSocket),
+    /// A remote VTEP of one network: frames written are encapsulated and sent to it;
+    /// frames from it arrive through its endpoint's socket, not through the port.
+    Vxlan(Peer),
 }
 
 impl Device {
@@ -18,14 +23,16 @@ impl Device {
         match self {
             Device::Tap(t) => t.name(),
             Device::Uplink(u) => u.name(),
+            Device::Vxlan(p) => p.name(),
         }
     }
 
-    /// "tap" or "uplink".
+    /// "tap", "uplink" or "vxlan".
     pub fn kind(&self) -> &'static str {
         match self {
             Device::Tap(_) => "tap",
             Device::Uplink(_) => "uplink",
+            Device::Vxlan(_) => "vxlan",
         }
     }
 
@@ -35,6 +42,8 @@ impl Device {
         match self {
             Device::Tap(t) => t.vnet_hdr(),
             Device::Uplink(_) => true,
+            // GSO frames are cut and checksums finished before encapsulation.
+            Device::Vxlan(_) => false,
         }
     }
 
@@ -43,6 +52,7 @@ impl Device {
         match self {
             Device::Tap(t) => t.offloads().to_vec(),
             Device::Uplink(_) => vec!["vnet_hdr"],
+            Device::Vxlan(_) => Vec::new(),
         }
     }
 
@@ -50,7 +60,7 @@ impl Device {
     pub fn created(&self) -> bool {
         match self {
             Device::Tap(t) => t.created(),
-            Device::Uplink(_) => false,
+            Device::Uplink(_) | Device::Vxlan(_) => false,
         }
     }
 
@@ -59,6 +69,7 @@ impl Device {
         match self {
             Device::Tap(t) => t.read(buf),
             Device::Uplink(u) => u.read(buf),
+            Device::Vxlan(_) => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
@@ -67,13 +78,16 @@ impl Device {
         match self {
             Device::Tap(t) => t.write(frame),
             Device::Uplink(u) => u.write(frame),
+            Device::Vxlan(p) => p.write(frame),
         }
     }
 
-    pub fn raw_fd(&self) -> RawFd {
+    /// The descriptor the event loop polls for frames (none for a VXLAN peer).
+    pub fn raw_fd(&self) -> Option<RawFd> {
         match self {
-            Device::Tap(t) => t.as_raw_fd_for_poll(),
-            Device::Uplink(u) => u.as_raw_fd_for_poll(),
+            Device::Tap(t) => Some(t.as_raw_fd_for_poll()),
+            Device::Uplink(u) => Some(u.as_raw_fd_for_poll()),
+            Device::Vxlan(_) => None,
         }
     }
 }

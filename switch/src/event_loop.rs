@@ -26,6 +26,7 @@ use crate::control::{ControlError, ControlEvent, ControlServer, Response};
 use crate::device::Device;
 use crate::packet::PacketSocket;
 use crate::tap::{is_vanished, Tap, TapError};
+use crate::vxlan::{inner_mtu, Endpoint, VxlanSpec};
 
 /// Frames read from one port before the loop turns to the next.
 pub const BURST: usize = 64;
@@ -36,6 +37,11 @@ const SIGNALS: Token = Token(usize::MAX);
 const CONTROL: Token = Token(usize::MAX - 1);
 /// Control connections take tokens from here up; ports use their id (below 2^32).
 const FIRST_CONTROL_CONN: usize = 1 << 40;
+/// VXLAN endpoints take tokens from here up (their index), below the control connections.
+const FIRST_VXLAN: usize = 1 << 39;
+/// Where a VXLAN datagram is read into the frame buffer: its 8-byte header then ends
+/// where the virtio-net header does, and the inner frame lands where every frame sits.
+const VXLAN_AT: usize = VIRTIO_NET_HDR_LEN - packets::vxlan::VXLAN_HEADER_LEN;
 /// How often aged FDB entries are swept (lookups ignore expired entries in between).
 const SWEEP_EVERY_MS: Millis = 1_000;
 
@@ -97,7 +103,11 @@ pub struct Switch {
     pub(crate) fwd: Forwarder,
     pub(crate) ports: Vec<Option<PortIo>>,
     pub(crate) networks: crate::commands::NetworkBook,
+    /// VXLAN endpoints, one per local address and UDP port.
+    pub(crate) vxlan: Vec<Endpoint>,
     ready: Vec<PortId>,
+    /// VXLAN endpoints readable and not yet drained.
+    vxlan_ready: Vec<usize>,
     vanished: Vec<(PortId, String)>,
     flood_scratch: Vec<PortId>,
     segment_scratch: Vec<u8>,
@@ -136,7 +146,9 @@ impl Switch {
             fwd: Forwarder::with_protection(fdb, protection),
             ports: Vec::new(),
             networks: Default::default(),
+            vxlan: Vec::new(),
             ready: Vec::new(),
+            vxlan_ready: Vec::new(),
             vanished: Vec::new(),
             flood_scratch: Vec::new(),
             segment_scratch: Vec::with_capacity(FRAME_BUF),
@@ -219,39 +231,138 @@ impl Switch {
         }
     }
 
+    /// Joins `spec.network` to a VXLAN overlay: opens (or shares) the endpoint for its
+    /// local address and port, and attaches a peer port per remote. The network's TAPs
+    /// attached from now on get the overlay's inner MTU unless the network has its own.
+    pub fn add_vxlan(&mut self, spec: &VxlanSpec) -> Result<(), String> {
+        spec.validate()?;
+        if let Some(ep) = self
+            .vxlan
+            .iter()
+            .find(|ep| ep.segments.iter().any(|s| s.network == spec.network))
+        {
+            return Err(format!(
+                "network {} is already on the overlay at {}:{}",
+                spec.network, ep.local, ep.port
+            ));
+        }
+        let idx = match self
+            .vxlan
+            .iter()
+            .position(|ep| ep.local == spec.local && ep.port == spec.port)
+        {
+            Some(i) => i,
+            None => {
+                let ep = Endpoint::open(spec.local, spec.port)?;
+                let idx = self.vxlan.len();
+                let fd = ep.raw_fd();
+                self.poll
+                    .registry()
+                    .register(
+                        &mut SourceFd(&fd),
+                        Token(FIRST_VXLAN + idx),
+                        Interest::READABLE,
+                    )
+                    .map_err(|e| format!("polling the VXLAN socket: {e}"))?;
+                info!(
+                    "VXLAN endpoint {}:{} on underlay {} (mtu {})",
+                    ep.local, ep.port, ep.underlay, ep.underlay_mtu
+                );
+                self.vxlan.push(ep);
+                self.vxlan_ready.push(idx);
+                idx
+            }
+        };
+        let ep = &self.vxlan[idx];
+        if let Some(seg) = ep.segments.iter().find(|s| s.vni == spec.vni) {
+            return Err(format!(
+                "vni {} at {}:{} already carries network {}",
+                spec.vni, ep.local, ep.port, seg.network
+            ));
+        }
+        let mtu = inner_mtu(spec, ep.underlay_mtu)?;
+        let net = self.fwd.network_named(&spec.network);
+        self.networks
+            .mtus
+            .entry(spec.network.clone())
+            .or_insert(mtu as u32);
+        self.vxlan[idx].segments.push(crate::vxlan::Segment {
+            vni: spec.vni,
+            network: spec.network.clone(),
+            mtu,
+            peers: Vec::new(),
+        });
+        // The peers of one network share a split-horizon group named after it.
+        let horizon = net.0 + 1;
+        for &remote in &spec.remotes {
+            let peer = self.vxlan[idx].peer(spec.vni, remote);
+            let id = self
+                .attach_in(Device::Vxlan(peer), &spec.network, mtu, horizon)
+                .map_err(|e| e.to_string())?;
+            self.vxlan[idx].add_peer(spec.vni, remote, id);
+        }
+        info!(
+            "network {} joins VXLAN vni {} at {}:{} with {} remote(s), inner mtu {mtu}",
+            spec.network,
+            spec.vni,
+            spec.local,
+            spec.port,
+            spec.remotes.len()
+        );
+        Ok(())
+    }
+
     fn attach(&mut self, dev: Device, network: &str, mtu: usize) -> Result<PortId, StartError> {
+        self.attach_in(dev, network, mtu, 0)
+    }
+
+    fn attach_in(
+        &mut self,
+        dev: Device,
+        network: &str,
+        mtu: usize,
+        horizon: u32,
+    ) -> Result<PortId, StartError> {
         let name = dev.name().to_string();
-        let id = self.fwd.add_port(&name, network, mtu)?;
-        let fd = dev.raw_fd();
-        if let Err(e) = self.poll.registry().register(
-            &mut SourceFd(&fd),
-            Token(id.0 as usize),
-            Interest::READABLE,
-        ) {
-            self.fwd.remove_port(id);
-            return Err(StartError::Poll(e));
+        let id = self.fwd.add_port_in_horizon(&name, network, mtu, horizon)?;
+        if let Some(fd) = dev.raw_fd() {
+            if let Err(e) = self.poll.registry().register(
+                &mut SourceFd(&fd),
+                Token(id.0 as usize),
+                Interest::READABLE,
+            ) {
+                self.fwd.remove_port(id);
+                return Err(StartError::Poll(e));
+            }
         }
         info!(
             "attached port {name} to network {network} ({}{}, mtu {mtu})",
             match (&dev, dev.created()) {
                 (Device::Tap(_), true) => "created ",
                 (Device::Tap(_), false) => "existing ",
-                (Device::Uplink(_), _) => "",
+                (Device::Uplink(_) | Device::Vxlan(_), _) => "",
             },
-            if dev.kind() == "tap" { "TAP" } else { "uplink" }
+            match dev.kind() {
+                "tap" => "TAP",
+                "vxlan" => "VXLAN remote",
+                _ => "uplink",
+            }
         );
+        let pollable = dev.raw_fd().is_some();
         let slot = id.0 as usize;
         if self.ports.len() <= slot {
             self.ports.resize_with(slot + 1, || None);
         }
         self.ports[slot] = Some(PortIo {
             dev,
-            queued: true,
+            queued: pollable,
             down: false,
             capture: None,
         });
-        // A frame may have arrived between attaching and registering: look once.
-        self.ready.push(id);
+        if pollable {
+            // A frame may have arrived between attaching and registering: look once.
+            self.ready.push(id);
+        }
         Ok(id)
     }
 
@@ -271,7 +382,7 @@ impl Switch {
                 last_frame = Instant::now();
             }
             let spinning = !self.busy_poll.is_zero() && last_frame.elapsed() < self.busy_poll;
-            let timeout = if self.ready.is_empty() && !spinning {
+            let timeout = if self.ready.is_empty() && self.vxlan_ready.is_empty() && !spinning {
                 Duration::from_millis(SWEEP_EVERY_MS)
             } else {
                 Duration::ZERO
@@ -296,6 +407,16 @@ impl Switch {
                 }
                 if event.token().0 >= FIRST_CONTROL_CONN {
                     self.service_control(event.token());
+                    continue;
+                }
+                if event.token().0 >= FIRST_VXLAN {
+                    let idx = event.token().0 - FIRST_VXLAN;
+                    if let Some(ep) = self.vxlan.get_mut(idx) {
+                        if !ep.queued {
+                            ep.queued = true;
+                            self.vxlan_ready.push(idx);
+                        }
+                    }
                     continue;
                 }
                 let id = PortId(event.token().0 as u32);
@@ -386,6 +507,61 @@ impl Switch {
                 self.ready.swap_remove(i);
             }
         }
+        let mut i = 0;
+        while i < self.vxlan_ready.len() {
+            let idx = self.vxlan_ready[i];
+            if self.service_vxlan(idx, now) {
+                i += 1;
+            } else {
+                if let Some(ep) = self.vxlan.get_mut(idx) {
+                    ep.queued = false;
+                }
+                self.vxlan_ready.swap_remove(i);
+            }
+        }
+    }
+
+    /// Reads up to a burst of datagrams from VXLAN endpoint `idx`, checks each and hands
+    /// the inner frames to the forwarder as received on their remote's port; true if the
+    /// socket may still have datagrams.
+    fn service_vxlan(&mut self, idx: usize, now: Millis) -> bool {
+        for _ in 0..BURST {
+            let Some(ep) = self.vxlan.get_mut(idx) else {
+                return false;
+            };
+            let (n, from) = match ep.recv(&mut self.buf[VXLAN_AT..]) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    warn!("VXLAN socket {}:{}: {e}", ep.local, ep.port);
+                    return false;
+                }
+            };
+            self.frames_in += 1;
+            let datagram = &self.buf[VXLAN_AT..VXLAN_AT + n];
+            let ingress = match ep.classify(datagram, from) {
+                Ok(port) => port,
+                Err(reason) => {
+                    debug!("dropped a {n}-byte VXLAN datagram from {from}: {reason}");
+                    continue;
+                }
+            };
+            // The VXLAN header's bytes become an all-zero virtio-net header: the inner
+            // frame is complete.
+            self.buf[..VIRTIO_NET_HDR_LEN].fill(0);
+            let mut plane = Plane {
+                fwd: &mut self.fwd,
+                ports: &mut self.ports,
+                vanished: &mut self.vanished,
+                flood_scratch: &mut self.flood_scratch,
+                segment_scratch: &mut self.segment_scratch,
+                ingress,
+                now,
+            };
+            plane.forward(&mut self.buf[..VXLAN_AT + n]);
+        }
+        true
     }
 
     /// Reads up to a burst from `id`; true if the port may still have frames.
@@ -459,9 +635,15 @@ impl Switch {
                 warn!("capture into {path}: {e}");
             }
         }
-        let fd = io.dev.raw_fd();
-        // The fd is closed right after; a failed deregister changes nothing.
-        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        if let Some(fd) = io.dev.raw_fd() {
+            // The fd is closed right after; a failed deregister changes nothing.
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+        if let Device::Vxlan(_) = io.dev {
+            for ep in &mut self.vxlan {
+                ep.remove_port(id);
+            }
+        }
         self.ready.retain(|&p| p != id);
         self.fwd.remove_port(id)
     }
@@ -517,6 +699,7 @@ impl Switch {
         match (kind, created) {
             ("tap", true) => info!("removed TAP {}", port.name()),
             ("tap", false) => info!("left TAP {} in place", port.name()),
+            ("vxlan", _) => info!("removed VXLAN remote {}", port.name()),
             _ => info!("released uplink {}", port.name()),
         }
         Some((port, created))
@@ -691,6 +874,10 @@ fn write_counted(
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             fwd.record_tx_drop(egress, DropReason::EgressFull)
+        }
+        // Over the underlay's path MTU (VXLAN never fragments the outer packet).
+        Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+            fwd.record_tx_drop(egress, DropReason::EgressTooBig)
         }
         Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::ENETDOWN)) => {
             fwd.record_tx_drop(egress, DropReason::EgressDown);

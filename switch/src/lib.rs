@@ -13,3 +13,4 @@ pub mod event_loop;
 pub mod launcher;
 pub mod packet;
 pub mod tap;
+pub mod vxlan;

@@ -72,10 +72,14 @@ fn run_switch(settings: &Settings) -> ExitCode {
     }
 }
 
-/// Networks, ports and captures, in that order.
+/// Networks, overlays, ports and captures, in that order (an overlay sets the MTU its
+/// network's TAPs get).
 fn set_up(switch: &mut Switch, settings: &Settings) -> Result<(), String> {
     for n in &settings.networks {
         switch.declare_network(n)?;
+    }
+    for v in &settings.vxlans {
+        switch.add_vxlan(v)?;
     }
     for port in &settings.ports {
         let id = switch

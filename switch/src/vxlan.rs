@@ -1,0 +1,683 @@
+//! VXLAN overlay I/O: an endpoint per local address and UDP port, and a peer per remote.
+//!
+//! Receiving uses one ordinary UDP socket per `(local address, port)`, which serves every
+//! VNI on it. Sending uses a raw `IPPROTO_UDP` socket on the same local address: uswitch
+//! writes the UDP header itself, so the source port can be a hash of the inner flow
+//! (stable per flow, spread across flows, as the kernel's vxlan driver does) while the
+//! kernel still builds the IP header, routes and picks the next hop. The raw socket never
+//! reads (a filter drops everything it would receive) and never fragments
+//! (`IP_PMTUDISC_DO` / `IPV6_DONTFRAG`): a datagram over the path MTU fails with
+//! `EMSGSIZE` and is counted as `egress_too_big`.
+//!
+//! Each remote of a network is a forwarder port (so it learns MACs, has counters and is
+//! flooded to like any port), and the remotes of one network share a split-horizon group,
+//! so a frame from the overlay never goes back into it.
+
+use std::io;
+use std::mem;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::str::FromStr;
+
+use forwarder::{DropReason, PortCounters, PortId};
+use packets::vxlan::{
+    flow_hash, parse_header, source_port, udp_checksum_v6, write_encap, VxlanError, ENCAP_LEN,
+    IANA_PORT, MAX_VNI, OVERHEAD_V4, OVERHEAD_V6,
+};
+use serde::{Deserialize, Serialize};
+
+/// `--vxlan NETWORK:vni=N,local=ADDR,remote=ADDR[,remote=ADDR...][,port=P][,mtu=N]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VxlanSpec {
+    pub network: String,
+    pub vni: u32,
+    pub local: IpAddr,
+    pub remotes: Vec<IpAddr>,
+    pub port: u16,
+    /// The MTU of the network's TAPs; by default the underlay's minus 50 (IPv4) or 70
+    /// (IPv6).
+    pub mtu: Option<u32>,
+}
+
+impl VxlanSpec {
+    /// Checks what parsing alone cannot: families agree, remotes are unicast and not the
+    /// local address, the VNI fits 24 bits.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::cli::validate_network_name(&self.network)?;
+        if self.vni > MAX_VNI {
+            return Err(format!(
+                "--vxlan {}: vni {} does not fit 24 bits (at most {MAX_VNI})",
+                self.network, self.vni
+            ));
+        }
+        if self.remotes.is_empty() {
+            return Err(format!(
+                "--vxlan {}: give at least one remote=ADDR",
+                self.network
+            ));
+        }
+        if self.local.is_unspecified() || self.local.is_multicast() {
+            return Err(format!(
+                "--vxlan {}: local={} must be a unicast address of this host",
+                self.network, self.local
+            ));
+        }
+        for r in &self.remotes {
+            if r.is_ipv4() != self.local.is_ipv4() {
+                return Err(format!(
+                    "--vxlan {}: remote={r} and local={} are not the same IP version",
+                    self.network, self.local
+                ));
+            }
+            if r.is_unspecified() || r.is_multicast() || *r == self.local {
+                return Err(format!(
+                    "--vxlan {}: remote={r} must be another host's unicast address",
+                    self.network
+                ));
+            }
+        }
+        if self.port == 0 {
+            return Err(format!("--vxlan {}: port must not be 0", self.network));
+        }
+        if let Some(m) = self.mtu {
+            if !(68..=65_000).contains(&m) {
+                return Err(format!(
+                    "--vxlan {}: mtu={m} is outside 68..=65000",
+                    self.network
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The encapsulation overhead on this spec's underlay.
+    pub fn overhead(&self) -> usize {
+        if self.local.is_ipv4() {
+            OVERHEAD_V4
+        } else {
+            OVERHEAD_V6
+        }
+    }
+}
+
+impl FromStr for VxlanSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let usage =
+            "expected NETWORK:vni=N,local=ADDR,remote=ADDR[,remote=ADDR...][,port=4789][,mtu=N]";
+        let (network, opts) = s
+            .split_once(':')
+            .ok_or_else(|| format!("--vxlan {s}: {usage}"))?;
+        let mut spec = VxlanSpec {
+            network: network.to_string(),
+            vni: u32::MAX,
+            local: IpAddr::from([0, 0, 0, 0]),
+            remotes: Vec::new(),
+            port: IANA_PORT,
+            mtu: None,
+        };
+        let mut have_local = false;
+        for opt in opts.split(',') {
+            let (key, value) = opt
+                .split_once('=')
+                .ok_or_else(|| format!("--vxlan {s}: {opt:?} is not KEY=VALUE; {usage}"))?;
+            let bad = |what: &str| format!("--vxlan {s}: {key}={value} is not {what}");
+            match key {
+                "vni" => spec.vni = value.parse().map_err(|_| bad("a number"))?,
+                "local" => {
+                    spec.local = value.parse().map_err(|_| bad("an IP address"))?;
+                    have_local = true;
+                }
+                "remote" => spec
+                    .remotes
+                    .push(value.parse().map_err(|_| bad("an IP address"))?),
+                "port" => spec.port = value.parse().map_err(|_| bad("a UDP port"))?,
+                "mtu" => spec.mtu = Some(value.parse().map_err(|_| bad("a number"))?),
+                _ => {
+                    return Err(format!(
+                        "--vxlan {s}: unknown key {key:?} (vni, local, remote, port, mtu)"
+                    ))
+                }
+            }
+        }
+        if spec.vni == u32::MAX {
+            return Err(format!("--vxlan {s}: vni=N is missing"));
+        }
+        if !have_local {
+            return Err(format!("--vxlan {s}: local=ADDR is missing"));
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+/// A socket address in the C layout.
+struct RawAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl RawAddr {
+    fn new(ip: IpAddr, port: u16) -> RawAddr {
+        // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+        let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+        let len = match ip {
+            IpAddr::V4(v4) => {
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+                let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = port.to_be();
+                sin.sin_addr.s_addr = u32::from_ne_bytes(v4.octets());
+                mem::size_of::<libc::sockaddr_in>()
+            }
+            IpAddr::V6(v6) => {
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+                let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = port.to_be();
+                sin6.sin6_addr.s6_addr = v6.octets();
+                mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        RawAddr {
+            storage,
+            len: len as libc::socklen_t,
+        }
+    }
+
+    fn as_ptr(&self) -> *const libc::sockaddr {
+        &self.storage as *const _ as *const libc::sockaddr
+    }
+}
+
+fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: the option value is a c_int and its length is given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &value as *const i32 as *const libc::c_void,
+            mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The raw socket an endpoint sends through, shared by its peers.
+#[derive(Debug)]
+pub struct Sender {
+    fd: OwnedFd,
+}
+
+impl Sender {
+    fn open(local: IpAddr) -> io::Result<Sender> {
+        let family = if local.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        // SAFETY: plain socket(2); the result is checked.
+        let fd = unsafe {
+            libc::socket(
+                family,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_UDP,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh socket we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let raw = fd.as_raw_fd();
+        // A classic BPF program of one instruction, "return 0": keep nothing. A raw UDP
+        // socket would otherwise get a copy of every UDP datagram of the namespace.
+        let drop_all = [libc::sock_filter {
+            code: 0x06, // BPF_RET | BPF_K
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }];
+        let prog = libc::sock_fprog {
+            len: 1,
+            filter: drop_all.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: prog points at a valid one-instruction program that outlives the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                raw,
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                &prog as *const _ as *const libc::c_void,
+                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if local.is_ipv4() {
+            setsockopt_int(
+                raw,
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_DO,
+            )?;
+        } else {
+            setsockopt_int(
+                raw,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU_DISCOVER,
+                libc::IPV6_PMTUDISC_DO,
+            )?;
+            setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 1)?;
+        }
+        // Port 0: a raw socket has no ports; this fixes the source address.
+        let addr = RawAddr::new(local, 0);
+        // SAFETY: addr holds a valid sockaddr of the given length.
+        if unsafe { libc::bind(raw, addr.as_ptr(), addr.len) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Sender { fd })
+    }
+
+    /// Sends `parts` as one datagram's UDP header and payload to `to`.
+    fn send(&self, to: &RawAddr, parts: [&[u8]; 2]) -> io::Result<usize> {
+        let mut iov = [
+            libc::iovec {
+                iov_base: parts[0].as_ptr() as *mut libc::c_void,
+                iov_len: parts[0].len(),
+            },
+            libc::iovec {
+                iov_base: parts[1].as_ptr() as *mut libc::c_void,
+                iov_len: parts[1].len(),
+            },
+        ];
+        // SAFETY: msghdr is plain data; the fields set below point at live buffers.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_name = to.as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = to.len;
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len() as _;
+        // SAFETY: msg and everything it points at outlive the call; the kernel only
+        // reads the buffers.
+        let n = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+}
+
+/// One remote of one network: the port the forwarder sees for it.
+#[derive(Debug)]
+pub struct Peer {
+    name: String,
+    vni: u32,
+    local: IpAddr,
+    remote: IpAddr,
+    port: u16,
+    to: RawAddrBox,
+    sender: Rc<Sender>,
+}
+
+/// [`RawAddr`] with a Debug that prints nothing of the C struct.
+struct RawAddrBox(RawAddr);
+
+impl std::fmt::Debug for RawAddrBox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawAddr")
+    }
+}
+
+impl Peer {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn vni(&self) -> u32 {
+        self.vni
+    }
+
+    pub fn remote(&self) -> IpAddr {
+        self.remote
+    }
+
+    pub fn udp_port(&self) -> u16 {
+        self.port
+    }
+
+    /// Encapsulates `frame` and sends it to the remote.
+    pub fn write(&self, frame: &[u8]) -> io::Result<usize> {
+        let mut head = [0u8; ENCAP_LEN];
+        let sport = source_port(flow_hash(frame));
+        write_encap(&mut head, sport, self.port, self.vni, frame.len());
+        if let (IpAddr::V6(src), IpAddr::V6(dst)) = (self.local, self.remote) {
+            let sum = udp_checksum_v6(&src, &dst, &head, frame);
+            head[6..8].copy_from_slice(&sum.to_be_bytes());
+        }
+        self.sender.send(&self.to.0, [&head, frame])
+    }
+}
+
+/// The peer port name for a remote of a VNI: `vx42:198.18.1.2`, `vx42:[2001:db8::2]`.
+pub fn peer_name(vni: u32, remote: IpAddr) -> String {
+    match remote {
+        IpAddr::V4(a) => format!("vx{vni}:{a}"),
+        IpAddr::V6(a) => format!("vx{vni}:[{a}]"),
+    }
+}
+
+/// A VNI served by an endpoint: its network and its remotes' ports.
+#[derive(Debug)]
+pub struct Segment {
+    pub vni: u32,
+    pub network: String,
+    pub mtu: usize,
+    pub peers: Vec<(IpAddr, PortId)>,
+}
+
+/// One UDP socket on a local address and port, for every VNI on it.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub local: IpAddr,
+    pub port: u16,
+    pub underlay: String,
+    pub underlay_mtu: usize,
+    socket: UdpSocket,
+    sender: Rc<Sender>,
+    pub segments: Vec<Segment>,
+    /// Datagrams received and the ones dropped before reaching a peer (by reason).
+    pub counters: PortCounters,
+    pub(crate) queued: bool,
+}
+
+impl Endpoint {
+    /// Binds the endpoint's sockets and finds its underlay interface and MTU.
+    pub fn open(local: IpAddr, port: u16) -> Result<Endpoint, String> {
+        let (underlay, underlay_mtu) = underlay_of(local)?;
+        let at = SocketAddr::new(local, port);
+        let socket = UdpSocket::bind(at).map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::AddrInUse {
+                " (a kernel vxlan device with this dstport, or another uswitch, holds it in this namespace)"
+            } else {
+                ""
+            };
+            format!("binding the VXLAN socket {at}: {e}{hint}")
+        })?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| format!("VXLAN socket {at}: {e}"))?;
+        let sender = Sender::open(local)
+            .map_err(|e| format!("opening the raw sending socket on {local}: {e}"))?;
+        Ok(Endpoint {
+            local,
+            port,
+            underlay,
+            underlay_mtu,
+            socket,
+            sender: Rc::new(sender),
+            segments: Vec::new(),
+            counters: PortCounters::default(),
+            queued: true,
+        })
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// The peer device for `remote` on `vni`; the caller attaches it and then calls
+    /// [`Endpoint::add_peer`] with its port id.
+    pub fn peer(&self, vni: u32, remote: IpAddr) -> Peer {
+        Peer {
+            name: peer_name(vni, remote),
+            vni,
+            local: self.local,
+            remote,
+            port: self.port,
+            to: RawAddrBox(RawAddr::new(remote, 0)),
+            sender: Rc::clone(&self.sender),
+        }
+    }
+
+    /// Records that frames from `remote` on `vni` enter the forwarder at `port`.
+    pub fn add_peer(&mut self, vni: u32, remote: IpAddr, port: PortId) {
+        if let Some(seg) = self.segments.iter_mut().find(|s| s.vni == vni) {
+            seg.peers.push((remote, port));
+        }
+    }
+
+    /// Forgets the peer attached as `port` (its port was detached).
+    pub fn remove_port(&mut self, port: PortId) {
+        for seg in &mut self.segments {
+            seg.peers.retain(|&(_, p)| p != port);
+        }
+    }
+
+    /// Receives one datagram into `buf` (header at its start); `None` when none waits.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
+        let (n, from) = self.socket.recv_from(buf)?;
+        Ok((n, from.ip()))
+    }
+
+    /// Which peer port a datagram of `len` bytes from `from` enters at, or why it is
+    /// dropped. Counts the datagram and the drop.
+    pub fn classify(&mut self, datagram: &[u8], from: IpAddr) -> Result<PortId, DropReason> {
+        self.counters.rx_frames += 1;
+        self.counters.rx_bytes += datagram.len() as u64;
+        let verdict = self.classify_inner(datagram, from);
+        if let Err(reason) = verdict {
+            self.counters.count_drop(reason);
+        }
+        verdict
+    }
+
+    fn classify_inner(&self, datagram: &[u8], from: IpAddr) -> Result<PortId, DropReason> {
+        let vni = parse_header(datagram).map_err(|e| match e {
+            VxlanError::Truncated(_) => DropReason::VxlanTruncated,
+            VxlanError::NoIBit(_) => DropReason::VxlanNoIBit,
+            VxlanError::ReservedBits => DropReason::VxlanReservedBits,
+        })?;
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.vni == vni)
+            .ok_or(DropReason::VxlanUnknownVni)?;
+        // An IPv4 sender on an IPv6 socket arrives mapped; compare like with like.
+        let from = match from {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        seg.peers
+            .iter()
+            .find(|(r, _)| *r == from)
+            .map(|&(_, p)| p)
+            .ok_or(DropReason::VxlanUnknownRemote)
+    }
+}
+
+/// The interface holding `local` and its MTU.
+pub fn underlay_of(local: IpAddr) -> Result<(String, usize), String> {
+    let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills the pointer with a list we free below.
+    if unsafe { libc::getifaddrs(&mut addrs) } < 0 {
+        return Err(format!(
+            "listing interfaces: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    let mut found = None;
+    let mut cur = addrs;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points at a sockaddr of its family.
+        let family = unsafe { (*ifa.ifa_addr).sa_family } as i32;
+        let ip = match family {
+            libc::AF_INET => {
+                // SAFETY: the family says sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes())
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                IpAddr::from(sin6.sin6_addr.s6_addr)
+            }
+            _ => continue,
+        };
+        if ip == local {
+            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+            found = Some(name.to_string_lossy().into_owned());
+            break;
+        }
+    }
+    // SAFETY: addrs came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(addrs) };
+    let name = found.ok_or_else(|| {
+        format!(
+            "local={local} is not an address of any interface in this namespace \
+             (add it first, e.g. ip addr add {local}/24 dev eth0{})",
+            if local.is_ipv6() { " nodad" } else { "" }
+        )
+    })?;
+    let mtu = crate::tap::interface_mtu(&name).map_err(|e| e.to_string())?;
+    Ok((name, mtu))
+}
+
+/// The inner MTU for a spec on an underlay of `underlay_mtu`.
+pub fn inner_mtu(spec: &VxlanSpec, underlay_mtu: usize) -> Result<usize, String> {
+    if let Some(m) = spec.mtu {
+        return Ok(m as usize);
+    }
+    underlay_mtu
+        .checked_sub(spec.overhead())
+        .filter(|&m| m >= 68)
+        .ok_or_else(|| {
+            format!(
+                "--vxlan {}: the underlay MTU {underlay_mtu} leaves no room for the {}-byte encapsulation",
+                spec.network,
+                spec.overhead()
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_issue_example() {
+        let s: VxlanSpec = "default:vni=42,local=198.18.1.1,remote=198.18.1.2,remote=198.18.1.3"
+            .parse()
+            .unwrap();
+        assert_eq!(s.network, "default");
+        assert_eq!(s.vni, 42);
+        assert_eq!(s.local, IpAddr::from([198, 18, 1, 1]));
+        assert_eq!(s.remotes.len(), 2);
+        assert_eq!(s.port, 4789);
+        assert_eq!(s.overhead(), 50);
+        let s: VxlanSpec = "blue:vni=43,local=2001:db8::1,remote=2001:db8::2,port=8472,mtu=1400"
+            .parse()
+            .unwrap();
+        assert_eq!((s.port, s.mtu, s.overhead()), (8472, Some(1400), 70));
+        assert_eq!(inner_mtu(&s, 1500), Ok(1400));
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        for (spec, needle) in [
+            ("default", "expected NETWORK:"),
+            ("default:vni=42,remote=198.18.1.2", "local=ADDR is missing"),
+            (
+                "default:local=198.18.1.1,remote=198.18.1.2",
+                "vni=N is missing",
+            ),
+            (
+                "default:vni=16777216,local=198.18.1.1,remote=198.18.1.2",
+                "24 bits",
+            ),
+            (
+                "default:vni=x,local=198.18.1.1,remote=198.18.1.2",
+                "not a number",
+            ),
+            ("default:vni=1,local=198.18.1.1", "at least one remote"),
+            (
+                "default:vni=1,local=198.18.1.1,remote=2001:db8::2",
+                "same IP version",
+            ),
+            (
+                "default:vni=1,local=198.18.1.1,remote=198.18.1.1",
+                "another host",
+            ),
+            (
+                "default:vni=1,local=198.18.1.1,remote=239.1.1.1",
+                "another host",
+            ),
+            (
+                "default:vni=1,local=198.18.1.1,remote=198.18.1.2,port=0",
+                "port",
+            ),
+            (
+                "default:vni=1,local=198.18.1.1,remote=198.18.1.2,port=70000",
+                "UDP port",
+            ),
+            (
+                "default:vni=1,local=198.18.1.1,remote=198.18.1.2,mtu=10",
+                "68..=65000",
+            ),
+            (
+                "default:vni=1,local=198.18.1.1,remote=198.18.1.2,ttl=3",
+                "unknown key",
+            ),
+            (
+                "default:vni=1,local=nowhere,remote=198.18.1.2",
+                "an IP address",
+            ),
+            (
+                "bad name:vni=1,local=198.18.1.1,remote=198.18.1.2",
+                "network",
+            ),
+        ] {
+            let err = spec.parse::<VxlanSpec>().unwrap_err();
+            assert!(err.contains(needle), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn inner_mtu_follows_the_underlay() {
+        let s: VxlanSpec = "n:vni=1,local=198.18.1.1,remote=198.18.1.2"
+            .parse()
+            .unwrap();
+        assert_eq!(inner_mtu(&s, 1500), Ok(1450));
+        assert_eq!(inner_mtu(&s, 9000), Ok(8950));
+        assert!(inner_mtu(&s, 100).is_err());
+        let s6: VxlanSpec = "n:vni=1,local=2001:db8::1,remote=2001:db8::2"
+            .parse()
+            .unwrap();
+        assert_eq!(inner_mtu(&s6, 1500), Ok(1430));
+    }
+
+    #[test]
+    fn peer_names() {
+        assert_eq!(
+            peer_name(42, IpAddr::from([198, 18, 1, 2])),
+            "vx42:198.18.1.2"
+        );
+        assert_eq!(
+            peer_name(7, "2001:db8::2".parse().unwrap()),
+            "vx7:[2001:db8::2]"
+        );
+    }
+}
