@@ -227,6 +227,8 @@ pub enum ShowWhat {
     },
     /// Counters per port and per drop reason, and per network
     Stats,
+    /// VXLAN endpoints, their VNIs and remotes, with counters and drops by reason
+    Vxlan,
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,6 +281,21 @@ pub enum NetworkWhat {
         /// An IPv4 subnet such as 198.18.0.0/24
         #[arg(long, value_name = "CIDR")]
         subnet: Option<String>,
+        /// Join the network to a VXLAN overlay with this VNI
+        #[arg(long, value_name = "N", requires = "remotes")]
+        vni: Option<u32>,
+        /// A remote VTEP of the overlay; repeat for each host
+        #[arg(long = "remote", value_name = "ADDR", requires = "vni")]
+        remotes: Vec<std::net::IpAddr>,
+        /// The local underlay address (default: the switch's only VXLAN endpoint's)
+        #[arg(long, value_name = "ADDR", requires = "vni")]
+        local: Option<std::net::IpAddr>,
+        /// The overlay's UDP port (default: the endpoint's, else 4789)
+        #[arg(long = "vxlan-port", value_name = "PORT", requires = "vni")]
+        vxlan_port: Option<u16>,
+        /// The MTU of the network's TAPs (default: underlay MTU minus 50 or 70)
+        #[arg(long, value_name = "N", requires = "vni")]
+        mtu: Option<u32>,
     },
 }
 

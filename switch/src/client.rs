@@ -7,7 +7,7 @@ use std::process::{Command as Process, ExitCode};
 use serde_json::Value;
 
 use crate::cli::{ClientArgs, Command, FdbWhat, NetworkWhat, PortWhat, RunArgs, ShowWhat};
-use crate::control::{call, socket_path, Request};
+use crate::control::{call, socket_path, OverlayRequest, Request};
 use crate::launcher::Container;
 
 /// A failed client command: one line for stderr.
@@ -46,6 +46,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
             ShowWhat::Ports => (client, Request::ShowPorts, print_ports),
             ShowWhat::Fdb { network } => (client, Request::ShowFdb { network }, print_fdb),
             ShowWhat::Stats => (client, Request::ShowStats, print_stats),
+            ShowWhat::Vxlan => (client, Request::ShowVxlan, print_vxlan),
         },
         Command::Fdb { client, what } => match what {
             FdbWhat::Flush { network } => (client, Request::FdbFlush { network }, print_done),
@@ -67,8 +68,31 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
         },
         Command::Network { client, what } => match what {
             NetworkWhat::Ls => (client, Request::NetworkLs, print_networks),
-            NetworkWhat::Create { name, subnet } => {
-                (client, Request::NetworkCreate { name, subnet }, print_done)
+            NetworkWhat::Create {
+                name,
+                subnet,
+                vni,
+                remotes,
+                local,
+                vxlan_port,
+                mtu,
+            } => {
+                let overlay = vni.map(|vni| OverlayRequest {
+                    vni,
+                    remotes,
+                    local,
+                    port: vxlan_port,
+                    mtu,
+                });
+                (
+                    client,
+                    Request::NetworkCreate {
+                        name,
+                        subnet,
+                        overlay,
+                    },
+                    print_done,
+                )
             }
         },
         Command::Capture {
@@ -193,18 +217,81 @@ fn print_fdb(data: &Value) {
     table(&["NETWORK", "MAC", "PORT", "AGE", "STATIC"], &rows);
 }
 
+/// Drops with a non-zero count, as `reason=n ...` (or `-`).
+fn nonzero_drops(counters: &Value) -> String {
+    let drops: Vec<String> = counters["drops"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
+        .map(|(r, n)| format!("{r}={n}"))
+        .collect();
+    if drops.is_empty() {
+        "-".into()
+    } else {
+        drops.join(" ")
+    }
+}
+
+fn print_vxlan(data: &Value) {
+    let endpoints = data.as_array().cloned().unwrap_or_default();
+    let mut rows = Vec::new();
+    for ep in &endpoints {
+        for seg in ep["segments"].as_array().into_iter().flatten() {
+            for peer in seg["peers"].as_array().into_iter().flatten() {
+                let c = &peer["counters"];
+                rows.push(vec![
+                    format!("{}:{}", text(&ep["local"]), text(&ep["port"])),
+                    text(&seg["vni"]),
+                    text(&seg["network"]),
+                    text(&peer["remote"]),
+                    text(&c["rx_frames"]),
+                    text(&c["rx_bytes"]),
+                    text(&c["tx_frames"]),
+                    text(&c["tx_bytes"]),
+                    nonzero_drops(c),
+                ]);
+            }
+        }
+    }
+    table(
+        &[
+            "ENDPOINT",
+            "VNI",
+            "NETWORK",
+            "REMOTE",
+            "RX_FRAMES",
+            "RX_BYTES",
+            "TX_FRAMES",
+            "TX_BYTES",
+            "DROPS",
+        ],
+        &rows,
+    );
+    let rows: Vec<Vec<String>> = endpoints
+        .iter()
+        .map(|ep| {
+            vec![
+                format!("{}:{}", text(&ep["local"]), text(&ep["port"])),
+                format!(
+                    "{} (mtu {})",
+                    text(&ep["underlay"]),
+                    text(&ep["underlay_mtu"])
+                ),
+                text(&ep["counters"]["rx_frames"]),
+                nonzero_drops(&ep["counters"]),
+            ]
+        })
+        .collect();
+    println!();
+    table(&["ENDPOINT", "UNDERLAY", "DATAGRAMS", "REFUSED"], &rows);
+}
+
 fn print_stats(data: &Value) {
     let ports = data["ports"].as_array().cloned().unwrap_or_default();
     let rows: Vec<Vec<String>> = ports
         .iter()
         .map(|p| {
-            let drops: Vec<String> = p["drops"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
-                .map(|(r, n)| format!("{r}={n}"))
-                .collect();
             vec![
                 text(&p["name"]),
                 text(&p["network"]),
@@ -214,11 +301,7 @@ fn print_stats(data: &Value) {
                 text(&p["tx_bytes"]),
                 text(&p["floods"]),
                 text(&p["mac_moves"]),
-                if drops.is_empty() {
-                    "-".into()
-                } else {
-                    drops.join(" ")
-                },
+                nonzero_drops(p),
             ]
         })
         .collect();

@@ -9,10 +9,11 @@ use serde_json::{json, Value};
 
 use crate::capture::{Capture, DEFAULT_MAX_BYTES};
 use crate::cli::{validate_network_name, NetworkSpec, PortSpec};
-use crate::control::{Request, Response};
+use crate::control::{OverlayRequest, Request, Response};
 use crate::event_loop::Switch;
 use crate::launcher::{validate_container_name, Container, Containers, Interface};
 use crate::tap::interface_exists;
+use crate::vxlan::VxlanSpec;
 
 /// What the shell knows of networks beyond the forwarder: the subnet the launcher hands
 /// addresses from.
@@ -76,7 +77,12 @@ impl Switch {
             Request::ShowFdb { network } => self.show_fdb(network.as_deref()),
             Request::ShowStats => Ok(self.show_stats()),
             Request::NetworkLs => Ok(self.network_ls()),
-            Request::NetworkCreate { name, subnet } => self.network_create(&name, subnet),
+            Request::NetworkCreate {
+                name,
+                subnet,
+                overlay,
+            } => self.network_create(&name, subnet, overlay),
+            Request::ShowVxlan => Ok(self.show_vxlan()),
             Request::FdbFlush { network } => {
                 let id = network
                     .as_deref()
@@ -379,16 +385,104 @@ impl Switch {
         Value::Array(self.network_rows())
     }
 
-    fn network_create(&mut self, name: &str, subnet: Option<String>) -> Result<Value, String> {
+    fn network_create(
+        &mut self,
+        name: &str,
+        subnet: Option<String>,
+        overlay: Option<OverlayRequest>,
+    ) -> Result<Value, String> {
         if self.fwd.network_id(name).is_some() {
             return Err(format!("network {name} exists already"));
         }
-        self.declare_network(&NetworkSpec {
+        let spec = NetworkSpec {
             name: name.to_string(),
             subnet: subnet.clone(),
             mtu: None,
+        };
+        spec.validate()?;
+        let vxlan = overlay.map(|o| self.overlay_spec(name, o)).transpose()?;
+        if let Some(v) = &vxlan {
+            v.validate()?;
+        }
+        self.declare_network(&spec)?;
+        if let Some(v) = &vxlan {
+            self.add_vxlan(v)?;
+        }
+        Ok(json!({
+            "name": name,
+            "subnet": subnet,
+            "vni": vxlan.as_ref().map(|v| v.vni),
+            "mtu": self.networks.mtus.get(name),
+        }))
+    }
+
+    /// A full overlay spec from a runtime request: the local address and port default to
+    /// those of the switch's only VXLAN endpoint.
+    fn overlay_spec(&self, network: &str, o: OverlayRequest) -> Result<VxlanSpec, String> {
+        let only = match self.vxlan.as_slice() {
+            [ep] => Some((ep.local, ep.port)),
+            _ => None,
+        };
+        let local = o.local.or(only.map(|(l, _)| l)).ok_or_else(|| {
+            format!(
+                "network {network}: give --local ADDR (the switch has {} VXLAN endpoints to choose from)",
+                self.vxlan.len()
+            )
         })?;
-        Ok(json!({ "name": name, "subnet": subnet }))
+        let port = o.port.unwrap_or_else(|| {
+            only.filter(|&(l, _)| l == local)
+                .map_or(packets::vxlan::IANA_PORT, |(_, p)| p)
+        });
+        Ok(VxlanSpec {
+            network: network.to_string(),
+            vni: o.vni,
+            local,
+            remotes: o.remotes,
+            port,
+            mtu: o.mtu,
+        })
+    }
+
+    fn show_vxlan(&self) -> Value {
+        let endpoints: Vec<Value> = self
+            .vxlan
+            .iter()
+            .map(|ep| {
+                let segments: Vec<Value> = ep
+                    .segments
+                    .iter()
+                    .map(|seg| {
+                        let peers: Vec<Value> = seg
+                            .peers
+                            .iter()
+                            .map(|&(remote, id)| {
+                                let port = self.fwd.port(id);
+                                json!({
+                                    "remote": remote.to_string(),
+                                    "port": port.map(|p| p.name()),
+                                    "counters": port.map(|p| counters_json(p.counters())),
+                                })
+                            })
+                            .collect();
+                        json!({
+                            "vni": seg.vni,
+                            "network": seg.network,
+                            "mtu": seg.mtu,
+                            "peers": peers,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "local": ep.local.to_string(),
+                    "port": ep.port,
+                    "underlay": ep.underlay,
+                    "underlay_mtu": ep.underlay_mtu,
+                    "counters": counters_json(&ep.counters),
+                    "segments": segments,
+                })
+            })
+            .collect();
+        Value::Array(endpoints)
     }
 
     /// Creates a network (or completes one named by a port) with its subnet and MTU.

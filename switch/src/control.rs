@@ -49,7 +49,11 @@ pub enum Request {
     NetworkCreate {
         name: String,
         subnet: Option<String>,
+        /// Joins the new network to a VXLAN overlay.
+        #[serde(default)]
+        overlay: Option<OverlayRequest>,
     },
+    ShowVxlan,
     FdbFlush {
         network: Option<String>,
     },
@@ -86,6 +90,21 @@ pub enum Request {
         name: String,
     },
     ContainerLs,
+}
+
+/// `uswitch network create ... --vni N --remote ADDR ...`: what the client knows of the
+/// overlay; the switch fills in the local address and port from its endpoint when there
+/// is exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverlayRequest {
+    pub vni: u32,
+    pub remotes: Vec<std::net::IpAddr>,
+    #[serde(default)]
+    pub local: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub mtu: Option<u32>,
 }
 
 fn offload_on() -> bool {
