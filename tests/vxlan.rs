@@ -1,0 +1,636 @@
+//! End to end: VXLAN overlays between "hosts" that are network namespaces joined by an
+//! underlay (a kernel bridge in a namespace of its own, on 198.18.1.0/24 or the IPv6
+//! benchmarking prefix 2001:2::/48), with containers (namespaces on 198.18.0.0/24) on
+//! each host. One host may run the Linux kernel's own vxlan driver instead of uswitch,
+//! to prove the two interoperate.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// The underlay: a bridge in namespace `wire`, and hosts plugged into it, each with
+/// interface `ul` holding its underlay address.
+struct Underlay {
+    wire: Netns,
+    hosts: Vec<Netns>,
+    addrs: Vec<String>,
+}
+
+/// The underlay address of host `i` (0-based).
+fn underlay_addr(i: usize, v6: bool) -> String {
+    if v6 {
+        format!("2001:2::{}", i + 1)
+    } else {
+        format!("198.18.1.{}", i + 1)
+    }
+}
+
+fn disable_ipv6(ns: &Netns) {
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns.name,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.all.disable_ipv6=1",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns.name,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.default.disable_ipv6=1",
+    ]);
+}
+
+impl Underlay {
+    /// `n` hosts (plus `extra` namespaces plugged in the same way, last) on one wire.
+    fn new(n: usize, v6: bool) -> Underlay {
+        let wire = Netns::new();
+        sh(&[
+            "ip", "-n", &wire.name, "link", "add", "name", "ulbr", "type", "bridge",
+        ]);
+        sh(&["ip", "-n", &wire.name, "link", "set", "ulbr", "up"]);
+        let mut hosts = Vec::new();
+        let mut addrs = Vec::new();
+        for i in 0..n {
+            let host = Netns::new();
+            if !v6 {
+                disable_ipv6(&host);
+            }
+            let port = format!("h{i}");
+            sh(&[
+                "ip", "-n", &wire.name, "link", "add", "name", &port, "type", "veth", "peer",
+                "name", "ul", "netns", &host.name,
+            ]);
+            sh(&[
+                "ip", "-n", &wire.name, "link", "set", &port, "master", "ulbr",
+            ]);
+            sh(&["ip", "-n", &wire.name, "link", "set", &port, "up"]);
+            let addr = underlay_addr(i, v6);
+            let cidr = if v6 {
+                format!("{addr}/64")
+            } else {
+                format!("{addr}/24")
+            };
+            let mut add = vec!["ip", "-n", &host.name, "addr", "add", &cidr, "dev", "ul"];
+            if v6 {
+                // Duplicate address detection would hold the address back for a second
+                // or two, and binding to it would fail meanwhile.
+                add.push("nodad");
+            }
+            sh(&add);
+            sh(&["ip", "-n", &host.name, "link", "set", "ul", "up"]);
+            hosts.push(host);
+            addrs.push(addr);
+        }
+        Underlay { wire, hosts, addrs }
+    }
+
+    /// `--vxlan NETWORK:vni=VNI,local=host i,remote=every other host`.
+    fn vxlan_arg(&self, network: &str, vni: u32, i: usize) -> String {
+        let mut s = format!("{network}:vni={vni},local={}", self.addrs[i]);
+        for (j, a) in self.addrs.iter().enumerate() {
+            if j != i {
+                s.push_str(&format!(",remote={a}"));
+            }
+        }
+        s
+    }
+}
+
+/// A container on a uswitch host: a namespace holding the TAP `tap` the switch made.
+fn container_on(host: &Netns, tap: &str, mac: &str, cidr: &str) -> Netns {
+    let c = Netns::new();
+    disable_ipv6(&c);
+    c.adopt_from(host, tap, mac, cidr);
+    c
+}
+
+/// The host runs the kernel's vxlan (`vx0`, VNI `vni`, UDP 4789, towards `remote`) and
+/// a kernel bridge; returns a container on it, attached through a veth pair.
+fn kernel_host(host: &Netns, local: &str, remote: &str, vni: u32, mac: &str, cidr: &str) -> Netns {
+    let n = &host.name;
+    let id = vni.to_string();
+    // A veth hands a packet over with its checksums unfinished (CHECKSUM_PARTIAL): the
+    // kernel's vxlan would then send inner TCP checksums that only another kernel, which
+    // keeps the "partial" mark, can make sense of. A userspace VTEP reading a UDP socket
+    // sees only the bytes, so the kernel host of this lab finishes checksums before its
+    // underlay, as a physical NIC does on the wire.
+    sh(&["ip", "netns", "exec", n, "ethtool", "-K", "ul", "tx", "off"]);
+    sh(&[
+        "ip", "-n", n, "link", "add", "name", "vx0", "type", "vxlan", "id", &id, "dstport", "4789",
+        "local", local, "remote", remote, "dev", "ul",
+    ]);
+    sh(&[
+        "ip", "-n", n, "link", "add", "name", "br0", "type", "bridge",
+    ]);
+    sh(&["ip", "-n", n, "link", "set", "vx0", "master", "br0"]);
+    sh(&["ip", "-n", n, "link", "set", "vx0", "up"]);
+    sh(&["ip", "-n", n, "link", "set", "br0", "up"]);
+    let mtu = sh(&["ip", "-n", n, "-j", "link", "show", "vx0"]);
+    let mtu: Value = serde_json::from_str(&mtu).expect("ip -j");
+    let mtu = mtu[0]["mtu"].as_u64().expect("mtu").to_string();
+    let c = Netns::new();
+    disable_ipv6(&c);
+    sh(&[
+        "ip", "-n", n, "link", "add", "name", "cv", "type", "veth", "peer", "name", "eth0",
+        "netns", &c.name,
+    ]);
+    sh(&["ip", "-n", n, "link", "set", "cv", "master", "br0"]);
+    sh(&["ip", "-n", n, "link", "set", "cv", "mtu", &mtu, "up"]);
+    sh(&["ip", "-n", &c.name, "link", "set", "eth0", "address", mac]);
+    sh(&["ip", "-n", &c.name, "link", "set", "eth0", "mtu", &mtu]);
+    sh(&["ip", "-n", &c.name, "addr", "add", cidr, "dev", "eth0"]);
+    sh(&["ip", "-n", &c.name, "link", "set", "eth0", "up"]);
+    c
+}
+
+/// The MAC that `ns`'s neighbour table holds for `addr`, if resolved.
+fn neighbour(ns: &Netns, addr: &str) -> Option<String> {
+    let out = sh(&["ip", "-n", &ns.name, "-j", "neigh", "show", addr]);
+    let v: Value = serde_json::from_str(&out).ok()?;
+    v.as_array()?
+        .iter()
+        .find_map(|e| e["lladdr"].as_str().map(str::to_string))
+}
+
+/// Packets received by `ifname` in `ns`.
+fn rx_packets(ns: &Netns, ifname: &str) -> u64 {
+    let out = sh(&["ip", "-n", &ns.name, "-s", "-j", "link", "show", ifname]);
+    let v: Value = serde_json::from_str(&out).expect("ip -s -j");
+    v[0]["stats64"]["rx"]["packets"]
+        .as_u64()
+        .expect("rx packets")
+}
+
+/// The peer of `remote` in a `show vxlan --json` answer.
+fn peer<'a>(vxlan: &'a Value, remote: &str) -> &'a Value {
+    vxlan
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|ep| ep["segments"].as_array().into_iter().flatten())
+        .flat_map(|s| s["peers"].as_array().into_iter().flatten())
+        .find(|p| p["remote"] == remote)
+        .unwrap_or_else(|| panic!("no peer {remote} in {vxlan}"))
+}
+
+/// Runs a ping binary in `ns`: `count` echoes of `size` bytes with the do-not-fragment
+/// bit; whether all came back.
+fn ping_df(ns: &Netns, addr: &str, size: usize) -> bool {
+    ns.exec_ok(&[
+        "ping",
+        "-c",
+        "2",
+        "-i",
+        "0.2",
+        "-W",
+        "2",
+        "-M",
+        "do",
+        "-s",
+        &size.to_string(),
+        addr,
+    ])
+}
+
+fn need_ping(test: &str) -> bool {
+    if std::process::Command::new("ping")
+        .arg("-V")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    if std::env::var("USWITCH_REQUIRE_PRIV").as_deref() == Ok("1") {
+        panic!("{test}: needs ping (apt-get install iputils-ping)");
+    }
+    eprintln!("!!!!! SKIPPED {test}: no ping binary (apt-get install iputils-ping)");
+    false
+}
+
+/// uswitch on host A (two containers) and the kernel's vxlan on host B (one container
+/// behind a kernel bridge): ARP resolves across both ways and TCP streams, verified byte
+/// for byte, cross in both directions, with offloads on the TAPs.
+fn interop_with_the_kernel(v6: bool) {
+    let ul = Underlay::new(2, v6);
+    let (ta, tb) = (unique("uvx"), unique("uvx"));
+    let vx = ul.vxlan_arg("default", 42, 0);
+    let sw = Uswitch::start_in(
+        &ul.hosts[0],
+        &["--port", &ta, "--port", &tb, "--vxlan", &vx],
+    );
+    let c1 = container_on(&ul.hosts[0], &ta, "02:00:00:00:0a:01", "198.18.0.1/24");
+    let c2 = container_on(&ul.hosts[0], &tb, "02:00:00:00:0a:02", "198.18.0.2/24");
+    let c3 = kernel_host(
+        &ul.hosts[1],
+        &ul.addrs[1],
+        &ul.addrs[0],
+        42,
+        "02:00:00:00:0b:01",
+        "198.18.0.3/24",
+    );
+    let want_mtu = if v6 { 1430 } else { 1450 };
+    let ports = sw.json(&["show", "ports"]);
+    assert_eq!(
+        port(&ports, &ta)["mtu"],
+        want_mtu,
+        "TAP MTU: underlay minus overhead"
+    );
+    // The kernel side's capture on its underlay shows what uswitch sends.
+    let cap = Capture::start(&ul.hosts[1], "ul");
+    // Flooding uswitch -> kernel (ARP request from c1), then kernel -> uswitch (c3 asks).
+    assert!(c1.ping("198.18.0.3"), "c1 -> c3 across the overlay");
+    assert_eq!(
+        neighbour(&c1, "198.18.0.3").as_deref(),
+        Some("02:00:00:00:0b:01")
+    );
+    assert!(c3.ping("198.18.0.2"), "c3 -> c2 across the overlay");
+    assert_eq!(
+        neighbour(&c3, "198.18.0.2").as_deref(),
+        Some("02:00:00:00:0a:02")
+    );
+    tcp_exchange(&c1, &c3, "198.18.0.3", 5001, 8 << 20);
+    tcp_exchange(&c3, &c2, "198.18.0.2", 5002, 8 << 20);
+    let seen = cap.finish();
+    // What uswitch put on the wire: UDP to 4789 from ports in the ephemeral range, the
+    // VXLAN header the kernel accepts.
+    let (l3, ethertype) = if v6 { (40, 0x86dd) } else { (20, 0x0800) };
+    let ours: Vec<&Seen> = seen
+        .iter()
+        .filter(|f| f.ethertype == ethertype && f.payload.len() >= l3 + 16)
+        .filter(|f| f.payload[l3 + 2..l3 + 4] == 4789u16.to_be_bytes())
+        .filter(|f| {
+            if v6 {
+                f.payload[8..24] == "2001:2::1".parse::<std::net::Ipv6Addr>().unwrap().octets()
+            } else {
+                f.payload[12..16] == [198, 18, 1, 1]
+            }
+        })
+        .collect();
+    assert!(
+        ours.len() > 100,
+        "only {} datagrams from uswitch",
+        ours.len()
+    );
+    let mut sports = std::collections::BTreeSet::new();
+    for f in &ours {
+        let sport = u16::from_be_bytes([f.payload[l3], f.payload[l3 + 1]]);
+        assert!((32768..=60999).contains(&sport), "source port {sport}");
+        sports.insert(sport);
+        assert_eq!(f.payload[l3 + 8..l3 + 12], [0x08, 0, 0, 0], "VXLAN flags");
+        assert_eq!(f.payload[l3 + 12..l3 + 16], [0, 0, 42, 0], "VNI 42");
+        if v6 {
+            assert_ne!(
+                f.payload[l3 + 6..l3 + 8],
+                [0, 0],
+                "IPv6 needs a UDP checksum"
+            );
+        }
+    }
+    assert!(sports.len() >= 2, "flows share one source port: {sports:?}");
+    // Learned behind the remote; per-peer counters moved.
+    let fdb = sw.json(&["show", "fdb"]);
+    let remote_name = if v6 {
+        "vx42:[2001:2::2]".to_string()
+    } else {
+        "vx42:198.18.1.2".to_string()
+    };
+    assert!(
+        fdb.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["mac"] == "02:00:00:00:0b:01" && e["port"] == remote_name.as_str()),
+        "{fdb}"
+    );
+    let vxlan = sw.json(&["show", "vxlan"]);
+    let p = peer(&vxlan, &ul.addrs[1]);
+    assert!(p["counters"]["rx_frames"].as_u64().unwrap() > 1000, "{p}");
+    assert!(p["counters"]["tx_frames"].as_u64().unwrap() > 1000, "{p}");
+}
+
+#[test]
+fn vxlan_interoperates_with_the_kernel() {
+    if privileged("vxlan_interoperates_with_the_kernel") {
+        interop_with_the_kernel(false);
+    }
+}
+
+#[test]
+fn vxlan_interoperates_with_the_kernel_over_ipv6() {
+    if privileged("vxlan_interoperates_with_the_kernel_over_ipv6") {
+        interop_with_the_kernel(true);
+    }
+}
+
+/// Three uswitch hosts: a broadcast reaches both others (head-end replication); once
+/// the MACs are learned, unicast between two hosts never reaches the third.
+#[test]
+fn vxlan_replicates_floods_and_keeps_unicast_to_one_remote() {
+    if !privileged("vxlan_replicates_floods_and_keeps_unicast_to_one_remote") {
+        return;
+    }
+    let ul = Underlay::new(3, false);
+    let mut switches = Vec::new();
+    let mut containers = Vec::new();
+    for i in 0..3 {
+        let tap = unique("uvx");
+        let vx = ul.vxlan_arg("default", 42, i);
+        switches.push(Uswitch::start_in(
+            &ul.hosts[i],
+            &["--port", &tap, "--vxlan", &vx],
+        ));
+        let mac = format!("02:00:00:00:0c:{:02x}", i + 1);
+        let cidr = format!("198.18.0.{}/24", i + 1);
+        containers.push(container_on(&ul.hosts[i], &tap, &mac, &cidr));
+    }
+    let ifname = |i: usize| -> String {
+        let out = sh(&["ip", "-n", &containers[i].name, "-j", "link", "show"]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_string())
+            .find(|n| n != "lo")
+            .unwrap()
+    };
+    let names: Vec<String> = (0..3).map(ifname).collect();
+    let caps = [
+        Capture::start(&containers[1], &names[1]),
+        Capture::start(&containers[2], &names[2]),
+    ];
+    send_broadcast_probe(
+        &containers[0],
+        &names[0],
+        mac("02:00:00:00:0c:01"),
+        b"her-probe",
+    );
+    thread::sleep(Duration::from_millis(300));
+    for (i, cap) in caps.into_iter().enumerate() {
+        assert!(
+            saw_probe(&cap.finish(), b"her-probe"),
+            "host {} missed the flood",
+            i + 1
+        );
+    }
+    assert!(containers[0].ping("198.18.0.2"));
+    assert!(containers[1].ping("198.18.0.1"));
+    let third_rx = rx_packets(&ul.hosts[2], "ul");
+    let third_vx = switches[2].json(&["show", "vxlan"]).as_array().unwrap()[0]["counters"]
+        ["rx_frames"]
+        .as_u64()
+        .unwrap();
+    tcp_exchange(&containers[0], &containers[1], "198.18.0.2", 5003, 4 << 20);
+    let b_from_a = peer(&switches[1].json(&["show", "vxlan"]), "198.18.1.1")["counters"]
+        ["rx_frames"]
+        .as_u64()
+        .unwrap();
+    let third_rx_after = rx_packets(&ul.hosts[2], "ul");
+    let third_vx_after = switches[2].json(&["show", "vxlan"]).as_array().unwrap()[0]["counters"]
+        ["rx_frames"]
+        .as_u64()
+        .unwrap();
+    eprintln!(
+        "host B got {b_from_a} frames from A; host C's underlay got {} packets, its VXLAN socket {}",
+        third_rx_after - third_rx,
+        third_vx_after - third_vx
+    );
+    assert!(b_from_a > 1000, "{b_from_a}");
+    // A stray ARP or neighbour probe is a broadcast; the stream is not.
+    assert!(
+        third_rx_after - third_rx <= 4,
+        "the third host saw the unicast stream"
+    );
+    assert!(third_vx_after - third_vx <= 2);
+}
+
+/// Two VNIs on the same pair of hosts, with the same addresses in both: each carries
+/// its own traffic and nothing crosses.
+#[test]
+fn vxlan_keeps_vnis_isolated() {
+    if !privileged("vxlan_keeps_vnis_isolated") {
+        return;
+    }
+    let ul = Underlay::new(2, false);
+    let mut switches = Vec::new();
+    // containers[host][network]
+    let mut containers: Vec<Vec<(Netns, String)>> = Vec::new();
+    for i in 0..2 {
+        let (red, blue) = (unique("uvx"), unique("uvx"));
+        let (r, b) = (format!("{red}@red"), format!("{blue}@blue"));
+        let (vr, vb) = (ul.vxlan_arg("red", 42, i), ul.vxlan_arg("blue", 43, i));
+        switches.push(Uswitch::start_in(
+            &ul.hosts[i],
+            &["--port", &r, "--port", &b, "--vxlan", &vr, "--vxlan", &vb],
+        ));
+        let cidr = format!("198.18.0.{}/24", i + 1);
+        let mut row = Vec::new();
+        for (n, tap) in [red, blue].into_iter().enumerate() {
+            let mac = format!("02:00:00:00:{:02x}:{:02x}", 0x10 + n, i + 1);
+            row.push((container_on(&ul.hosts[i], &tap, &mac, &cidr), tap));
+        }
+        containers.push(row);
+    }
+    let caps: Vec<Capture> = (0..2)
+        .map(|n| Capture::start(&containers[1][n].0, &containers[1][n].1))
+        .collect();
+    send_broadcast_probe(
+        &containers[0][0].0,
+        &containers[0][0].1,
+        mac("02:00:00:00:10:01"),
+        b"red-only",
+    );
+    send_broadcast_probe(
+        &containers[0][1].0,
+        &containers[0][1].1,
+        mac("02:00:00:00:11:01"),
+        b"blue-only",
+    );
+    // The same address in both networks answers from its own network only.
+    assert!(containers[0][0].0.ping("198.18.0.2"));
+    assert!(containers[0][1].0.ping("198.18.0.2"));
+    assert_eq!(
+        neighbour(&containers[0][0].0, "198.18.0.2").as_deref(),
+        Some("02:00:00:00:10:02")
+    );
+    assert_eq!(
+        neighbour(&containers[0][1].0, "198.18.0.2").as_deref(),
+        Some("02:00:00:00:11:02")
+    );
+    thread::sleep(Duration::from_millis(200));
+    let seen: Vec<Vec<Seen>> = caps.into_iter().map(Capture::finish).collect();
+    assert!(saw_probe(&seen[0], b"red-only") && saw_probe(&seen[1], b"blue-only"));
+    assert!(!saw_probe(&seen[0], b"blue-only"), "blue leaked into red");
+    assert!(!saw_probe(&seen[1], b"red-only"), "red leaked into blue");
+    for (n, frames) in seen.iter().enumerate() {
+        let foreign = if n == 0 { 0x11 } else { 0x10 };
+        assert!(
+            frames.iter().all(|f| f.src[4] != foreign),
+            "network {n} saw a frame from the other network"
+        );
+    }
+}
+
+/// A VXLAN datagram: header bytes then an inner frame.
+fn datagram(flags: u8, vni: u32, reserved_tail: u8, inner: &[u8]) -> Vec<u8> {
+    let v = vni.to_be_bytes();
+    let mut d = vec![flags, 0, 0, 0, v[1], v[2], v[3], reserved_tail];
+    d.extend_from_slice(inner);
+    d
+}
+
+/// Malformed datagrams at the uswitch endpoint, from a remote and from a stranger: every
+/// one counted under its reason, and the overlay keeps working.
+#[test]
+fn vxlan_counts_malformed_datagrams_and_keeps_working() {
+    if !privileged("vxlan_counts_malformed_datagrams_and_keeps_working") {
+        return;
+    }
+    // Hosts 0 and 1 run uswitch; host 2 is a stranger on the underlay.
+    let ul = Underlay::new(3, false);
+    let mut switches = Vec::new();
+    let mut containers = Vec::new();
+    for i in 0..2 {
+        let tap = unique("uvx");
+        let vx = format!(
+            "default:vni=42,local={},remote={}",
+            ul.addrs[i],
+            ul.addrs[1 - i]
+        );
+        switches.push(Uswitch::start_in(
+            &ul.hosts[i],
+            &["--port", &tap, "--vxlan", &vx],
+        ));
+        let mac = format!("02:00:00:00:0d:{:02x}", i + 1);
+        containers.push(container_on(
+            &ul.hosts[i],
+            &tap,
+            &mac,
+            &format!("198.18.0.{}/24", i + 1),
+        ));
+    }
+    assert!(containers[0].ping("198.18.0.2"));
+    let mut inner = vec![0xffu8; 6];
+    inner.extend_from_slice(&[0x02, 0, 0, 0, 0x0d, 0x99, 0x88, 0xb5]);
+    inner.resize(60, 0);
+    let from_remote = vec![
+        datagram(0x00, 42, 0, &inner),      // no I bit
+        datagram(0x0c, 42, 0, &inner),      // a reserved flag
+        datagram(0x08, 42, 1, &inner),      // the last reserved byte
+        vec![0x08, 0, 0],                   // truncated header
+        datagram(0x08, 99, 0, &inner),      // unknown VNI
+        datagram(0x08, 42, 0, &inner[..5]), // inner runt
+    ];
+    let target = format!("{}:4789", ul.addrs[0]);
+    let send = |ns: &Netns, local: String, dgrams: Vec<Vec<u8>>| {
+        let target = target.clone();
+        ns.spawn(move || {
+            let s = UdpSocket::bind(format!("{local}:0")).expect("bind");
+            for d in &dgrams {
+                s.send_to(d, &target).expect("send");
+            }
+        })
+        .join()
+        .expect("sender");
+    };
+    send(&ul.hosts[1], ul.addrs[1].clone(), from_remote);
+    send(
+        &ul.hosts[2],
+        ul.addrs[2].clone(),
+        vec![datagram(0x08, 42, 0, &inner)],
+    );
+    thread::sleep(Duration::from_millis(300));
+    let vxlan = switches[0].json(&["show", "vxlan"]);
+    let drops = &vxlan[0]["counters"]["drops"];
+    for (reason, n) in [
+        ("vxlan_no_i_bit", 1),
+        ("vxlan_reserved_bits", 2),
+        ("vxlan_truncated", 1),
+        ("vxlan_unknown_vni", 1),
+        ("vxlan_unknown_remote", 1),
+    ] {
+        assert_eq!(drops[reason], n, "{reason}: {drops}");
+    }
+    let p = peer(&vxlan, &ul.addrs[1]);
+    assert_eq!(p["counters"]["drops"]["runt"], 1, "{p}");
+    // Nothing of the stranger's was learned, and the overlay still carries traffic.
+    let fdb = switches[0].json(&["show", "fdb"]);
+    assert!(
+        !fdb.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["mac"] == "02:00:00:00:0d:99"),
+        "{fdb}"
+    );
+    assert!(containers[0].ping("198.18.0.2"));
+    tcp_exchange(&containers[1], &containers[0], "198.18.0.1", 5004, 1 << 20);
+    let out = switches[0].client(&["show", "vxlan"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("vxlan_unknown_remote=1"), "{table}");
+}
+
+/// The TAPs of an overlay network get the underlay MTU minus 50: a do-not-fragment ping
+/// that fills it crosses; one byte more from a host that ignores the MTU is dropped and
+/// counted. With the MTU overridden past what the underlay carries, the oversized
+/// datagram is refused by the kernel (never fragmented) and counted on the remote.
+#[test]
+fn vxlan_respects_the_underlay_mtu() {
+    if !privileged("vxlan_respects_the_underlay_mtu")
+        || !need_ping("vxlan_respects_the_underlay_mtu")
+    {
+        return;
+    }
+    let ul = Underlay::new(2, false);
+    let taps = [unique("uvx"), unique("uvx")];
+    let start = |i: usize, extra: &str| {
+        let vx = format!("{}{extra}", ul.vxlan_arg("default", 42, i));
+        Uswitch::start_in(&ul.hosts[i], &["--port", &taps[i], "--vxlan", &vx])
+    };
+    let sb = start(1, "");
+    let cb = container_on(&ul.hosts[1], &taps[1], "02:00:00:00:0e:02", "198.18.0.2/24");
+    {
+        let sa = start(0, "");
+        let ca = container_on(&ul.hosts[0], &taps[0], "02:00:00:00:0e:01", "198.18.0.1/24");
+        // 1450 bytes of IP: 1422 of ICMP payload + 8 + 20.
+        assert!(
+            ping_df(&ca, "198.18.0.2", 1422),
+            "a full-MTU packet must cross"
+        );
+        assert!(
+            !ping_df(&ca, "198.18.0.2", 1423),
+            "the container's own MTU stops this one"
+        );
+        // A host that ignores the MTU: the frame reaches uswitch and is dropped there.
+        sh(&["ip", "-n", &ca.name, "link", "set", &taps[0], "mtu", "1500"]);
+        assert!(!ping_df(&ca, "198.18.0.2", 1423));
+        let ports = sa.json(&["show", "ports"]);
+        let drops = &port(&ports, &taps[0])["counters"]["drops"];
+        assert!(drops["oversized"].as_u64().unwrap() >= 1, "{drops}");
+    }
+    // Override the inner MTU to 1500 on a 1500-byte underlay: the outer packet would be
+    // 1550 bytes. The kernel refuses it (EMSGSIZE) and uswitch counts it.
+    let sa = start(0, ",mtu=1500");
+    let ca = container_on(&ul.hosts[0], &taps[0], "02:00:00:00:0e:01", "198.18.0.1/24");
+    assert_eq!(port(&sa.json(&["show", "ports"]), &taps[0])["mtu"], 1500);
+    assert!(ping_df(&ca, "198.18.0.2", 1422));
+    assert!(!ping_df(&ca, "198.18.0.2", 1423));
+    let vxlan = sa.json(&["show", "vxlan"]);
+    let p = peer(&vxlan, &ul.addrs[1]);
+    assert!(
+        p["counters"]["drops"]["egress_too_big"].as_u64().unwrap() >= 1,
+        "{p}"
+    );
+    drop(cb);
+    drop(sb);
+}
