@@ -16,7 +16,8 @@ use serde_json::Value;
 /// The underlay: a bridge in namespace `wire`, and hosts plugged into it, each with
 /// interface `ul` holding its underlay address.
 struct Underlay {
-    wire: Netns,
+    /// Held for its Drop: the wire goes when the test ends.
+    _wire: Netns,
     hosts: Vec<Netns>,
     addrs: Vec<String>,
 }
@@ -94,7 +95,11 @@ impl Underlay {
             hosts.push(host);
             addrs.push(addr);
         }
-        Underlay { wire, hosts, addrs }
+        Underlay {
+            _wire: wire,
+            hosts,
+            addrs,
+        }
     }
 
     /// `--vxlan NETWORK:vni=VNI,local=host i,remote=every other host`.
