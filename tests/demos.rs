@@ -48,6 +48,11 @@ fn demo_two_networks() {
 }
 
 #[test]
+fn demo_overlay() {
+    demo("overlay.sh");
+}
+
+#[test]
 fn every_demo_script_has_a_test() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../demos");
     let this = include_str!("demos.rs");

@@ -381,8 +381,31 @@ fn print_done(data: &Value) {
 
 /// Runs `ip ARGS...`, turning a failure into one line.
 fn ip(args: &[&str]) -> Result<(), Failure> {
-    let out = Process::new("ip")
-        .args(args)
+    ip_in(None, args)
+}
+
+/// Runs `ip ARGS`, inside the network namespace `netns` (a `/proc/PID/ns/net` path) when
+/// given; the mount namespace, and so the names in /run/netns, stay the caller's.
+fn ip_in(netns: Option<&Path>, args: &[&str]) -> Result<(), Failure> {
+    let mut cmd = Process::new("ip");
+    cmd.args(args);
+    if let Some(ns) = netns {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let file = std::fs::File::open(ns).map_err(|e| format!("{}: {e}", ns.display()))?;
+        // SAFETY: between fork and exec the child only calls setns(2), which is
+        // async-signal-safe, on a descriptor the parent keeps open until the child runs.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+    }
+    let out = cmd
         .output()
         .map_err(|e| format!("running ip (iproute2): {e}"))?;
     if out.status.success() {
@@ -408,9 +431,11 @@ fn launch(args: RunArgs) -> Result<ExitCode, Failure> {
         networks: args.networks.clone(),
         ips,
     };
+    let data = ask(&path, &req)?;
+    let switch_pid = data["switch_pid"].as_u64();
     let c: Container =
-        serde_json::from_value(ask(&path, &req)?).map_err(|e| format!("unexpected answer: {e}"))?;
-    if let Err(e) = set_up_namespace(&c) {
+        serde_json::from_value(data).map_err(|e| format!("unexpected answer: {e}"))?;
+    if let Err(e) = set_up_namespace(&c, switch_pid) {
         let _ = ip(&["netns", "del", &c.netns]);
         let _ = ask(
             &path,
@@ -435,11 +460,25 @@ fn launch(args: RunArgs) -> Result<ExitCode, Failure> {
     exec_in(&c.netns, &args.cmd)
 }
 
-fn set_up_namespace(c: &Container) -> Result<(), Failure> {
+/// The switch's network namespace when it is not ours (a switch started with `ip netns
+/// exec HOST`, standing for another host): the TAPs it made live there.
+fn switch_netns(pid: Option<u64>) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = PathBuf::from(format!("/proc/{}/ns/net", pid?));
+    let ino = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    let (a, b) = (ino(&theirs)?, ino(Path::new("/proc/self/ns/net"))?);
+    (a != b).then_some(theirs)
+}
+
+fn set_up_namespace(c: &Container, switch_pid: Option<u64>) -> Result<(), Failure> {
+    let from = switch_netns(switch_pid);
     ip(&["netns", "add", &c.netns])?;
     ip(&["-n", &c.netns, "link", "set", "lo", "up"])?;
     for i in &c.interfaces {
-        ip(&["link", "set", "dev", &i.tap, "netns", &c.netns])?;
+        ip_in(
+            from.as_deref(),
+            &["link", "set", "dev", &i.tap, "netns", &c.netns],
+        )?;
         ip(&[
             "-n", &c.netns, "link", "set", "dev", &i.tap, "name", &i.ifname,
         ])?;

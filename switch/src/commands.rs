@@ -261,7 +261,13 @@ impl Switch {
             interfaces,
         };
         log::info!("added container {name} on {}", networks.join(", "));
-        let v = serde_json::to_value(&c).map_err(|e| e.to_string());
+        // The launcher moves the TAPs from the switch's namespace, which it finds by pid.
+        let v = serde_json::to_value(&c)
+            .map(|mut v| {
+                v["switch_pid"] = json!(std::process::id());
+                v
+            })
+            .map_err(|e| e.to_string());
         self.networks.containers.by_name.insert(name.to_string(), c);
         v
     }
