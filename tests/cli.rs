@@ -32,12 +32,40 @@ fn bad_arguments_fail_with_one_clear_line() {
         (&["--port", long], "at most 15"),
         (&["--port", "tap0", "--fdb-max", "zero"], "whole number"),
         (&["--port", "tap0", "--port", "tap0"], "given twice"),
+        (&["--vxlan", "blue"], "expected NETWORK:vni=N"),
+        (
+            &["--vxlan", "blue:vni=1,local=198.18.1.1,remote=198.18.1.1"],
+            "another host's unicast address",
+        ),
+        (
+            &[
+                "--vxlan",
+                "blue:vni=99999999,local=198.18.1.1,remote=198.18.1.2",
+            ],
+            "does not fit 24 bits",
+        ),
+        (&["--mtu", "10"], "not in 68..=65000"),
     ];
     for (args, needle) in cases {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_one_line_failure(&out, needle);
     }
+}
+
+/// An overlay whose local address is on no interface is refused at start, in one line
+/// that says how to fix it (no privilege needed: it fails before any socket is bound).
+#[test]
+fn a_vxlan_local_address_must_be_ours() {
+    let out = run(&[
+        "--vxlan",
+        "blue:vni=1,local=198.19.255.254,remote=198.18.1.2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_one_line_failure(
+        &out,
+        "local=198.19.255.254 is not an address of any interface",
+    );
 }
 
 #[test]

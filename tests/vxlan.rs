@@ -639,3 +639,86 @@ fn vxlan_respects_the_underlay_mtu() {
     drop(cb);
     drop(sb);
 }
+
+/// Overlays made at runtime through the control socket: `network create --vni`, the
+/// endpoint shared by a second VNI, `show vxlan --json`, and the refusals.
+#[test]
+fn vxlan_overlays_are_made_and_shown_through_the_control_socket() {
+    if !privileged("vxlan_overlays_are_made_and_shown_through_the_control_socket") {
+        return;
+    }
+    let ul = Underlay::new(1, false);
+    let sw = Uswitch::start_in(&ul.hosts[0], &[]);
+    let out = sw.client(&[
+        "network",
+        "create",
+        "blue",
+        "--vni",
+        "7",
+        "--remote",
+        "198.18.1.2",
+    ]);
+    one_line_failure(&out, "give --local ADDR");
+    let made = sw.json(&[
+        "network",
+        "create",
+        "blue",
+        "--subnet",
+        "198.18.0.0/24",
+        "--vni",
+        "7",
+        "--remote",
+        "198.18.1.2",
+        "--local",
+        "198.18.1.1",
+    ]);
+    assert_eq!(
+        (made["vni"].as_u64(), made["mtu"].as_u64()),
+        (Some(7), Some(1450))
+    );
+    // The second overlay takes the only endpoint's address and port.
+    sw.json(&[
+        "network",
+        "create",
+        "red",
+        "--vni",
+        "8",
+        "--remote",
+        "198.18.1.3",
+    ]);
+    let out = sw.client(&[
+        "network",
+        "create",
+        "green",
+        "--vni",
+        "7",
+        "--remote",
+        "198.18.1.4",
+    ]);
+    one_line_failure(
+        &out,
+        "vni 7 at 198.18.1.1:4789 already carries network blue",
+    );
+    let out = sw.client(&["port", "del", "vx7:198.18.1.2"]);
+    one_line_failure(&out, "is a VXLAN remote");
+    let tap = unique("uvx");
+    sw.json(&["port", "add", &format!("{tap}@blue")]);
+    assert_eq!(port(&sw.json(&["show", "ports"]), &tap)["mtu"], 1450);
+    let vxlan = sw.json(&["show", "vxlan"]);
+    let eps = vxlan.as_array().unwrap();
+    assert_eq!(eps.len(), 1, "one socket serves both VNIs: {vxlan}");
+    assert_eq!(eps[0]["local"], "198.18.1.1");
+    assert_eq!(eps[0]["port"], 4789);
+    assert_eq!(eps[0]["underlay"], "ul");
+    assert_eq!(eps[0]["underlay_mtu"], 1500);
+    let segs: Vec<(u64, &str)> = eps[0]["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["vni"].as_u64().unwrap(), s["network"].as_str().unwrap()))
+        .collect();
+    assert_eq!(segs, vec![(7, "blue"), (8, "red")]);
+    assert_eq!(peer(&vxlan, "198.18.1.3")["port"], "vx8:198.18.1.3");
+    let table = String::from_utf8_lossy(&sw.client(&["show", "vxlan"]).stdout).into_owned();
+    assert!(table.contains("198.18.1.1:4789  7    blue"), "{table}");
+}

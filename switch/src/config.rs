@@ -377,6 +377,13 @@ network = "blue"
 name = "host0"
 network = "blue"
 address = "198.18.1.254/24"
+
+[[vxlan]]
+network = "blue"
+vni = 43
+local = "198.18.1.1"
+remote = ["198.18.1.2", "198.18.1.3"]
+port = 8472
 "#;
 
     #[test]
@@ -406,9 +413,12 @@ address = "198.18.1.254/24"
             "eth1@blue",
             "--host-port",
             "host0@blue=198.18.1.254/24",
+            "--vxlan",
+            "blue:vni=43,local=198.18.1.1,remote=198.18.1.2,remote=198.18.1.3,port=8472",
         ]))
         .unwrap();
         assert_eq!(from_file, from_flags);
+        assert_eq!(from_file.vxlans[0].remotes.len(), 2);
         assert_eq!(from_file.fdb.aging_ms, 60_000);
         std::fs::remove_file(path).unwrap();
     }
@@ -423,8 +433,15 @@ address = "198.18.1.254/24"
             "7",
             "--port",
             "tap1@red",
+            "--mtu",
+            "1400",
         ]))
         .unwrap();
+        assert_eq!(
+            s.vxlans[0].mtu,
+            Some(1400),
+            "--mtu reaches overlays naming none"
+        );
         assert_eq!(s.fdb.max_entries, 7);
         assert_eq!(s.fdb.aging_ms, 60_000);
         let tap1: Vec<_> = s.ports.iter().filter(|p| p.name == "tap1").collect();
@@ -451,6 +468,11 @@ address = "198.18.1.254/24"
             ),
             ("fdb_max = 0\n", "line 1, key fdb_max"),
             ("log_level = \"loud\"\n", "line 1, key log_level"),
+            (
+                "[[vxlan]]\nnetwork = \"blue\"\nvni = 1\nlocal = \"198.18.1.1\"\nremote = [\"2001:2::2\"]\n",
+                "line 2, key network",
+            ),
+            ("mtu = 20\n", "line 1, key mtu"),
         ];
         for (text, needle) in cases {
             let path = write(text);
