@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p uswitch-benches --bin fuzz -- TARGET [SECONDS] [SEED]
-//! TARGET: frame | offload | forwarder | all        (CI runs each for 20 s)
+//! TARGET: frame | offload | forwarder | vxlan | all        (CI runs each for 20 s)
 //! ```
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -172,6 +172,86 @@ fn target_forwarder(input: &[u8], rng: &mut Rng, st: &mut ForwarderState) {
     }
 }
 
+struct OverlayState {
+    fwd: Forwarder,
+    peers: Vec<forwarder::PortId>,
+    now: u64,
+    targets: Vec<forwarder::PortId>,
+}
+
+/// A network with two local ports and three VXLAN peers in one split-horizon group.
+fn new_overlay() -> OverlayState {
+    let mut fwd = Forwarder::new(FdbConfig {
+        max_entries: 32,
+        ..FdbConfig::default()
+    });
+    for n in ["tap0", "tap1"] {
+        fwd.add_port(n, "default", 1450).expect("a port");
+    }
+    let peers = (0..3)
+        .map(|i| {
+            fwd.add_port_in_horizon(&format!("vx42:198.18.1.{i}"), "default", 1450, 1)
+                .expect("a peer")
+        })
+        .collect();
+    OverlayState {
+        fwd,
+        peers,
+        now: 0,
+        targets: Vec::new(),
+    }
+}
+
+/// A datagram as a VXLAN endpoint receives it: the header checked and written back
+/// identically, the flow hash and source port of the inner frame, the IPv6 checksum
+/// the same in pieces as whole, then the inner frame into a network from one of its
+/// remotes, where nothing may go back into the overlay.
+fn target_vxlan(input: &[u8], rng: &mut Rng, st: &mut OverlayState) {
+    use packets::vxlan::{
+        flow_hash, parse_header, source_port, udp_checksum_v6, write_header, SOURCE_PORTS,
+        VXLAN_HEADER_LEN,
+    };
+    let Ok(vni) = parse_header(input) else {
+        return;
+    };
+    let mut h = [0u8; VXLAN_HEADER_LEN];
+    write_header(&mut h, vni);
+    assert_eq!(
+        &h[..],
+        &input[..VXLAN_HEADER_LEN],
+        "header does not round-trip"
+    );
+    let inner = &input[VXLAN_HEADER_LEN..];
+    let port = source_port(flow_hash(inner));
+    assert!((SOURCE_PORTS.0..=SOURCE_PORTS.1).contains(&port));
+    let (a, b) = input.split_at(rng.below(input.len() + 1));
+    let (src, dst) = (
+        std::net::Ipv6Addr::LOCALHOST,
+        std::net::Ipv6Addr::UNSPECIFIED,
+    );
+    assert_eq!(
+        udp_checksum_v6(&src, &dst, a, b),
+        udp_checksum_v6(&src, &dst, input, &[]),
+        "checksum depends on where the datagram is split"
+    );
+    st.now += rng.below(300) as u64;
+    let ingress = st.peers[rng.below(st.peers.len())];
+    let targets = match st.fwd.process(ingress, inner, st.now) {
+        Decision::Forward(p) => vec![p],
+        Decision::Flood(n) => {
+            st.fwd.flood_targets(n, ingress, &mut st.targets);
+            st.targets.clone()
+        }
+        Decision::Drop(_) => vec![],
+    };
+    for p in targets {
+        assert!(
+            !st.peers.contains(&p),
+            "a frame from the overlay went back into it"
+        );
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -179,6 +259,7 @@ fn hex(bytes: &[u8]) -> String {
 fn run(target: &str, secs: u64, seed: u64, corpus: &[Vec<u8>]) -> Result<u64, String> {
     let mut rng = Rng(uswitch_benches::Rng(seed | 1));
     let mut st = new_forwarder();
+    let mut overlay = new_overlay();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut execs = 0u64;
     while Instant::now() < deadline {
@@ -189,6 +270,7 @@ fn run(target: &str, secs: u64, seed: u64, corpus: &[Vec<u8>]) -> Result<u64, St
             let outcome = catch_unwind(AssertUnwindSafe(|| match target {
                 "frame" => target_frame(&input, &mut rng),
                 "offload" => target_offload(&input, &mut rng),
+                "vxlan" => target_vxlan(&input, &mut rng, &mut overlay),
                 _ => target_forwarder(&input, &mut rng, &mut st),
             }));
             if outcome.is_err() {
@@ -210,10 +292,12 @@ fn main() -> ExitCode {
     let secs: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
     let seed: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
     let targets: Vec<&str> = match target {
-        "all" => vec!["frame", "offload", "forwarder"],
-        t @ ("frame" | "offload" | "forwarder") => vec![t],
+        "all" => vec!["frame", "offload", "forwarder", "vxlan"],
+        t @ ("frame" | "offload" | "forwarder" | "vxlan") => vec![t],
         other => {
-            eprintln!("fuzz: unknown target '{other}': use frame, offload, forwarder or all");
+            eprintln!(
+                "fuzz: unknown target '{other}': use frame, offload, forwarder, vxlan or all"
+            );
             return ExitCode::from(2);
         }
     };
@@ -227,8 +311,18 @@ fn main() -> ExitCode {
     if corpus.is_empty() {
         corpus.push(vec![0; 60]);
     }
+    // The VXLAN target starts from the same frames behind a valid header (VNI 42).
+    let datagrams: Vec<Vec<u8>> = corpus
+        .iter()
+        .map(|f| {
+            let mut d = vec![0x08, 0, 0, 0, 0, 0, 42, 0];
+            d.extend_from_slice(f);
+            d
+        })
+        .collect();
     for t in targets {
-        match run(t, secs, seed, &corpus) {
+        let seeds = if t == "vxlan" { &datagrams } else { &corpus };
+        match run(t, secs, seed, seeds) {
             Ok(n) => println!(
                 "fuzz {t}: {n} inputs in {secs} s, no failure (seed {seed}, {} seeds from pcaps/)",
                 corpus.len()
