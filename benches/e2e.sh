@@ -10,6 +10,9 @@
 # Switches: uswitch (TAPs with offloads), uswitch-busy (--busy-poll 50000), bridge (the
 # kernel bridge over veth: the limit), vde (vde_switch over TAPs), ovs and ovs-tso (Open
 # vSwitch's userspace datapath over TAPs, without and with userspace-tso-enable).
+# VXLAN rows: vxlan-uswitch (two hosts, each a namespace running uswitch with --vxlan,
+# one container each) and vxlan-kernel (the same with the kernel's vxlan and a bridge on
+# each host), over a veth underlay on 198.18.1.0/24; the containers' MTU is 1450.
 # Tests: ping 200 x 2 ms (avg, p99); iperf3 TCP 1 stream and 4 streams; iperf3 UDP
 # 64-byte datagrams at full speed (packets/s received, loss).
 # Installs what is missing from Debian's packages; leaves nothing behind. Everything runs
@@ -19,9 +22,9 @@ cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-10}
-SWITCHES=${SWITCHES:-"uswitch uswitch-busy bridge vde ovs ovs-tso"}
+SWITCHES=${SWITCHES:-"uswitch uswitch-busy bridge vde ovs ovs-tso vxlan-uswitch vxlan-kernel"}
 ID=$$
-NSA=ue2a$ID NSB=ue2b$ID NSBR=ue2r$ID
+NSA=ue2a$ID NSB=ue2b$ID NSBR=ue2r$ID HA=ue2h$ID HB=ue2i$ID
 TA=ueta$ID TB=uetb$ID
 WORK=$(mktemp -d /tmp/uswitch-e2e.XXXXXX)
 RESULTS=$WORK/results
@@ -45,7 +48,7 @@ teardown() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
     PIDS=()
-    for ns in $NSA $NSB $NSBR; do ip netns del "$ns" 2>/dev/null || true; done
+    for ns in $NSA $NSB $NSBR $HA $HB; do ip netns del "$ns" 2>/dev/null || true; done
     if [ -d "$WORK/ovs" ]; then
         ovs-vsctl --db="unix:$WORK/ovs/db.sock" --timeout=5 del-br ube$ID 2>/dev/null || true
         for f in "$WORK"/ovs/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
@@ -120,8 +123,48 @@ setup_ovs() {
     host $NSA "$TA" 198.18.0.1/24; host $NSB "$TB" 198.18.0.2/24
 }
 
+# Two hosts joined by a veth underlay: $HA (198.18.1.1) and $HB (198.18.1.2).
+underlay() {
+    ip netns add $HA; ip netns add $HB
+    ip -n $HA link add name ul type veth peer name ul netns $HB
+    ip -n $HA addr add 198.18.1.1/24 dev ul; ip -n $HB addr add 198.18.1.2/24 dev ul
+    for h in $HA $HB; do ip -n $h link set lo up; ip -n $h link set ul up; done
+}
+
+setup_vxlan_uswitch() {
+    underlay
+    local h tap ns local remote
+    for x in "$HA $TA $NSA 198.18.1.1 198.18.1.2 198.18.0.1/24" "$HB $TB $NSB 198.18.1.2 198.18.1.1 198.18.0.2/24"; do
+        set -- $x
+        ip netns exec "$1" $USWITCH --port "$2" --control "$WORK/$2.sock" --log-level warn \
+            --vxlan "default:vni=42,local=$4,remote=$5" &
+        PIDS+=($!)
+        for _ in $(seq 100); do ip -n "$1" link show "$2" >/dev/null 2>&1 && break; sleep 0.05; done
+        ip netns add "$3"; ip -n "$3" link set lo up
+        ip -n "$1" link set "$2" netns "$3"
+        ip -n "$3" addr add "$6" dev "$2"; ip -n "$3" link set "$2" up
+    done
+}
+
+setup_vxlan_kernel() {
+    underlay
+    for x in "$HA $NSA 198.18.1.1 198.18.1.2 198.18.0.1/24" "$HB $NSB 198.18.1.2 198.18.1.1 198.18.0.2/24"; do
+        set -- $x
+        ip -n "$1" link add name vx0 type vxlan id 42 dstport 4789 local "$3" remote "$4" dev ul
+        ip -n "$1" link add name br0 type bridge
+        ip -n "$1" link set vx0 master br0; ip -n "$1" link set vx0 up; ip -n "$1" link set br0 up
+        ip netns add "$2"; ip -n "$2" link set lo up
+        ip -n "$1" link add name cv type veth peer name eth0 netns "$2"
+        ip -n "$1" link set cv master br0; ip -n "$1" link set cv mtu 1450 up
+        ip -n "$2" addr add "$5" dev eth0; ip -n "$2" link set eth0 mtu 1450 up
+    done
+    sleep 1
+}
+
 setup() {
     case $1 in
+        vxlan-uswitch) setup_vxlan_uswitch ;;
+        vxlan-kernel) setup_vxlan_kernel ;;
         uswitch) setup_uswitch ;;
         uswitch-busy) setup_uswitch --busy-poll 50000 ;;
         bridge) setup_bridge ;;
@@ -181,11 +224,17 @@ for sw in switches:
 print()
 print("uswitch / peer (higher is better for gbps and kpps; lower for ping)")
 for peer in switches:
-    if peer == "uswitch":
+    if peer == "uswitch" or peer.startswith("vxlan-"):
         continue
     cells = []
     for m in metrics[:5]:
         a, b = med.get(("uswitch", m)), med.get((peer, m))
         cells.append("%s=%.2fx" % (m, a / b) if a and b else "%s=-" % m)
     print("  vs %-12s %s" % (peer, "  ".join(cells)))
+if "vxlan-uswitch" in switches and "vxlan-kernel" in switches:
+    cells = []
+    for m in metrics[:5]:
+        a, b = med.get(("vxlan-uswitch", m)), med.get(("vxlan-kernel", m))
+        cells.append("%s=%.2fx" % (m, a / b) if a and b else "%s=-" % m)
+    print("vxlan-uswitch / vxlan-kernel: %s" % "  ".join(cells))
 PY
