@@ -26,7 +26,7 @@ use crate::control::{ControlError, ControlEvent, ControlServer, Response};
 use crate::device::Device;
 use crate::packet::PacketSocket;
 use crate::tap::{is_vanished, Tap, TapError};
-use crate::vxlan::{inner_mtu, Endpoint, VxlanSpec};
+use crate::vxlan::{inner_mtu, Batch, Endpoint, VxlanSpec};
 
 /// Frames read from one port before the loop turns to the next.
 pub const BURST: usize = 64;
@@ -111,6 +111,8 @@ pub struct Switch {
     vanished: Vec<(PortId, String)>,
     flood_scratch: Vec<PortId>,
     segment_scratch: Vec<u8>,
+    /// The datagrams of one GSO frame bound for a VXLAN remote.
+    vxlan_batch: Batch,
     buf: Vec<u8>,
     start: Instant,
     /// Frames read so far (the busy-poll window restarts whenever it grows).
@@ -152,6 +154,7 @@ impl Switch {
             vanished: Vec::new(),
             flood_scratch: Vec::new(),
             segment_scratch: Vec::with_capacity(FRAME_BUF),
+            vxlan_batch: Batch::default(),
             buf: vec![0; FRAME_BUF],
             start: Instant::now(),
             frames_in: 0,
@@ -529,7 +532,7 @@ impl Switch {
             let Some(ep) = self.vxlan.get_mut(idx) else {
                 return false;
             };
-            let (n, from) = match ep.recv(&mut self.buf[VXLAN_AT..]) {
+            let got = match ep.recv(&mut self.buf[VXLAN_AT..]) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -539,27 +542,46 @@ impl Switch {
                 }
             };
             self.frames_in += 1;
-            let datagram = &self.buf[VXLAN_AT..VXLAN_AT + n];
-            let ingress = match ep.classify(datagram, from) {
-                Ok(port) => port,
-                Err(reason) => {
-                    debug!("dropped a {n}-byte VXLAN datagram from {from}: {reason}");
-                    continue;
-                }
-            };
-            // The VXLAN header's bytes become an all-zero virtio-net header: the inner
-            // frame is complete.
-            self.buf[..VIRTIO_NET_HDR_LEN].fill(0);
-            let mut plane = Plane {
-                fwd: &mut self.fwd,
-                ports: &mut self.ports,
-                vanished: &mut self.vanished,
-                flood_scratch: &mut self.flood_scratch,
-                segment_scratch: &mut self.segment_scratch,
-                ingress,
-                now,
-            };
-            plane.forward(&mut self.buf[..VXLAN_AT + n]);
+            if got.truncated {
+                ep.refuse(got.len, DropReason::Oversized);
+                continue;
+            }
+            // One datagram, or (UDP GRO) several of `segment` bytes back to back. Each is
+            // handled where it lies: the 10 bytes that end with its VXLAN header become
+            // its all-zero virtio-net header (the inner frame is complete), which
+            // overwrites only the tail of the datagram before it, already forwarded.
+            let mut off = 0;
+            while off < got.len {
+                let len = got.segment.min(got.len - off);
+                let at = VXLAN_AT + off;
+                off += len;
+                let Some(ep) = self.vxlan.get_mut(idx) else {
+                    return false;
+                };
+                let ingress = match ep.classify(&self.buf[at..at + len], got.from) {
+                    Ok(port) => port,
+                    Err(reason) => {
+                        debug!(
+                            "dropped a {len}-byte VXLAN datagram from {}: {reason}",
+                            got.from
+                        );
+                        continue;
+                    }
+                };
+                let hdr = at + packets::vxlan::VXLAN_HEADER_LEN - VIRTIO_NET_HDR_LEN;
+                self.buf[hdr..at + packets::vxlan::VXLAN_HEADER_LEN].fill(0);
+                let mut plane = Plane {
+                    fwd: &mut self.fwd,
+                    ports: &mut self.ports,
+                    vanished: &mut self.vanished,
+                    flood_scratch: &mut self.flood_scratch,
+                    segment_scratch: &mut self.segment_scratch,
+                    vxlan_batch: &mut self.vxlan_batch,
+                    ingress,
+                    now,
+                };
+                plane.forward(&mut self.buf[hdr..at + len]);
+            }
         }
         true
     }
@@ -595,6 +617,7 @@ impl Switch {
                 vanished: &mut self.vanished,
                 flood_scratch: &mut self.flood_scratch,
                 segment_scratch: &mut self.segment_scratch,
+                vxlan_batch: &mut self.vxlan_batch,
                 ingress: id,
                 now,
             };
@@ -724,6 +747,7 @@ struct Plane<'a> {
     vanished: &'a mut Vec<(PortId, String)>,
     flood_scratch: &'a mut Vec<PortId>,
     segment_scratch: &'a mut Vec<u8>,
+    vxlan_batch: &'a mut Batch,
     ingress: PortId,
     now: Millis,
 }
@@ -839,6 +863,10 @@ impl Plane<'_> {
             }
             return;
         };
+        if let Device::Vxlan(_) = port.dev {
+            self.transmit_to_remote(egress, frame, tcp, size);
+            return;
+        }
         let (fwd, vanished) = (&mut *self.fwd, &mut *self.vanished);
         let mut each = |seg: &[u8]| {
             if fwd.admit_egress(egress, seg, false) {
@@ -852,6 +880,45 @@ impl Plane<'_> {
         };
         if done.is_err() {
             self.fwd.record_tx_drop(egress, DropReason::BadOffload);
+        }
+    }
+}
+
+impl Plane<'_> {
+    /// Segments the GSO `frame` for the VXLAN remote `egress` and sends the datagrams
+    /// together (UDP GSO): one `sendmsg` for the whole frame where the kernel allows.
+    fn transmit_to_remote(&mut self, egress: PortId, frame: &[u8], tcp: bool, size: usize) {
+        let Some(Some(port)) = self.ports.get_mut(egress.0 as usize) else {
+            return;
+        };
+        let Device::Vxlan(peer) = &port.dev else {
+            return;
+        };
+        let vni = peer.vni();
+        let (fwd, batch) = (&mut *self.fwd, &mut *self.vxlan_batch);
+        batch.clear();
+        let mut each = |seg: &[u8]| {
+            if fwd.admit_egress(egress, seg, false) {
+                batch.push(vni, seg);
+            }
+        };
+        let done = if tcp {
+            segment_tcp(frame, size, self.segment_scratch, &mut each)
+        } else {
+            segment_udp(frame, size, self.segment_scratch, &mut each)
+        };
+        if done.is_err() {
+            self.fwd.record_tx_drop(egress, DropReason::BadOffload);
+            return;
+        }
+        let (sent, err) = peer.send_batch(batch);
+        for (i, seg) in batch.frames().enumerate() {
+            if i < sent {
+                self.fwd.record_tx(egress, seg.len());
+                port.capture(seg);
+            } else if let Some(e) = &err {
+                count_tx_error(self.fwd, port, self.vanished, egress, e);
+            }
         }
     }
 }
@@ -872,20 +939,33 @@ fn write_counted(
             port.down = false;
             port.capture(frame);
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        Err(e) => count_tx_error(fwd, port, vanished, egress, &e),
+    }
+}
+
+/// Counts a failed write to `egress` under the reason its error gives.
+fn count_tx_error(
+    fwd: &mut Forwarder,
+    port: &mut PortIo,
+    vanished: &mut Vec<(PortId, String)>,
+    egress: PortId,
+    e: &io::Error,
+) {
+    match e {
+        e if e.kind() == io::ErrorKind::WouldBlock => {
             fwd.record_tx_drop(egress, DropReason::EgressFull)
         }
         // Over the underlay's path MTU (VXLAN never fragments the outer packet).
-        Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+        e if e.raw_os_error() == Some(libc::EMSGSIZE) => {
             fwd.record_tx_drop(egress, DropReason::EgressTooBig)
         }
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::ENETDOWN)) => {
+        e if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::ENETDOWN)) => {
             fwd.record_tx_drop(egress, DropReason::EgressDown);
             port.down = true;
         }
-        Err(e) => {
+        e => {
             fwd.record_tx_drop(egress, DropReason::EgressError);
-            if is_vanished(&e) && !vanished.iter().any(|(p, _)| *p == egress) {
+            if is_vanished(e) && !vanished.iter().any(|(p, _)| *p == egress) {
                 vanished.push((egress, "its interface is gone".into()));
             }
         }

@@ -1,13 +1,13 @@
 //! VXLAN overlay I/O: an endpoint per local address and UDP port, and a peer per remote.
 //!
-//! Receiving uses one ordinary UDP socket per `(local address, port)`, which serves every
-//! VNI on it. Sending uses a raw `IPPROTO_UDP` socket on the same local address: uswitch
-//! writes the UDP header itself, so the source port can be a hash of the inner flow
-//! (stable per flow, spread across flows, as the kernel's vxlan driver does) while the
-//! kernel still builds the IP header, routes and picks the next hop. The raw socket never
-//! reads (a filter drops everything it would receive) and never fragments
-//! (`IP_PMTUDISC_DO` / `IPV6_DONTFRAG`): a datagram over the path MTU fails with
-//! `EMSGSIZE` and is counted as `egress_too_big`.
+//! Receiving uses one UDP socket per `(local address, port)`, which serves every VNI on
+//! it (with UDP GRO, so datagrams that crossed the underlay as one UDP GSO packet arrive
+//! in one read). Sending uses a small pool of UDP sockets on the same local address, each
+//! on an ephemeral port: the inner flow's hash picks the socket, so a flow keeps one
+//! source port and flows spread across ports, as the kernel's vxlan driver does. The
+//! segments of a GSO frame leave in one `sendmsg` with UDP GSO. Nothing is ever
+//! fragmented (`IP_PMTUDISC_DO` / `IPV6_DONTFRAG`): a datagram over the path MTU fails
+//! with `EMSGSIZE` and is counted as `egress_too_big`.
 //!
 //! Each remote of a network is a forwarder port (so it learns MACs, has counters and is
 //! flooded to like any port), and the remotes of one network share a split-horizon group,
@@ -16,14 +16,14 @@
 use std::io;
 use std::mem;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::str::FromStr;
 
 use forwarder::{DropReason, PortCounters, PortId};
 use packets::vxlan::{
-    flow_hash, parse_header, source_port, udp_checksum_v6, write_encap, VxlanError, ENCAP_LEN,
-    IANA_PORT, MAX_VNI, OVERHEAD_V4, OVERHEAD_V6,
+    flow_hash, parse_header, write_header, VxlanError, IANA_PORT, MAX_VNI, OVERHEAD_V4,
+    OVERHEAD_V6, VXLAN_HEADER_LEN,
 };
 use serde::{Deserialize, Serialize};
 
@@ -153,44 +153,16 @@ impl FromStr for VxlanSpec {
     }
 }
 
-/// A socket address in the C layout.
-struct RawAddr {
-    storage: libc::sockaddr_storage,
-    len: libc::socklen_t,
-}
-
-impl RawAddr {
-    fn new(ip: IpAddr, port: u16) -> RawAddr {
-        // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
-        let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-        let len = match ip {
-            IpAddr::V4(v4) => {
-                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-                let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
-                sin.sin_family = libc::AF_INET as libc::sa_family_t;
-                sin.sin_port = port.to_be();
-                sin.sin_addr.s_addr = u32::from_ne_bytes(v4.octets());
-                mem::size_of::<libc::sockaddr_in>()
-            }
-            IpAddr::V6(v6) => {
-                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-                let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
-                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                sin6.sin6_port = port.to_be();
-                sin6.sin6_addr.s6_addr = v6.octets();
-                mem::size_of::<libc::sockaddr_in6>()
-            }
-        };
-        RawAddr {
-            storage,
-            len: len as libc::socklen_t,
-        }
-    }
-
-    fn as_ptr(&self) -> *const libc::sockaddr {
-        &self.storage as *const _ as *const libc::sockaddr
-    }
-}
+/// `setsockopt` level and options the libc crate lacks for glibc targets.
+const SOL_UDP: i32 = 17;
+const UDP_SEGMENT: i32 = 103;
+const UDP_GRO: i32 = 104;
+/// Datagrams per UDP GSO send at most (the kernel's limit is 64 on older kernels).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Payload bytes per UDP GSO send at most (an IPv6 jumbogram aside, one IP packet's worth).
+const GSO_MAX_BYTES: usize = 65_000;
+/// Sending sockets per endpoint: a flow's hash picks one, and so its source port.
+const SENDERS: usize = 16;
 
 fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: the option value is a c_int and its length is given.
@@ -209,108 +181,195 @@ fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()
     Ok(())
 }
 
-/// The raw socket an endpoint sends through, shared by its peers.
-#[derive(Debug)]
-pub struct Sender {
-    fd: OwnedFd,
+/// Refuses to fragment what `fd` sends: a datagram over the path MTU fails with
+/// `EMSGSIZE`.
+fn never_fragment(fd: RawFd, v4: bool) -> io::Result<()> {
+    if v4 {
+        setsockopt_int(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DO,
+        )
+    } else {
+        setsockopt_int(
+            fd,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DO,
+        )?;
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 1)
+    }
 }
 
-impl Sender {
-    fn open(local: IpAddr) -> io::Result<Sender> {
-        let family = if local.is_ipv4() {
-            libc::AF_INET
-        } else {
-            libc::AF_INET6
+/// A socket address in the C layout.
+struct RawAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl RawAddr {
+    fn new(addr: SocketAddr) -> RawAddr {
+        // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+        let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+        let len = match addr {
+            SocketAddr::V4(a) => {
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+                let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+                mem::size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(a) => {
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+                let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                mem::size_of::<libc::sockaddr_in6>()
+            }
         };
-        // SAFETY: plain socket(2); the result is checked.
-        let fd = unsafe {
-            libc::socket(
-                family,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_UDP,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
+        RawAddr {
+            storage,
+            len: len as libc::socklen_t,
         }
-        // SAFETY: fd is a fresh socket we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let raw = fd.as_raw_fd();
-        // A classic BPF program of one instruction, "return 0": keep nothing. A raw UDP
-        // socket would otherwise get a copy of every UDP datagram of the namespace.
-        let drop_all = [libc::sock_filter {
-            code: 0x06, // BPF_RET | BPF_K
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }];
-        let prog = libc::sock_fprog {
-            len: 1,
-            filter: drop_all.as_ptr() as *mut libc::sock_filter,
-        };
-        // SAFETY: prog points at a valid one-instruction program that outlives the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                raw,
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                &prog as *const _ as *const libc::c_void,
-                mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
+    }
+}
+
+impl std::fmt::Debug for RawAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawAddr")
+    }
+}
+
+/// The UDP sockets an endpoint sends through, shared by its peers: each bound to the
+/// local address and an ephemeral port the kernel picks, so a flow's hash choosing one
+/// gives the flow a stable source port in the ephemeral range, and different flows
+/// different ports. The kernel builds the IP and UDP headers (and the UDP checksum, which
+/// IPv6 requires); uswitch writes the VXLAN header. A batch of datagrams of one size goes
+/// out in one `sendmsg` with UDP GSO (`UDP_SEGMENT`) where the kernel has it.
+#[derive(Debug)]
+pub struct Senders {
+    socks: Vec<UdpSocket>,
+}
+
+impl Senders {
+    fn open(local: IpAddr) -> io::Result<Senders> {
+        let mut socks = Vec::with_capacity(SENDERS);
+        for _ in 0..SENDERS {
+            let s = UdpSocket::bind(SocketAddr::new(local, 0))?;
+            s.set_nonblocking(true)?;
+            never_fragment(s.as_raw_fd(), local.is_ipv4())?;
+            socks.push(s);
         }
-        if local.is_ipv4() {
-            setsockopt_int(
-                raw,
-                libc::IPPROTO_IP,
-                libc::IP_MTU_DISCOVER,
-                libc::IP_PMTUDISC_DO,
-            )?;
-        } else {
-            setsockopt_int(
-                raw,
-                libc::IPPROTO_IPV6,
-                libc::IPV6_MTU_DISCOVER,
-                libc::IPV6_PMTUDISC_DO,
-            )?;
-            setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_DONTFRAG, 1)?;
-        }
-        // Port 0: a raw socket has no ports; this fixes the source address.
-        let addr = RawAddr::new(local, 0);
-        // SAFETY: addr holds a valid sockaddr of the given length.
-        if unsafe { libc::bind(raw, addr.as_ptr(), addr.len) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Sender { fd })
+        Ok(Senders { socks })
     }
 
-    /// Sends `parts` as one datagram's UDP header and payload to `to`.
-    fn send(&self, to: &RawAddr, parts: [&[u8]; 2]) -> io::Result<usize> {
-        let mut iov = [
-            libc::iovec {
-                iov_base: parts[0].as_ptr() as *mut libc::c_void,
-                iov_len: parts[0].len(),
-            },
-            libc::iovec {
-                iov_base: parts[1].as_ptr() as *mut libc::c_void,
-                iov_len: parts[1].len(),
-            },
-        ];
-        // SAFETY: msghdr is plain data; the fields set below point at live buffers.
-        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-        msg.msg_name = to.as_ptr() as *mut libc::c_void;
-        msg.msg_namelen = to.len;
-        msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = iov.len() as _;
-        // SAFETY: msg and everything it points at outlive the call; the kernel only
-        // reads the buffers.
-        let n = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+    /// The socket for a flow hash.
+    fn pick(&self, hash: u32) -> &UdpSocket {
+        &self.socks[hash as usize % self.socks.len()]
+    }
+
+    /// The source ports in use, for `show vxlan`.
+    pub fn ports(&self) -> Vec<u16> {
+        self.socks
+            .iter()
+            .filter_map(|s| s.local_addr().ok().map(|a| a.port()))
+            .collect()
+    }
+}
+
+/// Sends the datagram `parts` concatenated, to `to`, through `sock`; with `gso` set, the
+/// kernel cuts it into datagrams of `gso` bytes (the last may be shorter).
+fn send_parts(
+    sock: &UdpSocket,
+    to: &RawAddr,
+    parts: &[&[u8]],
+    gso: Option<u16>,
+) -> io::Result<usize> {
+    let mut iov: [libc::iovec; 2] = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; 2];
+    for (slot, part) in iov.iter_mut().zip(parts) {
+        slot.iov_base = part.as_ptr() as *mut libc::c_void;
+        slot.iov_len = part.len();
+    }
+    // Room for one cmsghdr carrying a u16, aligned as the kernel wants.
+    let mut control = [0u64; 4];
+    // SAFETY: msghdr is plain data; the fields set below point at live buffers.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = &to.storage as *const _ as *mut libc::c_void;
+    msg.msg_namelen = to.len;
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = parts.len().min(2) as _;
+    if let Some(size) = gso {
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        // SAFETY: CMSG_SPACE is a pure computation.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<u16>() as u32) } as _;
+        // SAFETY: msg_control points at `control`, which holds CMSG_SPACE(2) bytes, so
+        // the first header and its data fit.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = SOL_UDP;
+            (*cmsg).cmsg_type = UDP_SEGMENT;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<u16>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, size);
         }
-        Ok(n as usize)
+    }
+    // SAFETY: msg and everything it points at outlive the call; the kernel only reads
+    // the buffers.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Datagrams bound for one remote, laid out back to back as UDP GSO wants them: each a
+/// VXLAN header and an inner frame. Reused from frame to frame.
+#[derive(Debug, Default)]
+pub struct Batch {
+    buf: Vec<u8>,
+    lens: Vec<usize>,
+    hash: u32,
+}
+
+impl Batch {
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.lens.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Appends the datagram carrying `frame` on `vni`.
+    pub fn push(&mut self, vni: u32, frame: &[u8]) {
+        if self.lens.is_empty() {
+            self.hash = flow_hash(frame);
+        }
+        let mut h = [0u8; VXLAN_HEADER_LEN];
+        write_header(&mut h, vni);
+        self.buf.extend_from_slice(&h);
+        self.buf.extend_from_slice(frame);
+        self.lens.push(VXLAN_HEADER_LEN + frame.len());
+    }
+
+    /// The inner frames, in order.
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut at = 0;
+        self.lens.iter().map(move |&l| {
+            let frame = &self.buf[at + VXLAN_HEADER_LEN..at + l];
+            at += l;
+            frame
+        })
     }
 }
 
@@ -319,20 +378,10 @@ impl Sender {
 pub struct Peer {
     name: String,
     vni: u32,
-    local: IpAddr,
     remote: IpAddr,
     port: u16,
-    to: RawAddrBox,
-    sender: Rc<Sender>,
-}
-
-/// [`RawAddr`] with a Debug that prints nothing of the C struct.
-struct RawAddrBox(RawAddr);
-
-impl std::fmt::Debug for RawAddrBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RawAddr")
-    }
+    to: RawAddr,
+    senders: Rc<Senders>,
 }
 
 impl Peer {
@@ -354,14 +403,50 @@ impl Peer {
 
     /// Encapsulates `frame` and sends it to the remote.
     pub fn write(&self, frame: &[u8]) -> io::Result<usize> {
-        let mut head = [0u8; ENCAP_LEN];
-        let sport = source_port(flow_hash(frame));
-        write_encap(&mut head, sport, self.port, self.vni, frame.len());
-        if let (IpAddr::V6(src), IpAddr::V6(dst)) = (self.local, self.remote) {
-            let sum = udp_checksum_v6(&src, &dst, &head, frame);
-            head[6..8].copy_from_slice(&sum.to_be_bytes());
+        let mut h = [0u8; VXLAN_HEADER_LEN];
+        write_header(&mut h, self.vni);
+        let sock = self.senders.pick(flow_hash(frame));
+        send_parts(sock, &self.to, &[&h, frame], None)
+    }
+
+    /// Sends every datagram of `batch` (one flow's: they share a source port) in as few
+    /// `sendmsg` calls as UDP GSO allows. Returns how many datagrams went, and the error
+    /// that stopped the rest, if one did.
+    pub fn send_batch(&self, batch: &Batch) -> (usize, Option<io::Error>) {
+        let sock = self.senders.pick(batch.hash);
+        let lens = &batch.lens;
+        let (mut sent, mut at) = (0, 0);
+        // After a refused GSO send, the rest goes one datagram at a time.
+        let mut one_by_one = false;
+        while sent < lens.len() {
+            let size = lens[sent];
+            let (mut n, mut bytes) = (1, size);
+            // A run: datagrams of `size` bytes, ended by at most one shorter datagram.
+            while !one_by_one
+                && sent + n < lens.len()
+                && n < GSO_MAX_SEGMENTS
+                && bytes + lens[sent + n] <= GSO_MAX_BYTES
+                && lens[sent + n] <= size
+            {
+                bytes += lens[sent + n];
+                n += 1;
+                if lens[sent + n - 1] < size {
+                    break;
+                }
+            }
+            let gso = (n > 1).then_some(size as u16);
+            match send_parts(sock, &self.to, &[&batch.buf[at..at + bytes]], gso) {
+                Ok(_) => {
+                    sent += n;
+                    at += bytes;
+                }
+                // The kernel may refuse a GSO send (no UDP_SEGMENT, a segment over the
+                // path MTU is EINVAL there); the datagrams alone say what is wrong.
+                Err(_) if gso.is_some() => one_by_one = true,
+                Err(e) => return (sent, Some(e)),
+            }
         }
-        self.sender.send(&self.to.0, [&head, frame])
+        (sent, None)
     }
 }
 
@@ -390,7 +475,9 @@ pub struct Endpoint {
     pub underlay: String,
     pub underlay_mtu: usize,
     socket: UdpSocket,
-    sender: Rc<Sender>,
+    senders: Rc<Senders>,
+    /// Whether the receiving socket hands over coalesced datagrams (UDP GRO).
+    pub gro: bool,
     pub segments: Vec<Segment>,
     /// Datagrams received and the ones dropped before reaching a peer (by reason).
     pub counters: PortCounters,
@@ -413,15 +500,19 @@ impl Endpoint {
         socket
             .set_nonblocking(true)
             .map_err(|e| format!("VXLAN socket {at}: {e}"))?;
-        let sender = Sender::open(local)
-            .map_err(|e| format!("opening the raw sending socket on {local}: {e}"))?;
+        let senders = Senders::open(local)
+            .map_err(|e| format!("opening the VXLAN sending sockets on {local}: {e}"))?;
+        // Datagrams that crossed the underlay as one UDP GSO packet (a veth keeps them
+        // whole) arrive as one read; without it the kernel cuts them up first.
+        let gro = setsockopt_int(socket.as_raw_fd(), SOL_UDP, UDP_GRO, 1).is_ok();
         Ok(Endpoint {
             local,
             port,
             underlay,
             underlay_mtu,
             socket,
-            sender: Rc::new(sender),
+            senders: Rc::new(senders),
+            gro,
             segments: Vec::new(),
             counters: PortCounters::default(),
             queued: true,
@@ -438,11 +529,10 @@ impl Endpoint {
         Peer {
             name: peer_name(vni, remote),
             vni,
-            local: self.local,
             remote,
             port: self.port,
-            to: RawAddrBox(RawAddr::new(remote, 0)),
-            sender: Rc::clone(&self.sender),
+            to: RawAddr::new(SocketAddr::new(remote, self.port)),
+            senders: Rc::clone(&self.senders),
         }
     }
 
@@ -460,10 +550,76 @@ impl Endpoint {
         }
     }
 
-    /// Receives one datagram into `buf` (header at its start); `None` when none waits.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, IpAddr)> {
-        let (n, from) = self.socket.recv_from(buf)?;
-        Ok((n, from.ip()))
+    /// The source ports the endpoint's flows leave from.
+    pub fn source_ports(&self) -> Vec<u16> {
+        self.senders.ports()
+    }
+
+    /// Receives into `buf`: one datagram, or with UDP GRO several of one size back to
+    /// back. Returns the bytes read, the sender, and the size of each datagram (all but
+    /// the last, which may be shorter). A read larger than `buf` is cut short: the kernel
+    /// says so with `MSG_TRUNC`, returned as `truncated`.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        // SAFETY: sockaddr_storage is plain data.
+        let mut from: libc::sockaddr_storage = unsafe { mem::zeroed() };
+        let mut control = [0u64; 8];
+        // SAFETY: msghdr is plain data; the fields set below point at live buffers.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_name = &mut from as *mut _ as *mut libc::c_void;
+        msg.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = mem::size_of_val(&control) as _;
+        // SAFETY: every pointer in msg refers to a live buffer of the stated size.
+        let n = unsafe { libc::recvmsg(self.socket.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let len = n as usize;
+        let mut segment = len;
+        // SAFETY: walking the control messages the kernel wrote within msg_controllen.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == SOL_UDP && (*cmsg).cmsg_type == UDP_GRO {
+                    let size = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const i32);
+                    if size > 0 {
+                        segment = size as usize;
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        let sender = match from.ss_family as i32 {
+            libc::AF_INET => {
+                // SAFETY: the family says sockaddr_in.
+                let sin = unsafe { &*(&from as *const _ as *const libc::sockaddr_in) };
+                IpAddr::from(sin.sin_addr.s_addr.to_ne_bytes())
+            }
+            _ => {
+                // SAFETY: a UDP socket reports AF_INET or AF_INET6.
+                let sin6 = unsafe { &*(&from as *const _ as *const libc::sockaddr_in6) };
+                IpAddr::from(sin6.sin6_addr.s6_addr)
+            }
+        };
+        Ok(Received {
+            len,
+            from: sender,
+            segment: segment.max(1),
+            truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        })
+    }
+
+    /// Counts a read refused as a whole (`len` bytes) under `reason`.
+    pub fn refuse(&mut self, len: usize, reason: DropReason) {
+        self.counters.rx_frames += 1;
+        self.counters.rx_bytes += len as u64;
+        self.counters.count_drop(reason);
     }
 
     /// Which peer port a datagram of `len` bytes from `from` enters at, or why it is
@@ -500,6 +656,16 @@ impl Endpoint {
             .map(|&(_, p)| p)
             .ok_or(DropReason::VxlanUnknownRemote)
     }
+}
+
+/// What one read from an endpoint's socket brought.
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub len: usize,
+    pub from: IpAddr,
+    /// The size of each datagram in the read (UDP GRO); `len` when there is one.
+    pub segment: usize,
+    pub truncated: bool,
 }
 
 /// The interface holding `local` and its MTU.
