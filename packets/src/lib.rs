@@ -6,6 +6,7 @@
 //! byte arrays in tests, benchmarks and fuzzers exactly as it does on live frames.
 
 pub mod ethernet;
+pub mod gro;
 pub mod mac;
 pub mod offload;
 pub mod vxlan;

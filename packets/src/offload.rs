@@ -139,7 +139,7 @@ fn l3_of(frame: &[u8], proto: u8) -> Result<(usize, bool, usize), OffloadError> 
 }
 
 /// The pseudo-header sum for an L4 segment of `l4_len` bytes.
-fn pseudo_sum(seg: &[u8], l3: usize, v4: bool, proto: u8, l4_len: usize) -> u32 {
+pub(crate) fn pseudo_sum(seg: &[u8], l3: usize, v4: bool, proto: u8, l4_len: usize) -> u32 {
     let addrs = if v4 {
         sum16(0, &seg[l3 + 12..l3 + 20])
     } else {
