@@ -16,6 +16,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
+use packets::gro::Gro;
 use packets::offload::{
     complete_checksum, segment_tcp, segment_udp, VirtioNetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_NONE,
     GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
@@ -113,6 +114,10 @@ pub struct Switch {
     segment_scratch: Vec<u8>,
     /// The datagrams of one GSO frame bound for a VXLAN remote.
     vxlan_batch: Batch,
+    /// TCP segments from a VXLAN remote being joined into one GSO frame (behind a
+    /// virtio-net header), and the remote's port.
+    gro_buf: Vec<u8>,
+    gro: Option<(Gro, PortId)>,
     buf: Vec<u8>,
     start: Instant,
     /// Frames read so far (the busy-poll window restarts whenever it grows).
@@ -155,6 +160,8 @@ impl Switch {
             flood_scratch: Vec::new(),
             segment_scratch: Vec::with_capacity(FRAME_BUF),
             vxlan_batch: Batch::default(),
+            gro_buf: Vec::with_capacity(FRAME_BUF),
+            gro: None,
             buf: vec![0; FRAME_BUF],
             start: Instant::now(),
             frames_in: 0,
@@ -568,8 +575,32 @@ impl Switch {
                         continue;
                     }
                 };
-                let hdr = at + packets::vxlan::VXLAN_HEADER_LEN - VIRTIO_NET_HDR_LEN;
-                self.buf[hdr..at + packets::vxlan::VXLAN_HEADER_LEN].fill(0);
+                let inner = at + packets::vxlan::VXLAN_HEADER_LEN;
+                // A read of several datagrams is where one TCP stream's segments arrive
+                // back to back: join them into one GSO frame (see packets::gro).
+                if let Some((run, port)) = self.gro.as_mut() {
+                    if *port == ingress
+                        && run.append(
+                            &mut self.gro_buf,
+                            VIRTIO_NET_HDR_LEN,
+                            &self.buf[inner..at + len],
+                        )
+                    {
+                        continue;
+                    }
+                }
+                self.flush_gro(now);
+                if got.segment < got.len {
+                    if let Some(run) = Gro::start(&self.buf[inner..at + len]) {
+                        self.gro_buf.clear();
+                        self.gro_buf.extend_from_slice(&[0; VIRTIO_NET_HDR_LEN]);
+                        self.gro_buf.extend_from_slice(&self.buf[inner..at + len]);
+                        self.gro = Some((run, ingress));
+                        continue;
+                    }
+                }
+                let hdr = inner - VIRTIO_NET_HDR_LEN;
+                self.buf[hdr..inner].fill(0);
                 let mut plane = Plane {
                     fwd: &mut self.fwd,
                     ports: &mut self.ports,
@@ -582,8 +613,32 @@ impl Switch {
                 };
                 plane.forward(&mut self.buf[hdr..at + len]);
             }
+            self.flush_gro(now);
         }
         true
+    }
+
+    /// Forwards the TCP segments joined so far, as one GSO frame (or the single segment
+    /// as it came).
+    fn flush_gro(&mut self, now: Millis) {
+        let Some((run, ingress)) = self.gro.take() else {
+            return;
+        };
+        let hdr = run
+            .finish(&mut self.gro_buf[VIRTIO_NET_HDR_LEN..])
+            .unwrap_or_default();
+        self.gro_buf[..VIRTIO_NET_HDR_LEN].copy_from_slice(&hdr.emit());
+        let mut plane = Plane {
+            fwd: &mut self.fwd,
+            ports: &mut self.ports,
+            vanished: &mut self.vanished,
+            flood_scratch: &mut self.flood_scratch,
+            segment_scratch: &mut self.segment_scratch,
+            vxlan_batch: &mut self.vxlan_batch,
+            ingress,
+            now,
+        };
+        plane.forward(&mut self.gro_buf);
     }
 
     /// Reads up to a burst from `id`; true if the port may still have frames.
