@@ -6,6 +6,7 @@
 #   sudo bash benches/e2e.sh                 # 3 rounds, 10 s iperf3 runs
 #   sudo ROUNDS=5 DUR=5 bash benches/e2e.sh
 #   sudo SWITCHES="uswitch bridge" bash benches/e2e.sh
+#   sudo BUSY_POLL=200 SWITCHES="uswitch uswitch-busy" bash benches/e2e.sh   # another window
 #
 # Switches: uswitch (TAPs with offloads), uswitch-busy (--busy-poll 50000), bridge (the
 # kernel bridge over veth: the limit), vde (vde_switch over TAPs), ovs and ovs-tso (Open
@@ -166,7 +167,7 @@ setup() {
         vxlan-uswitch) setup_vxlan_uswitch ;;
         vxlan-kernel) setup_vxlan_kernel ;;
         uswitch) setup_uswitch ;;
-        uswitch-busy) setup_uswitch --busy-poll 50000 ;;
+        uswitch-busy) setup_uswitch --busy-poll "${BUSY_POLL:-50000}" ;;
         bridge) setup_bridge ;;
         vde) setup_vde ;;
         ovs) setup_ovs false ;;
