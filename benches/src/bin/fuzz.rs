@@ -204,8 +204,8 @@ fn new_overlay() -> OverlayState {
 
 /// A datagram as a VXLAN endpoint receives it: the header checked and written back
 /// identically, the flow hash and source port of the inner frame, the IPv6 checksum
-/// the same in pieces as whole, then the inner frame into a network from one of its
-/// remotes, where nothing may go back into the overlay.
+/// the same in pieces as whole, TCP receive coalescing, then the inner frame into a
+/// network from one of its remotes, where nothing may go back into the overlay.
 fn target_vxlan(input: &[u8], rng: &mut Rng, st: &mut OverlayState) {
     use packets::vxlan::{
         flow_hash, parse_header, source_port, udp_checksum_v6, write_header, SOURCE_PORTS,
@@ -234,6 +234,15 @@ fn target_vxlan(input: &[u8], rng: &mut Rng, st: &mut OverlayState) {
         udp_checksum_v6(&src, &dst, input, &[]),
         "checksum depends on where the datagram is split"
     );
+    // Receive coalescing: the inner frame as a run's start; offered again as the next
+    // segment it must be refused (its sequence number does not follow), and the run of one
+    // finishes as the frame it was.
+    if let Some(mut run) = packets::gro::Gro::start(inner) {
+        let mut acc = inner.to_vec();
+        assert!(!run.append(&mut acc, 0, inner), "a segment joined itself");
+        assert_eq!(acc, inner, "a refused segment changed the run");
+        assert_eq!(run.finish(&mut acc), None);
+    }
     st.now += rng.below(300) as u64;
     let ingress = st.peers[rng.below(st.peers.len())];
     let targets = match st.fwd.process(ingress, inner, st.now) {
