@@ -729,6 +729,11 @@ fn vxlan_overlays_are_made_and_shown_through_the_control_socket() {
     assert_eq!(eps[0]["port"], 4789);
     assert_eq!(eps[0]["underlay"], "ul");
     assert_eq!(eps[0]["underlay_mtu"], 1500);
+    let sports = eps[0]["source_ports"].as_array().unwrap();
+    assert_eq!(sports.len(), 16, "{vxlan}");
+    assert!(sports
+        .iter()
+        .all(|p| (32768..=60999).contains(&p.as_u64().unwrap())));
     let segs: Vec<(u64, &str)> = eps[0]["segments"]
         .as_array()
         .unwrap()

@@ -483,6 +483,8 @@ impl Switch {
                     "port": ep.port,
                     "underlay": ep.underlay,
                     "underlay_mtu": ep.underlay_mtu,
+                    "source_ports": ep.source_ports(),
+                    "udp_gro": ep.gro,
                     "counters": counters_json(&ep.counters),
                     "segments": segments,
                 })

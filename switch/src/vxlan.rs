@@ -261,6 +261,9 @@ impl Senders {
             let s = UdpSocket::bind(SocketAddr::new(local, 0))?;
             s.set_nonblocking(true)?;
             never_fragment(s.as_raw_fd(), local.is_ipv4())?;
+            // Nothing is read from a sending socket: whatever a stranger sends to its
+            // port may take the kernel's smallest buffer, no more.
+            setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 1)?;
             socks.push(s);
         }
         Ok(Senders { socks })
