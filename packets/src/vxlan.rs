@@ -1,6 +1,7 @@
 //! VXLAN (RFC 7348): the 8-byte header between the outer UDP header and the inner
-//! Ethernet frame, the UDP header uswitch writes in front of it, and the flow hash that
-//! picks the UDP source port.
+//! Ethernet frame, and the inner flow hash that picks the UDP source port. Also the UDP
+//! header and its IPv4/IPv6 checksums for a sender that writes its own (test tools, the
+//! fuzzer; uswitch's UDP sockets let the kernel write them).
 //!
 //! ```text
 //!  0                   1                   2                   3
