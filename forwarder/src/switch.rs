@@ -937,15 +937,22 @@ mod tests {
 
     proptest::proptest! {
         // Invariants over arbitrary frame sequences: no frame crosses networks, none goes
-        // back out of its ingress port, and nothing panics.
+        // back out of its ingress port, none goes from a VXLAN remote to another remote
+        // (split horizon), and nothing panics.
         #[test]
         fn decisions_respect_networks_and_ingress(
             frames in proptest::collection::vec(
-                (0usize..5, proptest::collection::vec(proptest::num::u8::ANY, 0..80), 0u8..4, 0u8..4),
+                (0usize..7, proptest::collection::vec(proptest::num::u8::ANY, 0..80), 0u8..4, 0u8..4),
                 1..200,
             )
         ) {
-            let (mut fwd, p) = lab();
+            let (mut fwd, lab_ports) = lab();
+            // Two VXLAN remotes of "default" in one split-horizon group: nothing from
+            // one may go to the other.
+            let mut p = lab_ports.to_vec();
+            for name in ["vx:a", "vx:b"] {
+                p.push(fwd.add_port_in_horizon(name, "default", 1500, 1).unwrap());
+            }
             let macs = [H1, H2, H3, MacAddr::BROADCAST];
             let mut now = 0;
             for (port, mut bytes, d, s) in frames {
@@ -959,9 +966,11 @@ mod tests {
                 let ingress = p[port];
                 let d = fwd.process(ingress, &bytes, now);
                 let net = fwd.port(ingress).unwrap().network();
+                let horizon = fwd.port(ingress).unwrap().horizon();
                 for out in targets(&fwd, d, ingress) {
                     proptest::prop_assert_ne!(out, ingress);
                     proptest::prop_assert_eq!(fwd.port(out).unwrap().network(), net);
+                    proptest::prop_assert!(horizon == 0 || fwd.port(out).unwrap().horizon() != horizon);
                 }
             }
         }
