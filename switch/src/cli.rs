@@ -76,7 +76,7 @@ pub struct SwitchArgs {
 
     /// Join NETWORK to a VXLAN overlay (RFC 7348): frames for other hosts are
     /// encapsulated in UDP from local ADDR to each remote (IPv4 or IPv6) under VNI N;
-    /// floods go to every remote. PORT is the UDP port (default 4789; the kernel's own
+    /// floods go to every remote. P is the UDP port (default 4789; the kernel's own
     /// default is 8472). The network's TAPs get the underlay MTU minus 50 (IPv4) or 70
     /// (IPv6) unless mtu=N or --mtu says otherwise. Repeatable, one per network.
     #[arg(
