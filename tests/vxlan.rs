@@ -127,12 +127,6 @@ fn container_on(host: &Netns, tap: &str, mac: &str, cidr: &str) -> Netns {
 fn kernel_host(host: &Netns, local: &str, remote: &str, vni: u32, mac: &str, cidr: &str) -> Netns {
     let n = &host.name;
     let id = vni.to_string();
-    // A veth hands a packet over with its checksums unfinished (CHECKSUM_PARTIAL): the
-    // kernel's vxlan would then send inner TCP checksums that only another kernel, which
-    // keeps the "partial" mark, can make sense of. A userspace VTEP reading a UDP socket
-    // sees only the bytes, so the kernel host of this lab finishes checksums before its
-    // underlay, as a physical NIC does on the wire.
-    sh(&["ip", "netns", "exec", n, "ethtool", "-K", "ul", "tx", "off"]);
     sh(&[
         "ip", "-n", n, "link", "add", "name", "vx0", "type", "vxlan", "id", &id, "dstport", "4789",
         "local", local, "remote", remote, "dev", "ul",
@@ -323,8 +317,9 @@ fn interop_with_the_kernel(v6: bool) {
     );
     let vxlan = sw.json(&["show", "vxlan"]);
     let p = peer(&vxlan, &ul.addrs[1]);
+    // The kernel side's TCP crossed as GSO packets (a veth keeps them whole): count bytes.
     assert!(
-        vxlan[0]["counters"]["rx_frames"].as_u64().unwrap() > 1000,
+        vxlan[0]["counters"]["rx_bytes"].as_u64().unwrap() > 15 << 20,
         "{vxlan}"
     );
     assert!(p["counters"]["rx_frames"].as_u64().unwrap() > 10, "{p}");
@@ -333,16 +328,14 @@ fn interop_with_the_kernel(v6: bool) {
 
 #[test]
 fn vxlan_interoperates_with_the_kernel() {
-    let test = "vxlan_interoperates_with_the_kernel";
-    if privileged(test) && need_tool(test, "ethtool", "ethtool") {
+    if privileged("vxlan_interoperates_with_the_kernel") {
         interop_with_the_kernel(false);
     }
 }
 
 #[test]
 fn vxlan_interoperates_with_the_kernel_over_ipv6() {
-    let test = "vxlan_interoperates_with_the_kernel_over_ipv6";
-    if privileged(test) && need_tool(test, "ethtool", "ethtool") {
+    if privileged("vxlan_interoperates_with_the_kernel_over_ipv6") {
         interop_with_the_kernel(true);
     }
 }

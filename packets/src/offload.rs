@@ -119,6 +119,109 @@ pub fn complete_checksum(
     Ok(())
 }
 
+/// What [`finish_partial`] found in a frame's TCP or UDP checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4Checksum {
+    /// Not TCP or UDP over IPv4/IPv6 (or a fragment, or cut short): not looked at.
+    NotApplicable,
+    /// Correct (or a UDP checksum left out over IPv4).
+    Valid,
+    /// It held only the pseudo-header sum, as a sender that offloads the checksum
+    /// leaves it; uswitch finished it.
+    Finished,
+    /// Wrong: left as it was, for the receiver to drop.
+    Invalid,
+}
+
+/// Checks the TCP or UDP checksum of a complete frame and finishes it when it was left
+/// partial. A Linux sender hands a packet on with `CHECKSUM_PARTIAL` (the checksum field
+/// holding the pseudo-header sum, the rest for the NIC to add) and a veth keeps that
+/// state, so a kernel VXLAN tunnel whose underlay is a veth sends inner checksums
+/// unfinished; another kernel knows from the packet's metadata, a UDP socket's reader
+/// sees only the bytes. A field equal to the pseudo-header sum in a packet whose checksum
+/// does not verify is such a packet.
+pub fn finish_partial(frame: &mut [u8]) -> L4Checksum {
+    let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
+        return L4Checksum::NotApplicable;
+    };
+    let l3 = eth.header_len();
+    let (v4, proto, l4, end) = match eth.ethertype() {
+        EtherType::IPV4 => {
+            let Some(ip) = frame.get(l3..l3 + 20) else {
+                return L4Checksum::NotApplicable;
+            };
+            let ihl = (ip[0] & 0x0f) as usize * 4;
+            let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+            let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+            if ip[0] >> 4 != 4 || ihl < 20 || fragment || total < ihl {
+                return L4Checksum::NotApplicable;
+            }
+            (true, ip[9], l3 + ihl, l3 + total)
+        }
+        EtherType::IPV6 => {
+            let Some(ip) = frame.get(l3..l3 + 40) else {
+                return L4Checksum::NotApplicable;
+            };
+            let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+            (false, ip[6], l3 + 40, l3 + 40 + plen)
+        }
+        _ => return L4Checksum::NotApplicable,
+    };
+    let field = match proto {
+        6 => 16,
+        17 => 6,
+        _ => return L4Checksum::NotApplicable,
+    };
+    if end > frame.len() || l4 + field + 2 > end {
+        return L4Checksum::NotApplicable;
+    }
+    let stored = u16::from_be_bytes([frame[l4 + field], frame[l4 + field + 1]]);
+    if proto == 17 && v4 && stored == 0 {
+        return L4Checksum::Valid;
+    }
+    let pseudo = pseudo_sum(frame, l3, v4, proto, end - l4);
+    if fold(sum16(pseudo, &frame[l4..end])) == 0xffff {
+        return L4Checksum::Valid;
+    }
+    if stored != fold(pseudo) {
+        return L4Checksum::Invalid;
+    }
+    // The field holds the pseudo-header sum: add the segment and store the complement.
+    let mut sum = !fold(sum16(0, &frame[l4..end]));
+    if sum == 0 && proto == 17 {
+        sum = 0xffff;
+    }
+    frame[l4 + field..l4 + field + 2].copy_from_slice(&sum.to_be_bytes());
+    L4Checksum::Finished
+}
+
+/// The virtio-net header for `frame` when it is one TCP packet larger than a segment of
+/// `mss` bytes, as a kernel's GSO packet arrives whole where a segmented one was meant
+/// (a VXLAN datagram carrying a GSO packet through a veth). Its checksum is left partial,
+/// as the sender's kernel left it.
+pub fn tcp_gso_header(frame: &[u8], mss: usize) -> Option<VirtioNetHdr> {
+    let (l3, v4, ip_len) = l3_of(frame, 6).ok()?;
+    let declared = if v4 {
+        u16::from_be_bytes([*frame.get(l3 + 2)?, *frame.get(l3 + 3)?]) as usize
+    } else {
+        40 + u16::from_be_bytes([*frame.get(l3 + 4)?, *frame.get(l3 + 5)?]) as usize
+    };
+    let l4 = l3 + ip_len;
+    let doff = (*frame.get(l4 + 12)? >> 4) as usize * 4;
+    let hdrs = l4 + doff;
+    if declared != frame.len() - l3 || doff < 20 || mss == 0 || frame.len() <= hdrs + mss {
+        return None;
+    }
+    Some(VirtioNetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: if v4 { GSO_TCPV4 } else { GSO_TCPV6 },
+        hdr_len: hdrs as u16,
+        gso_size: u16::try_from(mss).ok()?,
+        csum_start: l4 as u16,
+        csum_offset: 16,
+    })
+}
+
 /// The L3 header of a GSO frame: where it starts, whether it is IPv4, its length, and the
 /// L4 protocol it carries.
 fn l3_of(frame: &[u8], proto: u8) -> Result<(usize, bool, usize), OffloadError> {
@@ -259,6 +362,34 @@ pub fn segment_tcp(
 mod tests {
     use super::*;
 
+    /// A frame as a kernel hands it to a veth with the checksum offloaded: the field
+    /// holds the pseudo-header sum. uswitch finishes it; a corrupted one stays wrong.
+    #[test]
+    fn partial_checksums_are_finished_and_bad_ones_left() {
+        // A SYN as a kernel container sent it through a kernel VXLAN over a veth (the
+        // addresses, ports, lengths and checksum field as captured).
+        let mut syn = vec![
+            0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00, // Ethernet
+            0x45, 0, 0, 60, 0x3f, 0xf9, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1, 0xc5,
+            0x86, 0, 80, 0x4e, 0xb4, 0x5d, 0x6a, 0, 0, 0, 0, 0xa0, 0x02, 0xfd, 0x5c, 0x8c, 0x56, 0,
+            0, // checksum: the pseudo-header sum
+            2, 4, 5, 0x82, 4, 2, 8, 10, 0xf2, 0xcb, 0x4b, 0x42, 0, 0, 0, 0, 1, 3, 3, 10,
+        ];
+        let ip = internet_checksum(&syn[14..34]);
+        syn[24..26].copy_from_slice(&ip.to_be_bytes());
+        assert_eq!(finish_partial(&mut syn), L4Checksum::Finished);
+        assert_eq!(finish_partial(&mut syn), L4Checksum::Valid);
+        syn[60] ^= 0xff;
+        assert_eq!(finish_partial(&mut syn), L4Checksum::Invalid);
+        let mut arp = vec![0u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(finish_partial(&mut arp), L4Checksum::NotApplicable);
+        for n in 0..syn.len() {
+            let mut cut = syn[..n].to_vec();
+            finish_partial(&mut cut);
+        }
+    }
+
     /// An Ethernet + IPv4 + TCP frame with `payload` bytes of data and correct checksums.
     fn tcp4(payload: usize, flags: u8) -> Vec<u8> {
         let mut f = vec![
@@ -302,6 +433,31 @@ mod tests {
         let tcp = &seg[l3 + ip_len..];
         let acc = pseudo + 6 + tcp.len() as u32;
         !fold(sum16(acc, tcp)) == 0
+    }
+
+    /// A whole TCP GSO packet gets a header that makes it one again; a single segment,
+    /// a packet whose IP length does not span the frame, or not TCP, gets none.
+    #[test]
+    fn tcp_gso_headers_for_whole_gso_packets() {
+        let h = tcp_gso_header(&tcp4(4000, 0x10), 1398).expect("a GSO packet");
+        assert_eq!((h.gso_type, h.gso_size, h.hdr_len), (GSO_TCPV4, 1398, 54));
+        assert_eq!(
+            (h.flags, h.csum_start, h.csum_offset),
+            (F_NEEDS_CSUM, 34, 16)
+        );
+        let h6 = tcp_gso_header(&tcp6(4000), 1398).expect("a GSO packet");
+        assert_eq!(
+            (h6.gso_type, h6.hdr_len, h6.csum_start),
+            (GSO_TCPV6, 74, 54)
+        );
+        assert_eq!(tcp_gso_header(&tcp4(1000, 0x10), 1398), None);
+        let mut padded = tcp4(4000, 0x10);
+        padded.push(0);
+        assert_eq!(tcp_gso_header(&padded, 1398), None);
+        assert_eq!(tcp_gso_header(&udp(true, 4000), 1398), None);
+        for n in 0..80 {
+            tcp_gso_header(&tcp4(4000, 0x10)[..n], 1);
+        }
     }
 
     #[test]

@@ -553,6 +553,14 @@ impl Switch {
                 ep.refuse(got.len, DropReason::Oversized);
                 continue;
             }
+            // A kernel's GSO packet that crossed a veth whole arrives as one datagram: one
+            // VXLAN header and an inner TCP packet of many segments. It goes on as the GSO
+            // frame it is.
+            if got.len > packets::vxlan::VXLAN_HEADER_LEN + 1518
+                && self.forward_tunnel_gso(idx, &got, now)
+            {
+                continue;
+            }
             // One datagram, or (UDP GRO) several of `segment` bytes back to back. Each is
             // handled where it lies: the 10 bytes that end with its VXLAN header become
             // its all-zero virtio-net header (the inner frame is complete), which
@@ -576,6 +584,9 @@ impl Switch {
                     }
                 };
                 let inner = at + packets::vxlan::VXLAN_HEADER_LEN;
+                // A kernel VTEP behind a veth leaves inner checksums partial; finish them
+                // (see packets::offload::finish_partial).
+                packets::offload::finish_partial(&mut self.buf[inner..at + len]);
                 // A read of several datagrams is where one TCP stream's segments arrive
                 // back to back: join them into one GSO frame (see packets::gro).
                 if let Some((run, port)) = self.gro.as_mut() {
@@ -615,6 +626,60 @@ impl Switch {
             }
             self.flush_gro(now);
         }
+        true
+    }
+
+    /// Forwards a read that is one VXLAN header and one inner TCP GSO packet (see
+    /// [`packets::offload::tcp_gso_header`]); false if the read is not that.
+    fn forward_tunnel_gso(
+        &mut self,
+        idx: usize,
+        got: &crate::vxlan::Received,
+        now: Millis,
+    ) -> bool {
+        let inner = VXLAN_AT + packets::vxlan::VXLAN_HEADER_LEN;
+        let end = VXLAN_AT + got.len;
+        // One TCP packet spanning the whole read, larger than one segment?
+        let Some(mut hdr) = packets::offload::tcp_gso_header(&self.buf[inner..end], 1) else {
+            return false;
+        };
+        let Some(ep) = self.vxlan.get_mut(idx) else {
+            return false;
+        };
+        let ingress = match ep.classify(&self.buf[VXLAN_AT..end], got.from) {
+            Ok(port) => port,
+            Err(reason) => {
+                debug!(
+                    "dropped a {}-byte VXLAN datagram from {}: {reason}",
+                    got.len, got.from
+                );
+                return true;
+            }
+        };
+        // The sender's segment size when the kernel says it (UDP GRO), else what the
+        // overlay's MTU leaves after the headers.
+        let headers = hdr.hdr_len as usize - packets::ETHERNET_HEADER_LEN;
+        let mss = if got.segment < got.len {
+            got.segment
+        } else {
+            self.fwd
+                .port(ingress)
+                .map_or(0, |p| p.mtu().saturating_sub(headers))
+        };
+        hdr.gso_size = u16::try_from(mss.max(1)).unwrap_or(u16::MAX);
+        self.flush_gro(now);
+        self.buf[..VIRTIO_NET_HDR_LEN].copy_from_slice(&hdr.emit());
+        let mut plane = Plane {
+            fwd: &mut self.fwd,
+            ports: &mut self.ports,
+            vanished: &mut self.vanished,
+            flood_scratch: &mut self.flood_scratch,
+            segment_scratch: &mut self.segment_scratch,
+            vxlan_batch: &mut self.vxlan_batch,
+            ingress,
+            now,
+        };
+        plane.forward(&mut self.buf[..end]);
         true
     }
 
