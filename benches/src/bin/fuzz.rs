@@ -234,6 +234,19 @@ fn target_vxlan(input: &[u8], rng: &mut Rng, st: &mut OverlayState) {
         udp_checksum_v6(&src, &dst, input, &[]),
         "checksum depends on where the datagram is split"
     );
+    // A checksum left partial is finished once and verifies after; a whole GSO packet's
+    // header stays inside the frame.
+    let mut copy = inner.to_vec();
+    if packets::offload::finish_partial(&mut copy) == packets::offload::L4Checksum::Finished {
+        assert_eq!(
+            packets::offload::finish_partial(&mut copy),
+            packets::offload::L4Checksum::Valid,
+            "a finished checksum does not verify"
+        );
+    }
+    if let Some(h) = packets::offload::tcp_gso_header(inner, 1 + rng.below(2000)) {
+        assert!((h.hdr_len as usize) < inner.len());
+    }
     // Receive coalescing: the inner frame as a run's start; offered again as the next
     // segment it must be refused (its sequence number does not follow), and the run of one
     // finishes as the frame it was.
