@@ -27,11 +27,16 @@ trap cleanup EXIT
 start_switch() {
     "$US" --name "$SW" --log-level warn "$@" &
     SW_PID=$!
+    wait_for_switch "$SW"
+}
+
+# wait_for_switch NAME: until the switch NAME answers on its control socket.
+wait_for_switch() {
     for _ in $(seq 100); do
-        "$US" network ls --name "$SW" >/dev/null 2>&1 && return 0
+        "$US" network ls --name "$1" >/dev/null 2>&1 && return 0
         sleep 0.05
     done
-    echo "FAIL: the switch did not start"
+    echo "FAIL: switch $1 did not start"
     exit 1
 }
 

@@ -39,21 +39,13 @@ for h in "$H1" "$H2"; do
 done
 
 # One switch per host, each in its host's namespace (`ip netns exec` keeps the pid).
-wait_for() {
-    for _ in $(seq 100); do
-        "$US" network ls --name "$1" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "FAIL: switch $1 did not start"
-    exit 1
-}
 ip netns exec "$H1" "$US" --name "$SW1" --log-level warn \
     --vxlan app:vni=100,local=198.18.1.1,remote=198.18.1.2 &
 PIDS+=($!)
-wait_for "$SW1"
+wait_for_switch "$SW1"
 ip netns exec "$H2" "$US" --name "$SW2" --log-level warn &
 PIDS+=($!)
-wait_for "$SW2"
+wait_for_switch "$SW2"
 # The second host joins the overlay at runtime, the way `docker network create` would.
 "$US" network create --name "$SW2" app --subnet 198.18.30.0/24 \
     --vni 100 --local 198.18.1.2 --remote 198.18.1.1

@@ -173,6 +173,13 @@ fn rx_packets(ns: &Netns, ifname: &str) -> u64 {
         .expect("rx packets")
 }
 
+/// Datagrams the switch's (first) VXLAN endpoint has received.
+fn datagrams_in(sw: &Uswitch) -> u64 {
+    sw.json(&["show", "vxlan"])[0]["counters"]["rx_frames"]
+        .as_u64()
+        .expect("an endpoint's datagram count")
+}
+
 /// The peer of `remote` in a `show vxlan --json` answer.
 fn peer<'a>(vxlan: &'a Value, remote: &str) -> &'a Value {
     vxlan
@@ -393,22 +400,13 @@ fn vxlan_replicates_floods_and_keeps_unicast_to_one_remote() {
     assert!(containers[0].ping("198.18.0.2"));
     assert!(containers[1].ping("198.18.0.1"));
     let third_rx = rx_packets(&ul.hosts[2], "ul");
-    let third_vx = switches[2].json(&["show", "vxlan"]).as_array().unwrap()[0]["counters"]
-        ["rx_frames"]
-        .as_u64()
-        .unwrap();
+    let third_vx = datagrams_in(&switches[2]);
     tcp_exchange(&containers[0], &containers[1], "198.18.0.2", 5003, 4 << 20);
     // Datagrams, as the endpoint counts them (the remote's port counts frames after TCP
     // segments are joined back together).
-    let b_from_a = switches[1].json(&["show", "vxlan"]).as_array().unwrap()[0]["counters"]
-        ["rx_frames"]
-        .as_u64()
-        .unwrap();
+    let b_from_a = datagrams_in(&switches[1]);
     let third_rx_after = rx_packets(&ul.hosts[2], "ul");
-    let third_vx_after = switches[2].json(&["show", "vxlan"]).as_array().unwrap()[0]["counters"]
-        ["rx_frames"]
-        .as_u64()
-        .unwrap();
+    let third_vx_after = datagrams_in(&switches[2]);
     eprintln!(
         "host B got {b_from_a} frames from A; host C's underlay got {} packets, its VXLAN socket {}",
         third_rx_after - third_rx,

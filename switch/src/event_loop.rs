@@ -46,6 +46,23 @@ const VXLAN_AT: usize = VIRTIO_NET_HDR_LEN - packets::vxlan::VXLAN_HEADER_LEN;
 /// How often aged FDB entries are swept (lookups ignore expired entries in between).
 const SWEEP_EVERY_MS: Millis = 1_000;
 
+/// The [`Plane`] for a frame entering at `$ingress`: the switch's forwarding state,
+/// borrowed field by field, so that the frame buffers stay free for the caller.
+macro_rules! plane {
+    ($sw:expr, $ingress:expr, $now:expr) => {
+        Plane {
+            fwd: &mut $sw.fwd,
+            ports: &mut $sw.ports,
+            vanished: &mut $sw.vanished,
+            flood_scratch: &mut $sw.flood_scratch,
+            segment_scratch: &mut $sw.segment_scratch,
+            vxlan_batch: &mut $sw.vxlan_batch,
+            ingress: $ingress,
+            now: $now,
+        }
+    };
+}
+
 /// Why the switch could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -584,9 +601,6 @@ impl Switch {
                     }
                 };
                 let inner = at + packets::vxlan::VXLAN_HEADER_LEN;
-                // A kernel VTEP behind a veth leaves inner checksums partial; finish them
-                // (see packets::offload::finish_partial).
-                packets::offload::finish_partial(&mut self.buf[inner..at + len]);
                 // A read of several datagrams is where one TCP stream's segments arrive
                 // back to back: join them into one GSO frame (see packets::gro).
                 if let Some((run, port)) = self.gro.as_mut() {
@@ -610,18 +624,13 @@ impl Switch {
                         continue;
                     }
                 }
+                // A kernel VTEP behind a veth leaves inner checksums partial; finish them
+                // (see packets::offload::finish_partial). Segments that joined a run above
+                // had theirs verified there, so each frame is summed once.
+                packets::offload::finish_partial(&mut self.buf[inner..at + len]);
                 let hdr = inner - VIRTIO_NET_HDR_LEN;
                 self.buf[hdr..inner].fill(0);
-                let mut plane = Plane {
-                    fwd: &mut self.fwd,
-                    ports: &mut self.ports,
-                    vanished: &mut self.vanished,
-                    flood_scratch: &mut self.flood_scratch,
-                    segment_scratch: &mut self.segment_scratch,
-                    vxlan_batch: &mut self.vxlan_batch,
-                    ingress,
-                    now,
-                };
+                let mut plane = plane!(self, ingress, now);
                 plane.forward(&mut self.buf[hdr..at + len]);
             }
             self.flush_gro(now);
@@ -669,16 +678,7 @@ impl Switch {
         hdr.gso_size = u16::try_from(mss.max(1)).unwrap_or(u16::MAX);
         self.flush_gro(now);
         self.buf[..VIRTIO_NET_HDR_LEN].copy_from_slice(&hdr.emit());
-        let mut plane = Plane {
-            fwd: &mut self.fwd,
-            ports: &mut self.ports,
-            vanished: &mut self.vanished,
-            flood_scratch: &mut self.flood_scratch,
-            segment_scratch: &mut self.segment_scratch,
-            vxlan_batch: &mut self.vxlan_batch,
-            ingress,
-            now,
-        };
+        let mut plane = plane!(self, ingress, now);
         plane.forward(&mut self.buf[..end]);
         true
     }
@@ -693,16 +693,7 @@ impl Switch {
             .finish(&mut self.gro_buf[VIRTIO_NET_HDR_LEN..])
             .unwrap_or_default();
         self.gro_buf[..VIRTIO_NET_HDR_LEN].copy_from_slice(&hdr.emit());
-        let mut plane = Plane {
-            fwd: &mut self.fwd,
-            ports: &mut self.ports,
-            vanished: &mut self.vanished,
-            flood_scratch: &mut self.flood_scratch,
-            segment_scratch: &mut self.segment_scratch,
-            vxlan_batch: &mut self.vxlan_batch,
-            ingress,
-            now,
-        };
+        let mut plane = plane!(self, ingress, now);
         plane.forward(&mut self.gro_buf);
     }
 
@@ -731,16 +722,7 @@ impl Switch {
                 self.buf[..VIRTIO_NET_HDR_LEN].fill(0);
             }
             self.frames_in += 1;
-            let mut plane = Plane {
-                fwd: &mut self.fwd,
-                ports: &mut self.ports,
-                vanished: &mut self.vanished,
-                flood_scratch: &mut self.flood_scratch,
-                segment_scratch: &mut self.segment_scratch,
-                vxlan_batch: &mut self.vxlan_batch,
-                ingress: id,
-                now,
-            };
+            let mut plane = plane!(self, id, now);
             plane.forward(&mut self.buf[..start + n]);
         }
         true
@@ -993,11 +975,7 @@ impl Plane<'_> {
                 write_counted(fwd, port, vanished, egress, seg, seg);
             }
         };
-        let done = if tcp {
-            segment_tcp(frame, size, self.segment_scratch, &mut each)
-        } else {
-            segment_udp(frame, size, self.segment_scratch, &mut each)
-        };
+        let done = segment_gso(frame, tcp, size, self.segment_scratch, &mut each);
         if done.is_err() {
             self.fwd.record_tx_drop(egress, DropReason::BadOffload);
         }
@@ -1022,11 +1000,7 @@ impl Plane<'_> {
                 batch.push(vni, seg);
             }
         };
-        let done = if tcp {
-            segment_tcp(frame, size, self.segment_scratch, &mut each)
-        } else {
-            segment_udp(frame, size, self.segment_scratch, &mut each)
-        };
+        let done = segment_gso(frame, tcp, size, self.segment_scratch, &mut each);
         if done.is_err() {
             self.fwd.record_tx_drop(egress, DropReason::BadOffload);
             return;
@@ -1040,6 +1014,21 @@ impl Plane<'_> {
                 count_tx_error(self.fwd, port, self.vanished, egress, e);
             }
         }
+    }
+}
+
+/// Cuts a TCP (`tcp`) or UDP GSO frame into segments of `size` payload bytes.
+fn segment_gso(
+    frame: &[u8],
+    tcp: bool,
+    size: usize,
+    scratch: &mut Vec<u8>,
+    each: impl FnMut(&[u8]),
+) -> Result<usize, packets::offload::OffloadError> {
+    if tcp {
+        segment_tcp(frame, size, scratch, each)
+    } else {
+        segment_udp(frame, size, scratch, each)
     }
 }
 

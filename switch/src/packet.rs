@@ -36,16 +36,15 @@ fn step_err(name: &str, step: &'static str, source: io::Error) -> TapError {
     }
 }
 
-/// Turns on the integer `SOL_PACKET` option `option`.
-fn set_packet_option(fd: RawFd, option: libc::c_int) -> io::Result<()> {
-    let one: libc::c_int = 1;
+/// Sets the integer socket option `name` at `level` on `fd`.
+pub(crate) fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: setsockopt with an int option of the right size.
     let rc = unsafe {
         libc::setsockopt(
             fd,
-            libc::SOL_PACKET,
-            option,
-            &one as *const libc::c_int as *const libc::c_void,
+            level,
+            name,
+            &value as *const libc::c_int as *const libc::c_void,
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -54,6 +53,11 @@ fn set_packet_option(fd: RawFd, option: libc::c_int) -> io::Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// Turns on the integer `SOL_PACKET` option `option`.
+fn set_packet_option(fd: RawFd, option: libc::c_int) -> io::Result<()> {
+    setsockopt_int(fd, libc::SOL_PACKET, option, 1)
 }
 
 /// Binds the AF_PACKET socket `fd` to every protocol on the interface `ifindex`.

@@ -21,6 +21,8 @@ use std::rc::Rc;
 use std::str::FromStr;
 
 use forwarder::{DropReason, PortCounters, PortId};
+
+use crate::packet::setsockopt_int;
 use packets::vxlan::{
     flow_hash, parse_header, write_header, VxlanError, IANA_PORT, MAX_VNI, OVERHEAD_V4,
     OVERHEAD_V6, VXLAN_HEADER_LEN,
@@ -163,23 +165,6 @@ const GSO_MAX_SEGMENTS: usize = 64;
 const GSO_MAX_BYTES: usize = 65_000;
 /// Sending sockets per endpoint: a flow's hash picks one, and so its source port.
 const SENDERS: usize = 16;
-
-fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
-    // SAFETY: the option value is a c_int and its length is given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            &value as *const i32 as *const libc::c_void,
-            mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
 
 /// Refuses to fragment what `fd` sends: a datagram over the path MTU fails with
 /// `EMSGSIZE`.

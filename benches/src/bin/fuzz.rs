@@ -142,19 +142,33 @@ fn new_forwarder() -> ForwarderState {
     }
 }
 
+impl ForwarderState {
+    /// Moves the clock on a little and switches `frame` from one of the ports, picked at
+    /// random; returns that port and where the frame goes.
+    fn switch(
+        &mut self,
+        frame: &[u8],
+        gso: bool,
+        rng: &mut Rng,
+    ) -> (forwarder::PortId, Vec<forwarder::PortId>) {
+        self.now += rng.below(300) as u64;
+        let ingress = self.ports[rng.below(self.ports.len())];
+        let targets = match self.fwd.process_frame(ingress, frame, gso, self.now) {
+            Decision::Forward(p) => vec![p],
+            Decision::Flood(n) => {
+                self.fwd.flood_targets(n, ingress, &mut self.targets);
+                self.targets.clone()
+            }
+            Decision::Drop(_) => vec![],
+        };
+        (ingress, targets)
+    }
+}
+
 fn target_forwarder(input: &[u8], rng: &mut Rng, st: &mut ForwarderState) {
-    st.now += rng.below(300) as u64;
-    let ingress = st.ports[rng.below(st.ports.len())];
     let gso = rng.below(8) == 0;
+    let (ingress, targets) = st.switch(input, gso, rng);
     let net = st.fwd.port(ingress).expect("attached").network();
-    let targets = match st.fwd.process_frame(ingress, input, gso, st.now) {
-        Decision::Forward(p) => vec![p],
-        Decision::Flood(n) => {
-            st.fwd.flood_targets(n, ingress, &mut st.targets);
-            st.targets.clone()
-        }
-        Decision::Drop(_) => vec![],
-    };
     for p in targets {
         assert_ne!(p, ingress, "a frame went back out of its ingress port");
         assert_eq!(
@@ -172,15 +186,9 @@ fn target_forwarder(input: &[u8], rng: &mut Rng, st: &mut ForwarderState) {
     }
 }
 
-struct OverlayState {
-    fwd: Forwarder,
-    peers: Vec<forwarder::PortId>,
-    now: u64,
-    targets: Vec<forwarder::PortId>,
-}
-
-/// A network with two local ports and three VXLAN peers in one split-horizon group.
-fn new_overlay() -> OverlayState {
+/// A network with two local ports and three VXLAN peers in one split-horizon group;
+/// frames enter from the peers (its `ports`).
+fn new_overlay() -> ForwarderState {
     let mut fwd = Forwarder::new(FdbConfig {
         max_entries: 32,
         ..FdbConfig::default()
@@ -188,15 +196,15 @@ fn new_overlay() -> OverlayState {
     for n in ["tap0", "tap1"] {
         fwd.add_port(n, "default", 1450).expect("a port");
     }
-    let peers = (0..3)
+    let ports = (0..3)
         .map(|i| {
             fwd.add_port_in_horizon(&format!("vx42:198.18.1.{i}"), "default", 1450, 1)
                 .expect("a peer")
         })
         .collect();
-    OverlayState {
+    ForwarderState {
         fwd,
-        peers,
+        ports,
         now: 0,
         targets: Vec::new(),
     }
@@ -206,7 +214,7 @@ fn new_overlay() -> OverlayState {
 /// identically, the flow hash and source port of the inner frame, the IPv6 checksum
 /// the same in pieces as whole, TCP receive coalescing, then the inner frame into a
 /// network from one of its remotes, where nothing may go back into the overlay.
-fn target_vxlan(input: &[u8], rng: &mut Rng, st: &mut OverlayState) {
+fn target_vxlan(input: &[u8], rng: &mut Rng, st: &mut ForwarderState) {
     use packets::vxlan::{
         flow_hash, parse_header, source_port, udp_checksum_v6, write_header, SOURCE_PORTS,
         VXLAN_HEADER_LEN,
@@ -256,19 +264,10 @@ fn target_vxlan(input: &[u8], rng: &mut Rng, st: &mut OverlayState) {
         assert_eq!(acc, inner, "a refused segment changed the run");
         assert_eq!(run.finish(&mut acc), None);
     }
-    st.now += rng.below(300) as u64;
-    let ingress = st.peers[rng.below(st.peers.len())];
-    let targets = match st.fwd.process(ingress, inner, st.now) {
-        Decision::Forward(p) => vec![p],
-        Decision::Flood(n) => {
-            st.fwd.flood_targets(n, ingress, &mut st.targets);
-            st.targets.clone()
-        }
-        Decision::Drop(_) => vec![],
-    };
+    let (_, targets) = st.switch(inner, false, rng);
     for p in targets {
         assert!(
-            !st.peers.contains(&p),
+            !st.ports.contains(&p),
             "a frame from the overlay went back into it"
         );
     }
