@@ -88,3 +88,164 @@ fn a_stale_offload_mask_is_reset_on_a_reused_tap() {
     // Put it back where the guard can delete it.
     sh(&["ip", "-n", &ha.name, "link", "set", &tap.name, "netns", "1"]);
 }
+
+/// The datagram `seq` of flow `flow`: its length varies (a shorter one ends a run, a
+/// longer one cannot join it) and every byte says where it belongs.
+fn udp_datagram(flow: u8, seq: u32) -> Vec<u8> {
+    let len = match seq % 37 {
+        36 => 20,
+        _ if seq % 53 == 52 => 100,
+        _ => 64,
+    };
+    let mut d = vec![flow];
+    d.extend_from_slice(&seq.to_be_bytes());
+    d.extend((5..len).map(|i| (seq as usize * 31 + i * 7 + flow as usize) as u8));
+    d
+}
+
+/// Receives on `addr` until `expected` datagrams came or none came for 3 s.
+fn receive_udp(addr: std::net::SocketAddr, expected: usize) -> Vec<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let sock = std::net::UdpSocket::bind(addr).expect("bind the receiver");
+    let big: libc::c_int = 8 << 20;
+    // SAFETY: SO_RCVBUFFORCE on our own socket with an int of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &big as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while got.len() < expected {
+        match sock.recv(&mut buf) {
+            Ok(n) => got.push(buf[..n].to_vec()),
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+fn tap_rx_packets(ns: &Netns, tap: &str) -> u64 {
+    let out = sh(&["ip", "-n", &ns.name, "-s", "-j", "link", "show", tap]);
+    let v: Value = serde_json::from_str(&out).expect("ip -j prints JSON");
+    v[0]["stats64"]["rx"]["packets"]
+        .as_u64()
+        .expect("rx packets")
+}
+
+/// Small UDP datagrams queued up behind one another are written to an offloaded TAP
+/// as UDP GSO frames, and the receiving kernel hands its sockets the same datagrams,
+/// byte for byte and in order: IPv4 and IPv6, from a sender that leaves checksums
+/// partial (an offloaded TAP) and from one that completes them (a plain TAP), several
+/// flows interleaved.
+#[test]
+fn queued_udp_datagrams_cross_joined_and_intact() {
+    if !privileged("queued_udp_datagrams_cross_joined_and_intact") {
+        return;
+    }
+    let (a, b, c) = (unique("ut"), unique("ut"), unique("ut"));
+    let sw = Uswitch::start(&[
+        "--port",
+        &a,
+        "--port",
+        &b,
+        "--port",
+        &format!("{c},offload=off"),
+    ]);
+    let (ha, hb, hc) = (Netns::new(), Netns::new(), Netns::new());
+    ha.adopt(&a, "02:00:00:00:00:01", "198.18.0.1/24");
+    hb.adopt(&b, "02:00:00:00:00:02", "198.18.0.2/24");
+    hc.adopt(&c, "02:00:00:00:00:03", "198.18.0.3/24");
+    for (ns, tap, addr) in [(&ha, &a, "2001:2:0:9::1/64"), (&hb, &b, "2001:2:0:9::2/64")] {
+        sh(&[
+            "ip", "-n", &ns.name, "addr", "add", addr, "dev", tap, "nodad",
+        ]);
+    }
+    sh(&[
+        "ip",
+        "-n",
+        &ha.name,
+        "neigh",
+        "replace",
+        "2001:2:0:9::2",
+        "lladdr",
+        "02:00:00:00:00:02",
+        "dev",
+        &a,
+    ]);
+    // The switch learns every MAC, so the datagrams are known unicast to b.
+    assert!(ha.ping("198.18.0.2") && hc.ping("198.18.0.2"));
+
+    const N: u32 = 200;
+    let v4: std::net::SocketAddr = "198.18.0.2:5400".parse().unwrap();
+    let v6: std::net::SocketAddr = "[2001:2:0:9::2]:5400".parse().unwrap();
+    let r4 = hb.spawn(move || receive_udp(v4, 2 * N as usize));
+    let r6 = hb.spawn(move || receive_udp(v6, N as usize));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let rx_before = tap_rx_packets(&hb, &b);
+
+    // Stopped, the switch lets the datagrams queue up in the TAPs, so it finds them
+    // back to back when it resumes.
+    let pid = sw.pid() as libc::pid_t;
+    // SAFETY: signalling the switch this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let from_a = ha.spawn(move || {
+        let s4 = std::net::UdpSocket::bind("198.18.0.1:0").unwrap();
+        let s6 = std::net::UdpSocket::bind("[2001:2:0:9::1]:0").unwrap();
+        for block in 0..N.div_ceil(7) {
+            for seq in block * 7..(block * 7 + 7).min(N) {
+                s4.send_to(&udp_datagram(1, seq), v4).unwrap();
+            }
+            for seq in block * 7..(block * 7 + 7).min(N) {
+                s6.send_to(&udp_datagram(2, seq), v6).unwrap();
+            }
+        }
+    });
+    let from_c = hc.spawn(move || {
+        let s = std::net::UdpSocket::bind("198.18.0.3:0").unwrap();
+        for seq in 0..N {
+            s.send_to(&udp_datagram(3, seq), v4).unwrap();
+        }
+    });
+    from_a.join().unwrap();
+    from_c.join().unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+
+    let got4 = r4.join().unwrap();
+    let got6 = r6.join().unwrap();
+    for flow in [1u8, 2, 3] {
+        let got: Vec<&Vec<u8>> = got4
+            .iter()
+            .chain(got6.iter())
+            .filter(|d| d.first() == Some(&flow))
+            .collect();
+        let want: Vec<Vec<u8>> = (0..N).map(|seq| udp_datagram(flow, seq)).collect();
+        assert_eq!(got.len(), want.len(), "flow {flow}: datagrams lost");
+        for (seq, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(*g, w, "flow {flow}: datagram {seq} differs");
+        }
+    }
+    // Fewer packets reached b's kernel than datagrams its sockets read: the switch
+    // wrote runs of datagrams as one GSO frame each.
+    let writes = tap_rx_packets(&hb, &b) - rx_before;
+    assert!(
+        writes < u64::from(3 * N) / 2,
+        "{writes} packets into {b} for {} datagrams: nothing was joined",
+        3 * N
+    );
+    // Each datagram is counted on its own.
+    let ports = sw.json(&["show", "ports"]);
+    let cb = &port(&ports, &b)["counters"];
+    assert!(
+        cb["tx_frames"].as_u64().unwrap() >= u64::from(3 * N),
+        "{cb}"
+    );
+}

@@ -461,6 +461,14 @@ impl Forwarder {
         }
     }
 
+    /// Counts `frames` frames, `bytes` in all, written to `egress` at once.
+    pub fn record_tx_frames(&mut self, egress: PortId, frames: usize, bytes: usize) {
+        if let Some(port) = self.port_mut(egress) {
+            port.counters.tx_frames += frames as u64;
+            port.counters.tx_bytes += bytes as u64;
+        }
+    }
+
     /// Counts a frame received on `port` that the shell dropped before the forwarder saw it.
     pub fn record_rx_drop(&mut self, port: PortId, len: usize, reason: DropReason) {
         if let Some(port) = self.port_mut(port) {

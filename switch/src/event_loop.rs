@@ -16,7 +16,7 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
-use packets::gro::Gro;
+use packets::gro::{Gro, UdpGro};
 use packets::offload::{
     complete_checksum, segment_tcp, segment_udp, VirtioNetHdr, F_NEEDS_CSUM, GSO_ECN, GSO_NONE,
     GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
@@ -57,6 +57,7 @@ macro_rules! plane {
             flood_scratch: &mut $sw.flood_scratch,
             segment_scratch: &mut $sw.segment_scratch,
             vxlan_batch: &mut $sw.vxlan_batch,
+            held: &mut $sw.held,
             ingress: $ingress,
             now: $now,
         }
@@ -135,6 +136,8 @@ pub struct Switch {
     /// virtio-net header), and the remote's port.
     gro_buf: Vec<u8>,
     gro: Option<(Gro, PortId)>,
+    /// UDP datagrams held to be written to one port as one GSO frame.
+    held: HeldUdp,
     buf: Vec<u8>,
     start: Instant,
     /// Frames read so far (the busy-poll window restarts whenever it grows).
@@ -178,6 +181,10 @@ impl Switch {
             segment_scratch: Vec::with_capacity(FRAME_BUF),
             vxlan_batch: Batch::default(),
             gro_buf: Vec::with_capacity(FRAME_BUF),
+            held: HeldUdp {
+                buf: Vec::with_capacity(FRAME_BUF),
+                run: None,
+            },
             gro: None,
             buf: vec![0; FRAME_BUF],
             start: Instant::now(),
@@ -525,7 +532,9 @@ impl Switch {
         let mut i = 0;
         while i < self.ready.len() {
             let id = self.ready[i];
-            if self.service_port(id, now) {
+            let more = self.service_port(id, now);
+            self.flush_held();
+            if more {
                 i += 1;
             } else {
                 if let Some(Some(port)) = self.ports.get_mut(id.0 as usize) {
@@ -537,7 +546,9 @@ impl Switch {
         let mut i = 0;
         while i < self.vxlan_ready.len() {
             let idx = self.vxlan_ready[i];
-            if self.service_vxlan(idx, now) {
+            let more = self.service_vxlan(idx, now);
+            self.flush_held();
+            if more {
                 i += 1;
             } else {
                 if let Some(ep) = self.vxlan.get_mut(idx) {
@@ -728,6 +739,13 @@ impl Switch {
         true
     }
 
+    /// Writes the UDP datagrams held for joining: a burst's datagrams go out before the
+    /// loop turns to anything else.
+    fn flush_held(&mut self) {
+        self.held
+            .flush(&mut self.fwd, &mut self.ports, &mut self.vanished);
+    }
+
     fn mark_vanished(&mut self, id: PortId, err: &io::Error) {
         if !self.vanished.iter().any(|(p, _)| *p == id) {
             let why = if is_vanished(err) {
@@ -850,8 +868,53 @@ struct Plane<'a> {
     flood_scratch: &'a mut Vec<PortId>,
     segment_scratch: &'a mut Vec<u8>,
     vxlan_batch: &'a mut Batch,
+    held: &'a mut HeldUdp,
     ingress: PortId,
     now: Millis,
+}
+
+/// UDP datagrams of one flow, bound for one port with the virtio-net header, being
+/// joined into one UDP GSO frame ([`UdpGro`]) so that a burst of small datagrams costs
+/// one write instead of one each. Only known unicast is held, and only for the rest of
+/// the burst it arrived in; anything else bound anywhere first flushes it, so no frame
+/// overtakes another.
+struct HeldUdp {
+    /// The first datagram's virtio-net header, then the run.
+    buf: Vec<u8>,
+    run: Option<(UdpGro, PortId)>,
+}
+
+impl HeldUdp {
+    /// Writes the run, if any, counting each datagram in it.
+    fn flush(
+        &mut self,
+        fwd: &mut Forwarder,
+        ports: &mut [Option<PortIo>],
+        vanished: &mut Vec<(PortId, String)>,
+    ) {
+        let Some((run, egress)) = self.run.take() else {
+            return;
+        };
+        if let Some(hdr) = run.finish(&mut self.buf[VIRTIO_NET_HDR_LEN..]) {
+            self.buf[..VIRTIO_NET_HDR_LEN].copy_from_slice(&hdr.emit());
+        }
+        let Some(Some(port)) = ports.get_mut(egress.0 as usize) else {
+            return;
+        };
+        // Every datagram repeats the headers the run holds once.
+        let bytes = self.buf.len() - VIRTIO_NET_HDR_LEN + (run.count() - 1) * run.header_len();
+        match port.dev.write(&self.buf) {
+            Ok(_) => {
+                fwd.record_tx_frames(egress, run.count(), bytes);
+                port.down = false;
+            }
+            Err(e) => {
+                for _ in 0..run.count() {
+                    count_tx_error(fwd, port, vanished, egress, &e);
+                }
+            }
+        }
+    }
 }
 
 /// What the virtio-net header says must still be done to a frame.
@@ -939,9 +1002,52 @@ impl Plane<'_> {
                 offload = Offload::None;
             }
         }
+        if let [egress] = self.flood_scratch[..] {
+            if self.hold_udp(egress, buf, offload) {
+                return;
+            }
+        }
+        self.held.flush(self.fwd, self.ports, self.vanished);
         for i in 0..self.flood_scratch.len() {
             let egress = self.flood_scratch[i];
             self.transmit(egress, buf, offload);
+        }
+    }
+
+    /// Holds a UDP datagram bound for `egress` alone, to be written together with the
+    /// datagrams of its flow that follow it in the burst (see [`HeldUdp`]); true if it
+    /// was held, or dropped as too big for `egress`.
+    fn hold_udp(&mut self, egress: PortId, buf: &[u8], offload: Offload) -> bool {
+        let partial = match offload {
+            Offload::None => None,
+            Offload::Checksum { start, offset } => Some((start, offset)),
+            Offload::Segment { .. } => return false,
+        };
+        // A port being captured gets the datagrams one by one, as they came.
+        match self.ports.get(egress.0 as usize) {
+            Some(Some(p)) if p.dev.vnet_hdr() && p.capture.is_none() => {}
+            _ => return false,
+        }
+        let frame = &buf[VIRTIO_NET_HDR_LEN..];
+        if !self.fwd.admit_egress(egress, frame, false) {
+            return true;
+        }
+        let held = &mut *self.held;
+        if let Some((run, to)) = held.run.as_mut() {
+            if *to == egress && run.append(&mut held.buf, VIRTIO_NET_HDR_LEN, frame, partial) {
+                return true;
+            }
+        }
+        held.flush(self.fwd, self.ports, self.vanished);
+        let held = &mut *self.held;
+        held.buf.clear();
+        held.buf.extend_from_slice(&buf[..VIRTIO_NET_HDR_LEN]);
+        match UdpGro::start(&mut held.buf, VIRTIO_NET_HDR_LEN, frame, partial) {
+            Some(run) => {
+                held.run = Some((run, egress));
+                true
+            }
+            None => false,
         }
     }
 
