@@ -105,6 +105,32 @@ fn target_offload(input: &[u8], rng: &mut Rng) {
     }
     let mut copy = input.to_vec();
     let _ = complete_checksum(&mut copy, rng.below(input.len() + 8), rng.below(40));
+    udp_join_round_trip(input, size);
+}
+
+/// Datagrams cut from `input` taken as a UDP GSO frame and joined again: when every one
+/// joined the run, cutting the run gives the same datagrams back.
+fn udp_join_round_trip(input: &[u8], size: usize) {
+    let mut dgrams = Vec::new();
+    let mut scratch = Vec::new();
+    if segment_udp(input, size, &mut scratch, |d| dgrams.push(d.to_vec())).is_err() {
+        return;
+    }
+    let mut acc = Vec::new();
+    let Some(mut run) = packets::gro::UdpGro::start(&mut acc, 0, &dgrams[0], None) else {
+        return;
+    };
+    if !dgrams[1..].iter().all(|d| run.append(&mut acc, 0, d, None)) {
+        return;
+    }
+    if run.finish(&mut acc).is_none() {
+        assert_eq!(dgrams.len(), 1, "a run of several finished as one");
+        return;
+    }
+    let mut again = Vec::new();
+    segment_udp(&acc, size, &mut scratch, |d| again.push(d.to_vec()))
+        .expect("a joined run segments");
+    assert_eq!(again, dgrams, "joining then cutting changed the datagrams");
 }
 
 struct ForwarderState {
