@@ -740,3 +740,68 @@ fn vxlan_overlays_are_made_and_shown_through_the_control_socket() {
     let table = String::from_utf8_lossy(&sw.client(&["show", "vxlan"]).stdout).into_owned();
     assert!(table.contains("198.18.1.1:4789  7    blue"), "{table}");
 }
+
+/// Small UDP datagrams queued up behind one another cross the overlay joined: the
+/// sending switch hands a run to the kernel as one UDP GSO `sendmsg` (the veth underlay
+/// keeps it one packet), the receiving switch reads it in one go and writes the inner
+/// datagrams to its TAP as one UDP GSO frame; the receiving socket gets every datagram,
+/// byte for byte and in order.
+#[test]
+fn vxlan_carries_queued_udp_datagrams_joined_and_intact() {
+    if !privileged("vxlan_carries_queued_udp_datagrams_joined_and_intact") {
+        return;
+    }
+    let ul = Underlay::new(2, false);
+    let mut switches = Vec::new();
+    let mut containers = Vec::new();
+    let mut taps = Vec::new();
+    for i in 0..2 {
+        let tap = unique("uvx");
+        let vx = ul.vxlan_arg("default", 42, i);
+        switches.push(Uswitch::start_in(
+            &ul.hosts[i],
+            &["--port", &tap, "--vxlan", &vx],
+        ));
+        let mac = format!("02:00:00:00:0d:{:02x}", i + 1);
+        let cidr = format!("198.18.0.{}/24", i + 1);
+        containers.push(container_on(&ul.hosts[i], &tap, &mac, &cidr));
+        taps.push(tap);
+    }
+    // Both switches learn both MACs, so the datagrams are known unicast.
+    assert!(containers[0].ping("198.18.0.2") && containers[1].ping("198.18.0.1"));
+
+    const N: u32 = 300;
+    let to: std::net::SocketAddr = "198.18.0.2:5410".parse().unwrap();
+    let receiver = containers[1].spawn(move || receive_udp(to, N as usize));
+    thread::sleep(Duration::from_millis(300));
+    let underlay_before = rx_packets(&ul.hosts[1], "ul");
+    let tap_before = rx_packets(&containers[1], &taps[1]);
+    let pid = switches[0].pid() as libc::pid_t;
+    // SAFETY: signalling the switch this test started; the datagrams queue in its TAP.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    containers[0]
+        .spawn(move || {
+            let s = UdpSocket::bind("198.18.0.1:0").unwrap();
+            for seq in 0..N {
+                s.send_to(&udp_datagram(7, seq), to).unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let got = receiver.join().unwrap();
+    let want: Vec<Vec<u8>> = (0..N).map(|seq| udp_datagram(7, seq)).collect();
+    assert_eq!(got.len(), want.len(), "datagrams lost");
+    for (seq, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "datagram {seq} differs");
+    }
+    let underlay = rx_packets(&ul.hosts[1], "ul") - underlay_before;
+    let tap = rx_packets(&containers[1], &taps[1]) - tap_before;
+    eprintln!("{N} datagrams: {underlay} packets on B's underlay, {tap} into B's TAP");
+    assert!(
+        underlay < u64::from(N) / 2,
+        "not joined for sending: {underlay}"
+    );
+    assert!(tap < u64::from(N) / 2, "not joined for the TAP: {tap}");
+}

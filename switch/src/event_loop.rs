@@ -742,8 +742,11 @@ impl Switch {
     /// Writes the UDP datagrams held for joining: a burst's datagrams go out before the
     /// loop turns to anything else.
     fn flush_held(&mut self) {
-        self.held
-            .flush(&mut self.fwd, &mut self.ports, &mut self.vanished);
+        if let Some((_, egress)) = self.held.run {
+            let now = self.now();
+            let mut plane = plane!(self, egress, now);
+            plane.flush_held();
+        }
     }
 
     fn mark_vanished(&mut self, id: PortId, err: &io::Error) {
@@ -873,48 +876,16 @@ struct Plane<'a> {
     now: Millis,
 }
 
-/// UDP datagrams of one flow, bound for one port with the virtio-net header, being
-/// joined into one UDP GSO frame ([`UdpGro`]) so that a burst of small datagrams costs
-/// one write instead of one each. Only known unicast is held, and only for the rest of
+/// UDP datagrams of one flow, bound for one port with the virtio-net header or one VXLAN
+/// remote, being joined into one UDP GSO frame ([`UdpGro`]) so that a burst of small
+/// datagrams costs one write (or one `sendmsg` with UDP GSO) instead of one each. Only a datagram bound for that one port alone is held
+/// (after the forwarder has learned, decided and counted it), and only for the rest of
 /// the burst it arrived in; anything else bound anywhere first flushes it, so no frame
 /// overtakes another.
 struct HeldUdp {
     /// The first datagram's virtio-net header, then the run.
     buf: Vec<u8>,
     run: Option<(UdpGro, PortId)>,
-}
-
-impl HeldUdp {
-    /// Writes the run, if any, counting each datagram in it.
-    fn flush(
-        &mut self,
-        fwd: &mut Forwarder,
-        ports: &mut [Option<PortIo>],
-        vanished: &mut Vec<(PortId, String)>,
-    ) {
-        let Some((run, egress)) = self.run.take() else {
-            return;
-        };
-        if let Some(hdr) = run.finish(&mut self.buf[VIRTIO_NET_HDR_LEN..]) {
-            self.buf[..VIRTIO_NET_HDR_LEN].copy_from_slice(&hdr.emit());
-        }
-        let Some(Some(port)) = ports.get_mut(egress.0 as usize) else {
-            return;
-        };
-        // Every datagram repeats the headers the run holds once.
-        let bytes = self.buf.len() - VIRTIO_NET_HDR_LEN + (run.count() - 1) * run.header_len();
-        match port.dev.write(&self.buf) {
-            Ok(_) => {
-                fwd.record_tx_frames(egress, run.count(), bytes);
-                port.down = false;
-            }
-            Err(e) => {
-                for _ in 0..run.count() {
-                    count_tx_error(fwd, port, vanished, egress, &e);
-                }
-            }
-        }
-    }
 }
 
 /// What the virtio-net header says must still be done to a frame.
@@ -1007,7 +978,7 @@ impl Plane<'_> {
                 return;
             }
         }
-        self.held.flush(self.fwd, self.ports, self.vanished);
+        self.flush_held();
         for i in 0..self.flood_scratch.len() {
             let egress = self.flood_scratch[i];
             self.transmit(egress, buf, offload);
@@ -1025,7 +996,9 @@ impl Plane<'_> {
         };
         // A port being captured gets the datagrams one by one, as they came.
         match self.ports.get(egress.0 as usize) {
-            Some(Some(p)) if p.dev.vnet_hdr() && p.capture.is_none() => {}
+            Some(Some(p))
+                if (p.dev.vnet_hdr() || matches!(p.dev, Device::Vxlan(_)))
+                    && p.capture.is_none() => {}
             _ => return false,
         }
         let frame = &buf[VIRTIO_NET_HDR_LEN..];
@@ -1038,7 +1011,7 @@ impl Plane<'_> {
                 return true;
             }
         }
-        held.flush(self.fwd, self.ports, self.vanished);
+        self.flush_held();
         let held = &mut *self.held;
         held.buf.clear();
         held.buf.extend_from_slice(&buf[..VIRTIO_NET_HDR_LEN]);
@@ -1049,6 +1022,49 @@ impl Plane<'_> {
             }
             None => false,
         }
+    }
+
+    /// Writes the datagrams held for joining, if any, counting each: one write of the
+    /// joined frame to a port with the header, one `sendmsg` to a VXLAN remote.
+    fn flush_held(&mut self) {
+        let Some((run, egress)) = self.held.run.take() else {
+            return;
+        };
+        let mut buf = std::mem::take(&mut self.held.buf);
+        let hdr = run.finish(&mut buf[VIRTIO_NET_HDR_LEN..]);
+        if let Some(h) = hdr {
+            buf[..VIRTIO_NET_HDR_LEN].copy_from_slice(&h.emit());
+        }
+        let remote = matches!(
+            self.ports.get(egress.0 as usize),
+            Some(Some(PortIo {
+                dev: Device::Vxlan(_),
+                ..
+            }))
+        );
+        let frame = &buf[VIRTIO_NET_HDR_LEN..];
+        match hdr {
+            Some(h) if remote => self.transmit_to_remote(egress, frame, false, h.gso_size.into()),
+            _ => {
+                if let Some(Some(port)) = self.ports.get_mut(egress.0 as usize) {
+                    let bytes = if remote { frame } else { &buf[..] };
+                    match port.dev.write(bytes) {
+                        Ok(_) => {
+                            // Every datagram repeats the headers the run holds once.
+                            let all = frame.len() + (run.count() - 1) * run.header_len();
+                            self.fwd.record_tx_frames(egress, run.count(), all);
+                            port.down = false;
+                        }
+                        Err(e) => {
+                            for _ in 0..run.count() {
+                                count_tx_error(self.fwd, port, self.vanished, egress, &e);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.held.buf = buf;
     }
 
     /// Writes to `egress` what it can take: the header and the frame as they are for a

@@ -863,3 +863,46 @@ pub fn mac(s: &str) -> [u8; 6] {
         .collect();
     v.try_into().expect("six octets")
 }
+
+/// The datagram `seq` of flow `flow`: its length varies (a shorter one ends a run, a
+/// longer one cannot join it) and every byte says where it belongs.
+pub fn udp_datagram(flow: u8, seq: u32) -> Vec<u8> {
+    let len = match seq % 37 {
+        36 => 20,
+        _ if seq % 53 == 52 => 100,
+        _ => 64,
+    };
+    let mut d = vec![flow];
+    d.extend_from_slice(&seq.to_be_bytes());
+    d.extend((5..len).map(|i| (seq as usize * 31 + i * 7 + flow as usize) as u8));
+    d
+}
+
+/// Receives on `addr` until `expected` datagrams came or none came for 3 s.
+pub fn receive_udp(addr: std::net::SocketAddr, expected: usize) -> Vec<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let sock = std::net::UdpSocket::bind(addr).expect("bind the receiver");
+    let big: libc::c_int = 8 << 20;
+    // SAFETY: SO_RCVBUFFORCE on our own socket with an int of the right size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &big as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    while got.len() < expected {
+        match sock.recv(&mut buf) {
+            Ok(n) => got.push(buf[..n].to_vec()),
+            Err(_) => break,
+        }
+    }
+    got
+}
