@@ -5,6 +5,9 @@
 #   sudo bash benches/macflood.sh            (MACS=100000 DUR=10 FDB_MAX=8192)
 #   sudo SWITCH=bridge bash benches/macflood.sh   # the same against the kernel bridge,
 #                                                 # to see what the machine allows
+#   sudo FLOOD_INTO=dummy bash benches/macflood.sh  # the flooder sends into a dummy
+#       # interface of its own namespace instead of its port: what its CPU alone costs
+#       # the stream, with no switch handling the flood
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MACS=${MACS:-100000} DUR=${DUR:-10} FDB_MAX=${FDB_MAX:-8192}
@@ -41,13 +44,17 @@ for pair in "$A $TA" "$B $TB" "$F $TF"; do
     i=$((i + 1))
 done
 ip netns exec $A ping -c 2 -q 198.18.0.2 >/dev/null
+FLOOD_DEV=$TF
+if [ "${FLOOD_INTO:-port}" = dummy ]; then
+    ip -n $F link add name fd0 type dummy; ip -n $F link set fd0 up; FLOOD_DEV=fd0
+fi
 tcp() {
     ip netns exec $B iperf3 -s -D -1 -B 198.18.0.2 >/dev/null; sleep 0.3
     ip netns exec $A iperf3 -c 198.18.0.2 -t "$DUR" -J | python3 -c \
         "import json,sys; print(round(json.load(sys.stdin)['end']['sum_received']['bits_per_second']/1e9, 2))"
 }
 base=$(tcp)
-ip netns exec $F target/release/flood "$TF" "$MACS" $((DUR + 2)) > /tmp/umf$n.flood &
+ip netns exec $F target/release/flood "$FLOOD_DEV" "$MACS" $((DUR + 2)) > /tmp/umf$n.flood &
 FL=$!
 sleep 1
 flooded=$(tcp)
