@@ -5,9 +5,9 @@
 #   sudo bash benches/macflood.sh            (MACS=100000 DUR=10 FDB_MAX=8192)
 #   sudo SWITCH=bridge bash benches/macflood.sh   # the same against the kernel bridge,
 #                                                 # to see what the machine allows
-#   sudo FLOOD_INTO=dummy bash benches/macflood.sh  # the flooder sends into a dummy
-#       # interface of its own namespace instead of its port: what its CPU alone costs
-#       # the stream, with no switch handling the flood
+#   sudo FLOOD_INTO=dummy bash benches/macflood.sh  # the flooder sends into a veth pair
+#       # of its own namespace instead of its port: what its CPU alone costs the stream,
+#       # with no switch handling the flood
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MACS=${MACS:-100000} DUR=${DUR:-10} FDB_MAX=${FDB_MAX:-8192}
@@ -46,7 +46,8 @@ done
 ip netns exec $A ping -c 2 -q 198.18.0.2 >/dev/null
 FLOOD_DEV=$TF
 if [ "${FLOOD_INTO:-port}" = dummy ]; then
-    ip -n $F link add name fd0 type dummy; ip -n $F link set fd0 up; FLOOD_DEV=fd0
+    ip -n $F link add name fd0 type veth peer name fd1
+    ip -n $F link set fd0 up; ip -n $F link set fd1 up; FLOOD_DEV=fd0
 fi
 tcp() {
     ip netns exec $B iperf3 -s -D -1 -B 198.18.0.2 >/dev/null; sleep 0.3
