@@ -191,15 +191,26 @@ fn queued_udp_datagrams_cross_joined_and_intact() {
         }
     }
     // Fewer packets reached b's kernel than datagrams its sockets read: the switch
-    // wrote runs of datagrams as one GSO frame each.
+    // wrote runs of datagrams as one GSO frame each. A kernel without USO (before 6.2)
+    // cannot take them, and gets every datagram on its own.
     let writes = tap_rx_packets(&hb, &b) - rx_before;
-    assert!(
-        writes < u64::from(3 * N) / 2,
-        "{writes} packets into {b} for {} datagrams: nothing was joined",
-        3 * N
-    );
-    // Each datagram is counted on its own.
     let ports = sw.json(&["show", "ports"]);
+    let uso = port(&ports, &b)["offloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o == "uso4");
+    if uso {
+        assert!(
+            writes < u64::from(3 * N) / 2,
+            "{writes} packets into {b} for {} datagrams: nothing was joined",
+            3 * N
+        );
+    } else {
+        eprintln!("this kernel has no USO: datagrams are not joined");
+        assert_eq!(writes, u64::from(3 * N));
+    }
+    // Each datagram is counted on its own.
     let cb = &port(&ports, &b)["counters"];
     assert!(
         cb["tx_frames"].as_u64().unwrap() >= u64::from(3 * N),

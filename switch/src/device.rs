@@ -47,6 +47,17 @@ impl Device {
         }
     }
 
+    /// Whether a UDP GSO frame (GSO type UDP_L4) may be written to this device: a TAP
+    /// whose kernel took the USO offloads (Linux 6.2 on, the same kernels that accept
+    /// such frames from userspace), or a VXLAN remote (segmented for UDP GSO sends).
+    pub fn takes_udp_gso(&self) -> bool {
+        match self {
+            Device::Tap(t) => t.offloads().contains(&"uso4"),
+            Device::Uplink(_) => false,
+            Device::Vxlan(_) => true,
+        }
+    }
+
     /// The offloads in force, by name.
     pub fn offloads(&self) -> Vec<&'static str> {
         match self {

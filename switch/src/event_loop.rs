@@ -876,7 +876,7 @@ struct Plane<'a> {
     now: Millis,
 }
 
-/// UDP datagrams of one flow, bound for one port with the virtio-net header or one VXLAN
+/// UDP datagrams of one flow, bound for one TAP with the USO offloads or one VXLAN
 /// remote, being joined into one UDP GSO frame ([`UdpGro`]) so that a burst of small
 /// datagrams costs one write (or one `sendmsg` with UDP GSO) instead of one each. Only a datagram bound for that one port alone is held
 /// (after the forwarder has learned, decided and counted it), and only for the rest of
@@ -996,9 +996,7 @@ impl Plane<'_> {
         };
         // A port being captured gets the datagrams one by one, as they came.
         match self.ports.get(egress.0 as usize) {
-            Some(Some(p))
-                if (p.dev.vnet_hdr() || matches!(p.dev, Device::Vxlan(_)))
-                    && p.capture.is_none() => {}
+            Some(Some(p)) if p.dev.takes_udp_gso() && p.capture.is_none() => {}
             _ => return false,
         }
         let frame = &buf[VIRTIO_NET_HDR_LEN..];
