@@ -107,15 +107,26 @@ fn queued_udp_datagrams_cross_joined_and_intact() {
     if !privileged("queued_udp_datagrams_cross_joined_and_intact") {
         return;
     }
+    queued_udp_datagrams(true);
+}
+
+/// With `--no-udp-join` the same datagrams cross one write each.
+#[test]
+fn no_udp_join_writes_datagrams_one_by_one() {
+    if !privileged("no_udp_join_writes_datagrams_one_by_one") {
+        return;
+    }
+    queued_udp_datagrams(false);
+}
+
+fn queued_udp_datagrams(join: bool) {
     let (a, b, c) = (unique("ut"), unique("ut"), unique("ut"));
-    let sw = Uswitch::start(&[
-        "--port",
-        &a,
-        "--port",
-        &b,
-        "--port",
-        &format!("{c},offload=off"),
-    ]);
+    let c_port = format!("{c},offload=off");
+    let mut args = vec!["--port", &a, "--port", &b, "--port", &c_port];
+    if !join {
+        args.push("--no-udp-join");
+    }
+    let sw = Uswitch::start(&args);
     let (ha, hb, hc) = (Netns::new(), Netns::new(), Netns::new());
     ha.adopt(&a, "02:00:00:00:00:01", "198.18.0.1/24");
     hb.adopt(&b, "02:00:00:00:00:02", "198.18.0.2/24");
@@ -200,15 +211,18 @@ fn queued_udp_datagrams_cross_joined_and_intact() {
         .unwrap()
         .iter()
         .any(|o| o == "uso4");
-    if uso {
+    if uso && join {
         assert!(
             writes < u64::from(3 * N) / 2,
             "{writes} packets into {b} for {} datagrams: nothing was joined",
             3 * N
         );
     } else {
-        eprintln!("this kernel has no USO: datagrams are not joined");
-        assert_eq!(writes, u64::from(3 * N));
+        if !uso {
+            eprintln!("this kernel has no USO: datagrams are not joined");
+        }
+        // (A stray neighbour or multicast-listener packet may come on top.)
+        assert!(writes >= u64::from(3 * N), "{writes} packets into {b}");
     }
     // Each datagram is counted on its own.
     let cb = &port(&ports, &b)["counters"];

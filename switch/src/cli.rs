@@ -119,6 +119,11 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "USECS")]
     pub busy_poll: Option<u64>,
 
+    /// Write UDP datagrams one by one: never join back-to-back datagrams of one flow
+    /// into one UDP GSO frame (netfilter rules in a container then see every datagram)
+    #[arg(long)]
+    pub no_udp_join: bool,
+
     /// Control socket path [default: /run/uswitch/uswitch.sock, or /run/uswitch/NAME.sock]
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,

@@ -47,6 +47,7 @@ struct FileConfig {
     mac_move_hold_down: Option<f64>,
     log_level: Option<String>,
     busy_poll: Option<u64>,
+    udp_join: Option<bool>,
     bum_rate: Option<u64>,
     loop_protect: Option<u64>,
     control: Option<PathBuf>,
@@ -132,6 +133,8 @@ pub struct Settings {
     pub log_level: Option<LevelFilter>,
     /// Microseconds of busy polling after each frame (0: none).
     pub busy_poll_us: u64,
+    /// Whether runs of UDP datagrams are joined into UDP GSO frames.
+    pub udp_join: bool,
     pub protection: Protection,
     pub control: Option<PathBuf>,
     pub name: Option<String>,
@@ -306,6 +309,7 @@ impl Settings {
             captures,
             log_level,
             busy_poll_us: args.busy_poll.or(file.busy_poll).unwrap_or(0),
+            udp_join: !args.no_udp_join && file.udp_join.unwrap_or(true),
             protection: Protection {
                 bum_rate: args
                     .bum_rate
@@ -349,6 +353,7 @@ mod tests {
 fdb_aging = 60
 fdb_max = 100
 busy_poll = 50
+udp_join = false
 bum_rate = 5000
 loop_protect = 30
 
@@ -397,6 +402,7 @@ port = 8472
             "100",
             "--busy-poll",
             "50",
+            "--no-udp-join",
             "--bum-rate",
             "5000",
             "--loop-protect",

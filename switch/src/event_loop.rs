@@ -58,6 +58,7 @@ macro_rules! plane {
             segment_scratch: &mut $sw.segment_scratch,
             vxlan_batch: &mut $sw.vxlan_batch,
             held: &mut $sw.held,
+            udp_join: $sw.udp_join,
             ingress: $ingress,
             now: $now,
         }
@@ -138,6 +139,8 @@ pub struct Switch {
     gro: Option<(Gro, PortId)>,
     /// UDP datagrams held to be written to one port as one GSO frame.
     held: HeldUdp,
+    /// Whether UDP datagrams are held and joined at all (`--no-udp-join` says not).
+    udp_join: bool,
     buf: Vec<u8>,
     start: Instant,
     /// Frames read so far (the busy-poll window restarts whenever it grows).
@@ -185,6 +188,7 @@ impl Switch {
                 buf: Vec::with_capacity(FRAME_BUF),
                 run: None,
             },
+            udp_join: true,
             gro: None,
             buf: vec![0; FRAME_BUF],
             start: Instant::now(),
@@ -196,6 +200,11 @@ impl Switch {
     /// After the last frame, keep polling without sleeping for `window` before blocking
     /// again: a frame that arrives meanwhile is read without a wake-up. Costs a core
     /// while traffic flows; zero (the default) never spins.
+    /// Whether back-to-back UDP datagrams of one flow are joined into UDP GSO frames.
+    pub fn set_udp_join(&mut self, on: bool) {
+        self.udp_join = on;
+    }
+
     pub fn set_busy_poll(&mut self, window: Duration) {
         self.busy_poll = window;
     }
@@ -872,6 +881,7 @@ struct Plane<'a> {
     segment_scratch: &'a mut Vec<u8>,
     vxlan_batch: &'a mut Batch,
     held: &'a mut HeldUdp,
+    udp_join: bool,
     ingress: PortId,
     now: Millis,
 }
@@ -989,6 +999,9 @@ impl Plane<'_> {
     /// datagrams of its flow that follow it in the burst (see [`HeldUdp`]); true if it
     /// was held, or dropped as too big for `egress`.
     fn hold_udp(&mut self, egress: PortId, buf: &[u8], offload: Offload) -> bool {
+        if !self.udp_join {
+            return false;
+        }
         let partial = match offload {
             Offload::None => None,
             Offload::Checksum { start, offset } => Some((start, offset)),

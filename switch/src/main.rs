@@ -48,6 +48,7 @@ fn run_switch(settings: &Settings) -> ExitCode {
         }
     };
     switch.set_busy_poll(std::time::Duration::from_micros(settings.busy_poll_us));
+    switch.set_udp_join(settings.udp_join);
     if let Err(e) = set_up(&mut switch, settings) {
         eprintln!("uswitch: error: {e}");
         // Dropping the switch closes the TAPs attached so far (created ones vanish).
