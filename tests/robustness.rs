@@ -361,3 +361,56 @@ fn floods_on_two_networks_never_cross() {
         counted(&blue_seen)
     );
 }
+
+/// A port flooding far beyond its storm-control rate is rested: taken out of the poll
+/// for as long as the rate takes to refill a burst, so uswitch reads a fraction of the
+/// flood (the kernel drops the rest in the port's own queue) and says so; once the flood
+/// stops, the port forwards as before.
+#[test]
+fn a_port_flooding_far_beyond_its_rate_is_rested() {
+    if !privileged("a_port_flooding_far_beyond_its_rate_is_rested") {
+        return;
+    }
+    let (f, a, b) = (unique("ut"), unique("ut"), unique("ut"));
+    let mut sw = Uswitch::start(&[
+        "--port",
+        &f,
+        "--port",
+        &a,
+        "--port",
+        &b,
+        "--bum-rate",
+        "100",
+    ]);
+    let (hf, ha, hb) = (Netns::new(), Netns::new(), Netns::new());
+    hf.adopt(&f, "02:00:00:00:00:0f", "198.18.0.15/24");
+    ha.adopt(&a, "02:00:00:00:00:01", "198.18.0.1/24");
+    hb.adopt(&b, "02:00:00:00:00:02", "198.18.0.2/24");
+    assert!(ha.ping("198.18.0.2"));
+
+    // 20 000 broadcast frames in about a second: 200 times the port's rate.
+    const SENT: u32 = 20_000;
+    send_from_many_macs(&hf, &f, SENT);
+    sw.wait_for_log(
+        "floods far beyond its storm-control rate",
+        Duration::from_secs(5),
+    );
+    let ports = sw.json(&["show", "ports"]);
+    let pf = port(&ports, &f);
+    let rests = pf["storm_rests"].as_u64().unwrap();
+    let read = pf["counters"]["rx_frames"].as_u64().unwrap();
+    let storm = pf["counters"]["drops"]["storm_control"].as_u64().unwrap();
+    eprintln!("{SENT} frames sent: {rests} rests, {read} read, {storm} dropped by storm control");
+    assert!(rests > 0, "{pf}");
+    assert!(storm > 0, "{pf}");
+    assert!(
+        read < u64::from(SENT) / 4,
+        "uswitch read {read} of {SENT} flood frames: the port was not rested"
+    );
+    // The others were never rested, and once the flood is over the flooder's port is
+    // polled again: its host and the others reach each other.
+    assert_eq!(port(&ports, &a)["storm_rests"], 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(hf.ping("198.18.0.1"));
+    assert!(hb.ping("198.18.0.15"));
+}

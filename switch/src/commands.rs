@@ -317,6 +317,9 @@ impl Switch {
                         "up"
                     },
                     "bum_rate": p.bum_rate(),
+                    // Times the port was taken out of the poll for flooding far beyond
+                    // its storm-control rate.
+                    "storm_rests": io.map_or(0, |io| io.rests),
                     "mtu": p.mtu(),
                     "offloads": io.map(|io| io.dev.offloads()).unwrap_or_default(),
                     "created": io.is_some_and(|io| io.dev.created()),

@@ -87,6 +87,11 @@ pub(crate) struct PortIo {
     /// container's namespace, is not up); cleared by the next write that succeeds.
     pub(crate) down: bool,
     pub(crate) capture: Option<Capture>,
+    /// Not polled until then: the port floods far beyond its storm-control rate.
+    resting_until: Option<Instant>,
+    /// How many times the port was rested, and when that was last logged.
+    pub(crate) rests: u64,
+    rest_logged: Option<Instant>,
 }
 
 impl PortIo {
@@ -128,6 +133,8 @@ pub struct Switch {
     ready: Vec<PortId>,
     /// VXLAN endpoints readable and not yet drained.
     vxlan_ready: Vec<usize>,
+    /// Ports resting from a storm (see [`Switch::rest_if_storming`]).
+    resting: Vec<PortId>,
     vanished: Vec<(PortId, String)>,
     flood_scratch: Vec<PortId>,
     segment_scratch: Vec<u8>,
@@ -179,6 +186,7 @@ impl Switch {
             vxlan: Vec::new(),
             ready: Vec::new(),
             vxlan_ready: Vec::new(),
+            resting: Vec::new(),
             vanished: Vec::new(),
             flood_scratch: Vec::new(),
             segment_scratch: Vec::with_capacity(FRAME_BUF),
@@ -401,6 +409,9 @@ impl Switch {
             queued: pollable,
             down: false,
             capture: None,
+            resting_until: None,
+            rests: 0,
+            rest_logged: None,
         });
         if pollable {
             // A frame may have arrived between attaching and registering: look once.
@@ -425,11 +436,14 @@ impl Switch {
                 last_frame = Instant::now();
             }
             let spinning = !self.busy_poll.is_zero() && last_frame.elapsed() < self.busy_poll;
-            let timeout = if self.ready.is_empty() && self.vxlan_ready.is_empty() && !spinning {
+            let mut timeout = if self.ready.is_empty() && self.vxlan_ready.is_empty() && !spinning {
                 Duration::from_millis(SWEEP_EVERY_MS)
             } else {
                 Duration::ZERO
             };
+            if let Some(wake) = self.next_wake() {
+                timeout = timeout.min(wake.saturating_duration_since(Instant::now()));
+            }
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -470,6 +484,7 @@ impl Switch {
                     }
                 }
             }
+            self.wake_rested();
             self.service_ready();
             self.detach_vanished();
             if self.fwd.has_loop_alerts() {
@@ -723,6 +738,11 @@ impl Switch {
     /// gave (TAPs with offloads, uplinks) or an all-zero one written here (plain TAPs), so
     /// the rest of the path handles one layout.
     fn service_port(&mut self, id: PortId, now: Millis) -> bool {
+        let storm_drops = |fwd: &Forwarder| {
+            fwd.port(id)
+                .map_or(0, |p| p.counters().drops(DropReason::StormControl))
+        };
+        let before = storm_drops(&self.fwd);
         for _ in 0..BURST {
             let Some(Some(port)) = self.ports.get_mut(id.0 as usize) else {
                 return false;
@@ -745,7 +765,94 @@ impl Switch {
             let mut plane = plane!(self, id, now);
             plane.forward(&mut self.buf[..start + n]);
         }
+        let dropped = storm_drops(&self.fwd) - before;
+        !self.rest_if_storming(id, dropped)
+    }
+
+    /// Rests port `id` when storm control dropped nine tenths of a whole burst from it:
+    /// the port leaves the poll for as long as its storm-control rate takes to refill a
+    /// burst (1 to 100 ms), so the kernel drops the excess in the port's own queue, in
+    /// the sender's time, instead of uswitch reading it frame by frame. True if rested.
+    fn rest_if_storming(&mut self, id: PortId, dropped: u64) -> bool {
+        if dropped * 10 < BURST as u64 * 9 {
+            return false;
+        }
+        let rate = self.fwd.port(id).map_or(0, |p| p.bum_rate());
+        let Some(Some(io)) = self.ports.get_mut(id.0 as usize) else {
+            return false;
+        };
+        let Some(fd) = io.dev.raw_fd() else {
+            return false;
+        };
+        if rate == 0 || self.poll.registry().deregister(&mut SourceFd(&fd)).is_err() {
+            return false;
+        }
+        let rest = Duration::from_micros(BURST as u64 * 1_000_000 / rate)
+            .clamp(Duration::from_millis(1), Duration::from_millis(100));
+        let now = Instant::now();
+        io.resting_until = Some(now + rest);
+        io.rests += 1;
+        if io
+            .rest_logged
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
+            io.rest_logged = Some(now);
+            warn!(
+                "port {} floods far beyond its storm-control rate ({rate}/s): reading it once \
+                 every {} ms while the storm lasts (rests so far: {})",
+                io.dev.name(),
+                rest.as_millis(),
+                io.rests
+            );
+        }
+        self.resting.push(id);
         true
+    }
+
+    /// When the first resting port is due back.
+    fn next_wake(&self) -> Option<Instant> {
+        self.resting
+            .iter()
+            .filter_map(|id| self.ports.get(id.0 as usize)?.as_ref()?.resting_until)
+            .min()
+    }
+
+    /// Puts the ports whose rest is over back in the poll and on the ready list.
+    fn wake_rested(&mut self) {
+        if self.resting.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.resting.len() {
+            let id = self.resting[i];
+            let Some(Some(io)) = self.ports.get_mut(id.0 as usize) else {
+                self.resting.swap_remove(i);
+                continue;
+            };
+            if io.resting_until.is_some_and(|t| t > now) {
+                i += 1;
+                continue;
+            }
+            io.resting_until = None;
+            self.resting.swap_remove(i);
+            if let Some(fd) = io.dev.raw_fd() {
+                let token = Token(id.0 as usize);
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .register(&mut SourceFd(&fd), token, Interest::READABLE)
+                {
+                    self.vanished
+                        .push((id, format!("polling it again failed: {e}")));
+                    continue;
+                }
+            }
+            if !io.queued {
+                io.queued = true;
+                self.ready.push(id);
+            }
+        }
     }
 
     /// Writes the UDP datagrams held for joining: a burst's datagrams go out before the
@@ -791,9 +898,11 @@ impl Switch {
             }
         }
         if let Some(fd) = io.dev.raw_fd() {
-            // The fd is closed right after; a failed deregister changes nothing.
+            // The fd is closed right after; a failed deregister (a resting port is not
+            // registered) changes nothing.
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
+        self.resting.retain(|&p| p != id);
         if let Device::Vxlan(_) = io.dev {
             for ep in &mut self.vxlan {
                 ep.remove_port(id);
