@@ -843,8 +843,10 @@ impl Switch {
                         .registry()
                         .register(&mut SourceFd(&fd), token, Interest::READABLE)
                 {
-                    self.vanished
-                        .push((id, format!("polling it again failed: {e}")));
+                    if !self.vanished.iter().any(|(p, _)| *p == id) {
+                        self.vanished
+                            .push((id, format!("polling it again failed: {e}")));
+                    }
                     continue;
                 }
             }
