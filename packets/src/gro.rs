@@ -45,43 +45,83 @@ pub struct Gro {
     closed: bool,
 }
 
-/// Where the parts of a TCP segment are: IPv4 or not, the TCP header, the payload, the
-/// end of the IP packet (Ethernet padding excluded).
-fn tcp_segment(frame: &[u8]) -> Option<(bool, usize, usize, usize)> {
+/// The IP packet in an untagged frame carrying L4 protocol `proto`: IPv4 or not, where
+/// the L4 header starts, where the IP packet ends (Ethernet padding excluded). None for
+/// anything else: IPv4 options or fragments, IPv6 extension headers.
+fn ip_packet(frame: &[u8], proto: u8) -> Option<(bool, usize, usize)> {
     let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
-    let (v4, l4, end) = match ethertype {
+    match ethertype {
         0x0800 => {
             let ip = frame.get(ETH..ETH + 20)?;
             let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
-            if ip[0] != 0x45 || ip[9] != 6 || fragment != 0 {
+            if ip[0] != 0x45 || ip[9] != proto || fragment != 0 {
                 return None;
             }
             let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
-            (true, ETH + 20, ETH + total)
+            Some((true, ETH + 20, ETH + total))
         }
         0x86dd => {
             let ip = frame.get(ETH..ETH + 40)?;
-            if ip[0] >> 4 != 6 || ip[6] != 6 {
+            if ip[0] >> 4 != 6 || ip[6] != proto {
                 return None;
             }
             let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
-            (false, ETH + 40, ETH + 40 + plen)
+            Some((false, ETH + 40, ETH + 40 + plen))
         }
-        _ => return None,
-    };
+        _ => None,
+    }
+}
+
+/// Whether everything in the IP header but the lengths, checksum and IPv4 id (and the
+/// Ethernet header before it) is the same in `next` as in `first`.
+fn ip_headers_match(next: &[u8], first: &[u8], v4: bool) -> bool {
+    let same = |a: usize, b: usize| next[a..b] == first[a..b];
+    if v4 {
+        // TOS; flags and fragment offset, TTL, protocol; addresses.
+        same(0, ETH)
+            && same(ETH + 1, ETH + 2)
+            && same(ETH + 6, ETH + 10)
+            && same(ETH + 12, ETH + 20)
+    } else {
+        // Version, class and flow label; next header, hop limit and addresses.
+        same(0, ETH + 4) && same(ETH + 6, ETH + 40)
+    }
+}
+
+/// Whether the L4 checksum (protocol `proto`) from `l4` to `end` verifies.
+fn checksum_ok(frame: &[u8], v4: bool, proto: u8, l4: usize, end: usize) -> bool {
+    fold(sum16(
+        pseudo_sum(frame, ETH, v4, proto, end - l4),
+        &frame[l4..end],
+    )) == 0xffff
+}
+
+/// Sets the IP length of the joined packet in `acc` (and the IPv4 header checksum), and
+/// returns the L4 checksum field's partial value: the pseudo-header sum.
+fn finish_ip(acc: &mut [u8], v4: bool, proto: u8, l4: usize) -> u16 {
+    let l4_len = acc.len() - l4;
+    if v4 {
+        let total = (acc.len() - ETH) as u16;
+        acc[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
+        acc[ETH + 10..ETH + 12].copy_from_slice(&[0, 0]);
+        let c = internet_checksum(&acc[ETH..ETH + 20]);
+        acc[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
+    } else {
+        acc[ETH + 4..ETH + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+    }
+    fold(pseudo_sum(acc, ETH, v4, proto, l4_len))
+}
+
+/// Where the parts of a TCP segment are: IPv4 or not, the TCP header, the payload, the
+/// end of the IP packet (Ethernet padding excluded).
+fn tcp_segment(frame: &[u8]) -> Option<(bool, usize, usize, usize)> {
+    let (v4, l4, end) = ip_packet(frame, 6)?;
     let doff = (*frame.get(l4 + 12)? >> 4) as usize * 4;
     let hdrs = l4 + doff;
     if doff < 20 || hdrs > end || end > frame.len() {
         return None;
     }
     Some((v4, l4, hdrs, end))
-}
-
-fn checksum_ok(frame: &[u8], v4: bool, l4: usize, end: usize) -> bool {
-    fold(sum16(
-        pseudo_sum(frame, ETH, v4, 6, end - l4),
-        &frame[l4..end],
-    )) == 0xffff
 }
 
 fn seq_of(frame: &[u8], l4: usize) -> u32 {
@@ -98,7 +138,7 @@ impl Gro {
         if flags & ACK == 0 || flags & !(ACK | ECE | CWR) != 0 || end == hdrs {
             return None;
         }
-        if !checksum_ok(frame, v4, l4, end) {
+        if !checksum_ok(frame, v4, 6, l4, end) {
             return None;
         }
         let mss = end - hdrs;
@@ -134,16 +174,7 @@ impl Gro {
             return false;
         }
         let same = |a: usize, b: usize| next[a..b] == acc[a..b];
-        let ip_same = if v4 {
-            // TOS; flags and fragment offset, TTL, protocol; addresses.
-            same(0, ETH)
-                && same(ETH + 1, ETH + 2)
-                && same(ETH + 6, ETH + 10)
-                && same(ETH + 12, ETH + 20)
-        } else {
-            // Version, class and flow label; next header, hop limit and addresses.
-            same(0, ETH + 4) && same(ETH + 6, ETH + 40)
-        };
+        let ip_same = ip_headers_match(next, acc, v4);
         // Ports; acknowledgement; data offset; window and urgent pointer; options.
         let tcp_same = same(l4, l4 + 4)
             && same(l4 + 8, l4 + 13)
@@ -159,7 +190,7 @@ impl Gro {
             || payload == 0
             || payload > self.mss
             || acc.len() - ETH + payload > 65_535
-            || !checksum_ok(next, v4, l4, end)
+            || !checksum_ok(next, v4, 6, l4, end)
         {
             return false;
         }
@@ -184,17 +215,7 @@ impl Gro {
         if self.count < 2 {
             return None;
         }
-        let l4_len = acc.len() - self.l4;
-        if self.v4 {
-            let total = (acc.len() - ETH) as u16;
-            acc[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
-            acc[ETH + 10..ETH + 12].copy_from_slice(&[0, 0]);
-            let c = internet_checksum(&acc[ETH..ETH + 20]);
-            acc[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
-        } else {
-            acc[ETH + 4..ETH + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-        }
-        let partial = fold(pseudo_sum(acc, ETH, self.v4, 6, l4_len));
+        let partial = finish_ip(acc, self.v4, 6, self.l4);
         acc[self.l4 + 16..self.l4 + 18].copy_from_slice(&partial.to_be_bytes());
         Some(VirtioNetHdr {
             flags: F_NEEDS_CSUM,
@@ -225,27 +246,7 @@ pub struct UdpGro {
 /// of the IP packet (Ethernet padding excluded). None for anything else, fragments and
 /// IPv4 options included, and for a datagram with no payload.
 fn udp_datagram(frame: &[u8]) -> Option<(bool, usize, usize)> {
-    let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
-    let (v4, l4, end) = match ethertype {
-        0x0800 => {
-            let ip = frame.get(ETH..ETH + 20)?;
-            let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
-            if ip[0] != 0x45 || ip[9] != 17 || fragment != 0 {
-                return None;
-            }
-            let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
-            (true, ETH + 20, ETH + total)
-        }
-        0x86dd => {
-            let ip = frame.get(ETH..ETH + 40)?;
-            if ip[0] >> 4 != 6 || ip[6] != 17 {
-                return None;
-            }
-            let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
-            (false, ETH + 40, ETH + 40 + plen)
-        }
-        _ => return None,
-    };
+    let (v4, l4, end) = ip_packet(frame, 17)?;
     let udp = frame.get(l4..l4 + 8)?;
     let udp_len = u16::from_be_bytes([udp[4], udp[5]]) as usize;
     if end > frame.len() || udp_len != end - l4 || udp_len <= 8 {
@@ -266,13 +267,7 @@ fn udp_checksum_ok(
 ) -> bool {
     match partial {
         Some(at) => at == (l4, 6),
-        None => {
-            frame[l4 + 6..l4 + 8] != [0, 0]
-                && fold(sum16(
-                    pseudo_sum(frame, ETH, v4, 17, end - l4),
-                    &frame[l4..end],
-                )) == 0xffff
-        }
+        None => frame[l4 + 6..l4 + 8] != [0, 0] && checksum_ok(frame, v4, 17, l4, end),
     }
 }
 
@@ -341,18 +336,10 @@ impl UdpGro {
         if v4 != self.v4 || l4 != self.l4 || payload > self.size {
             return false;
         }
-        let same = |a: usize, b: usize| next[a..b] == acc[a..b];
-        let headers_match = if v4 {
-            // TOS; flags and fragment offset, TTL, protocol; addresses; ports.
-            same(0, ETH)
-                && same(ETH + 1, ETH + 2)
-                && same(ETH + 6, ETH + 10)
-                && same(ETH + 12, ETH + 24)
-                && ipv4_id(next) == self.next_id
-        } else {
-            // Version, class and flow label; next header, hop limit, addresses; ports.
-            same(0, ETH + 4) && same(ETH + 6, ETH + 44)
-        };
+        // The IP header, the ports, and the IPv4 id one above the previous datagram's.
+        let headers_match = ip_headers_match(next, acc, v4)
+            && next[l4..l4 + 4] == acc[l4..l4 + 4]
+            && (!v4 || ipv4_id(next) == self.next_id);
         if !headers_match
             || acc.len() - ETH + payload > 65_535
             || !udp_checksum_ok(next, v4, l4, end, partial)
@@ -376,18 +363,9 @@ impl UdpGro {
         if self.count < 2 || acc.len() < self.l4 + 8 {
             return None;
         }
-        let l4_len = acc.len() - self.l4;
-        if self.v4 {
-            let total = (acc.len() - ETH) as u16;
-            acc[ETH + 2..ETH + 4].copy_from_slice(&total.to_be_bytes());
-            acc[ETH + 10..ETH + 12].copy_from_slice(&[0, 0]);
-            let c = internet_checksum(&acc[ETH..ETH + 20]);
-            acc[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
-        } else {
-            acc[ETH + 4..ETH + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-        }
-        acc[self.l4 + 4..self.l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-        let partial = fold(pseudo_sum(acc, ETH, self.v4, 17, l4_len));
+        let l4_len = (acc.len() - self.l4) as u16;
+        acc[self.l4 + 4..self.l4 + 6].copy_from_slice(&l4_len.to_be_bytes());
+        let partial = finish_ip(acc, self.v4, 17, self.l4);
         acc[self.l4 + 6..self.l4 + 8].copy_from_slice(&partial.to_be_bytes());
         Some(VirtioNetHdr {
             flags: F_NEEDS_CSUM,
@@ -491,7 +469,7 @@ mod tests {
                 let mut done = frame.clone();
                 complete_checksum(&mut done, hdr.csum_start as usize, 16).unwrap();
                 let (v4_, l4, _, end) = tcp_segment(&done).unwrap();
-                assert!(checksum_ok(&done, v4_, l4, end));
+                assert!(checksum_ok(&done, v4_, 6, l4, end));
                 assert_eq!(segments(frame, mss), segs, "v4 {v4} len {len}");
             }
         }
