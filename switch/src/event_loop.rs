@@ -1123,13 +1123,17 @@ impl Plane<'_> {
             Some(Some(p)) if p.dev.takes_udp_gso() && p.capture.is_none() => {}
             _ => return false,
         }
+        // The egress's size check runs only for a datagram that joins (a frame that does
+        // not is checked by `transmit`); one it refuses is taken back out of the run.
         let frame = &buf[VIRTIO_NET_HDR_LEN..];
-        if !self.fwd.admit_egress(egress, frame, false) {
-            return true;
-        }
         let held = &mut *self.held;
         if let Some((run, to)) = held.run.as_mut() {
+            let (was, len) = (*run, held.buf.len());
             if *to == egress && run.append(&mut held.buf, VIRTIO_NET_HDR_LEN, frame, partial) {
+                if !self.fwd.admit_egress(egress, frame, false) {
+                    *run = was;
+                    held.buf.truncate(len);
+                }
                 return true;
             }
         }
@@ -1137,13 +1141,13 @@ impl Plane<'_> {
         let held = &mut *self.held;
         held.buf.clear();
         held.buf.extend_from_slice(&buf[..VIRTIO_NET_HDR_LEN]);
-        match UdpGro::start(&mut held.buf, VIRTIO_NET_HDR_LEN, frame, partial) {
-            Some(run) => {
-                held.run = Some((run, egress));
-                true
-            }
-            None => false,
+        let Some(run) = UdpGro::start(&mut held.buf, VIRTIO_NET_HDR_LEN, frame, partial) else {
+            return false;
+        };
+        if self.fwd.admit_egress(egress, frame, false) {
+            held.run = Some((run, egress));
         }
+        true
     }
 
     /// Writes the datagrams held for joining, if any, counting each: one write of the
