@@ -89,14 +89,6 @@ fn a_stale_offload_mask_is_reset_on_a_reused_tap() {
     sh(&["ip", "-n", &ha.name, "link", "set", &tap.name, "netns", "1"]);
 }
 
-fn tap_rx_packets(ns: &Netns, tap: &str) -> u64 {
-    let out = sh(&["ip", "-n", &ns.name, "-s", "-j", "link", "show", tap]);
-    let v: Value = serde_json::from_str(&out).expect("ip -j prints JSON");
-    v[0]["stats64"]["rx"]["packets"]
-        .as_u64()
-        .expect("rx packets")
-}
-
 /// Small UDP datagrams queued up behind one another are written to an offloaded TAP
 /// as UDP GSO frames, and the receiving kernel hands its sockets the same datagrams,
 /// byte for byte and in order: IPv4 and IPv6, from a sender that leaves checksums
@@ -157,7 +149,7 @@ fn queued_udp_datagrams(join: bool) {
     let r4 = hb.spawn(move || receive_udp(v4, 2 * N as usize));
     let r6 = hb.spawn(move || receive_udp(v6, N as usize));
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let rx_before = tap_rx_packets(&hb, &b);
+    let rx_before = rx_packets(&hb, &b);
 
     // Stopped, the switch lets the datagrams queue up in the TAPs, so it finds them
     // back to back when it resumes.
@@ -204,7 +196,7 @@ fn queued_udp_datagrams(join: bool) {
     // Fewer packets reached b's kernel than datagrams its sockets read: the switch
     // wrote runs of datagrams as one GSO frame each. A kernel without USO (before 6.2)
     // cannot take them, and gets every datagram on its own.
-    let writes = tap_rx_packets(&hb, &b) - rx_before;
+    let writes = rx_packets(&hb, &b) - rx_before;
     let ports = sw.json(&["show", "ports"]);
     let uso = port(&ports, &b)["offloads"]
         .as_array()

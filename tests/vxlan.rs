@@ -104,13 +104,38 @@ impl Underlay {
 
     /// `--vxlan NETWORK:vni=VNI,local=host i,remote=every other host`.
     fn vxlan_arg(&self, network: &str, vni: u32, i: usize) -> String {
+        self.vxlan_arg_among(network, vni, i, self.addrs.len())
+    }
+
+    /// The same, with only the first `n` hosts as remotes.
+    fn vxlan_arg_among(&self, network: &str, vni: u32, i: usize, n: usize) -> String {
         let mut s = format!("{network}:vni={vni},local={}", self.addrs[i]);
-        for (j, a) in self.addrs.iter().enumerate() {
+        for (j, a) in self.addrs[..n].iter().enumerate() {
             if j != i {
                 s.push_str(&format!(",remote={a}"));
             }
         }
         s
+    }
+
+    /// uswitch on each of the first `n` hosts, network `default` on VNI 42 towards the
+    /// others, and one container each behind a TAP: MAC 02:00:00:00:`mac`:0i and
+    /// 198.18.0.i/24 for host i - 1. Returns the switches, the containers and the TAPs.
+    fn uswitch_hosts(&self, n: usize, mac: u8) -> (Vec<Uswitch>, Vec<Netns>, Vec<String>) {
+        let (mut switches, mut containers, mut taps) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            let tap = unique("uvx");
+            let vx = self.vxlan_arg_among("default", 42, i, n);
+            switches.push(Uswitch::start_in(
+                &self.hosts[i],
+                &["--port", &tap, "--vxlan", &vx],
+            ));
+            let mac = format!("02:00:00:00:{mac:02x}:{:02x}", i + 1);
+            let cidr = format!("198.18.0.{}/24", i + 1);
+            containers.push(container_on(&self.hosts[i], &tap, &mac, &cidr));
+            taps.push(tap);
+        }
+        (switches, containers, taps)
     }
 }
 
@@ -162,15 +187,6 @@ fn neighbour(ns: &Netns, addr: &str) -> Option<String> {
     v.as_array()?
         .iter()
         .find_map(|e| e["lladdr"].as_str().map(str::to_string))
-}
-
-/// Packets received by `ifname` in `ns`.
-fn rx_packets(ns: &Netns, ifname: &str) -> u64 {
-    let out = sh(&["ip", "-n", &ns.name, "-s", "-j", "link", "show", ifname]);
-    let v: Value = serde_json::from_str(&out).expect("ip -s -j");
-    v[0]["stats64"]["rx"]["packets"]
-        .as_u64()
-        .expect("rx packets")
 }
 
 /// Datagrams the switch's (first) VXLAN endpoint has received.
@@ -355,30 +371,7 @@ fn vxlan_replicates_floods_and_keeps_unicast_to_one_remote() {
         return;
     }
     let ul = Underlay::new(3, false);
-    let mut switches = Vec::new();
-    let mut containers = Vec::new();
-    for i in 0..3 {
-        let tap = unique("uvx");
-        let vx = ul.vxlan_arg("default", 42, i);
-        switches.push(Uswitch::start_in(
-            &ul.hosts[i],
-            &["--port", &tap, "--vxlan", &vx],
-        ));
-        let mac = format!("02:00:00:00:0c:{:02x}", i + 1);
-        let cidr = format!("198.18.0.{}/24", i + 1);
-        containers.push(container_on(&ul.hosts[i], &tap, &mac, &cidr));
-    }
-    let ifname = |i: usize| -> String {
-        let out = sh(&["ip", "-n", &containers[i].name, "-j", "link", "show"]);
-        let v: Value = serde_json::from_str(&out).unwrap();
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["ifname"].as_str().unwrap().to_string())
-            .find(|n| n != "lo")
-            .unwrap()
-    };
-    let names: Vec<String> = (0..3).map(ifname).collect();
+    let (switches, containers, names) = ul.uswitch_hosts(3, 0x0c);
     let caps = [
         Capture::start(&containers[1], &names[1]),
         Capture::start(&containers[2], &names[2]),
@@ -517,27 +510,7 @@ fn vxlan_counts_malformed_datagrams_and_keeps_working() {
     }
     // Hosts 0 and 1 run uswitch; host 2 is a stranger on the underlay.
     let ul = Underlay::new(3, false);
-    let mut switches = Vec::new();
-    let mut containers = Vec::new();
-    for i in 0..2 {
-        let tap = unique("uvx");
-        let vx = format!(
-            "default:vni=42,local={},remote={}",
-            ul.addrs[i],
-            ul.addrs[1 - i]
-        );
-        switches.push(Uswitch::start_in(
-            &ul.hosts[i],
-            &["--port", &tap, "--vxlan", &vx],
-        ));
-        let mac = format!("02:00:00:00:0d:{:02x}", i + 1);
-        containers.push(container_on(
-            &ul.hosts[i],
-            &tap,
-            &mac,
-            &format!("198.18.0.{}/24", i + 1),
-        ));
-    }
+    let (switches, containers, _) = ul.uswitch_hosts(2, 0x0d);
     assert!(containers[0].ping("198.18.0.2"));
     let mut inner = vec![0xffu8; 6];
     inner.extend_from_slice(&[0x02, 0, 0, 0, 0x0d, 0x99, 0x88, 0xb5]);
@@ -752,21 +725,7 @@ fn vxlan_carries_queued_udp_datagrams_joined_and_intact() {
         return;
     }
     let ul = Underlay::new(2, false);
-    let mut switches = Vec::new();
-    let mut containers = Vec::new();
-    let mut taps = Vec::new();
-    for i in 0..2 {
-        let tap = unique("uvx");
-        let vx = ul.vxlan_arg("default", 42, i);
-        switches.push(Uswitch::start_in(
-            &ul.hosts[i],
-            &["--port", &tap, "--vxlan", &vx],
-        ));
-        let mac = format!("02:00:00:00:0d:{:02x}", i + 1);
-        let cidr = format!("198.18.0.{}/24", i + 1);
-        containers.push(container_on(&ul.hosts[i], &tap, &mac, &cidr));
-        taps.push(tap);
-    }
+    let (switches, containers, taps) = ul.uswitch_hosts(2, 0x0d);
     // Both switches learn both MACs, so the datagrams are known unicast.
     assert!(containers[0].ping("198.18.0.2") && containers[1].ping("198.18.0.1"));
 

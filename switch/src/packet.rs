@@ -37,7 +37,7 @@ fn step_err(name: &str, step: &'static str, source: io::Error) -> TapError {
 }
 
 /// Sets the integer socket option `name` at `level` on `fd`.
-pub(crate) fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
+pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
     // SAFETY: setsockopt with an int option of the right size.
     let rc = unsafe {
         libc::setsockopt(

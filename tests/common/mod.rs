@@ -878,22 +878,26 @@ pub fn udp_datagram(flow: u8, seq: u32) -> Vec<u8> {
     d
 }
 
+/// Packets received by `ifname` in `ns`, as the kernel counts them.
+pub fn rx_packets(ns: &Netns, ifname: &str) -> u64 {
+    let out = sh(&["ip", "-n", &ns.name, "-s", "-j", "link", "show", ifname]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ip -s -j prints JSON");
+    v[0]["stats64"]["rx"]["packets"]
+        .as_u64()
+        .expect("rx packets")
+}
+
 /// Receives on `addr` until `expected` datagrams came or none came for 3 s.
 pub fn receive_udp(addr: std::net::SocketAddr, expected: usize) -> Vec<Vec<u8>> {
     use std::os::fd::AsRawFd;
     let sock = std::net::UdpSocket::bind(addr).expect("bind the receiver");
-    let big: libc::c_int = 8 << 20;
-    // SAFETY: SO_RCVBUFFORCE on our own socket with an int of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            &big as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as u32,
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    uswitch::packet::setsockopt_int(
+        sock.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_RCVBUFFORCE,
+        8 << 20,
+    )
+    .expect("SO_RCVBUFFORCE");
     sock.set_read_timeout(Some(std::time::Duration::from_secs(3)))
         .unwrap();
     let mut got = Vec::new();
