@@ -11,6 +11,15 @@ use etherparse::PacketBuilder;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::DataLink;
 
+/// `Ok` for a non-negative system-call result, else the OS error with `what` in front.
+pub fn check(rc: i32, what: &str) -> io::Result<()> {
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
+    }
+    Ok(())
+}
+
 /// The repository's `pcaps/` folder.
 pub fn pcaps_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

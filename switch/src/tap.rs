@@ -17,6 +17,7 @@ const TUNSETIFF: libc::Ioctl = 0x4004_54ca;
 const IFF_TAP: i16 = 0x0002;
 const IFF_NO_PI: i16 = 0x1000;
 const IFF_VNET_HDR: i16 = 0x4000;
+const IFF_MULTI_QUEUE: i16 = 0x0100;
 /// `_IOW('T', 208, unsigned int)`
 const TUNSETOFFLOAD: libc::Ioctl = 0x4004_54d0;
 /// `_IOW('T', 216, int)`
@@ -94,6 +95,25 @@ pub struct Tap {
     name: String,
     created: bool,
     offloads: Vec<&'static str>,
+}
+
+/// Opens one more queue of the multi-queue TAP `name` (the first call creates it), with
+/// the virtio-net header and the offloads uswitch sets on its own TAPs, non-blocking.
+/// uswitch itself attaches single-queue TAPs; the `tap-mq` bench uses this to measure
+/// what more queues would give.
+pub fn open_queue(name: &str) -> io::Result<OwnedFd> {
+    validate_ifname(name).map_err(io::Error::other)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open("/dev/net/tun")?;
+    let fd = OwnedFd::from(file);
+    let mut req = IfReq::new(name);
+    req.set_flags(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE);
+    ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req)?;
+    set_offloads(fd.as_raw_fd(), true)?;
+    Ok(fd)
 }
 
 /// The `struct ifreq` of `<linux/if.h>`: a name and a 24-byte union, of which uswitch

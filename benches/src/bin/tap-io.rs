@@ -17,17 +17,10 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
 use uswitch::tap::Tap;
+use uswitch_benches::check;
 
 const FRAME: usize = 64;
 const IN_FLIGHT: usize = 32;
-
-fn check(rc: i32, what: &str) -> io::Result<()> {
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
-    }
-    Ok(())
-}
 
 /// Sends 64-byte frames out of `ifname` as fast as the kernel takes them, until `stop`.
 fn generator(ifname: String, stop: Arc<AtomicBool>) -> io::Result<u64> {

@@ -19,75 +19,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-const TUNSETIFF: libc::Ioctl = 0x4004_54ca;
-const TUNSETOFFLOAD: libc::Ioctl = 0x4004_54d0;
-const TUNSETVNETHDRSZ: libc::Ioctl = 0x4004_54d8;
-const IFF_TAP: i16 = 0x0002;
-const IFF_NO_PI: i16 = 0x1000;
-const IFF_VNET_HDR: i16 = 0x4000;
-const IFF_MULTI_QUEUE: i16 = 0x0100;
-/// CSUM, TSO4, TSO6, TSO_ECN.
-const OFFLOADS: libc::c_ulong = 0x0f;
+use uswitch::tap::open_queue;
+use uswitch_benches::check;
+
 const BURST: usize = 64;
-
-fn check(rc: i64, what: &str) -> io::Result<()> {
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("{what}: {e}")));
-    }
-    Ok(())
-}
-
-#[repr(C)]
-struct IfReq {
-    name: [u8; 16],
-    flags: i16,
-    _pad: [u8; 22],
-}
-
-/// Opens one queue of the multi-queue TAP `name` (created by the first).
-fn open_queue(name: &str) -> io::Result<OwnedFd> {
-    let path = c"/dev/net/tun";
-    // SAFETY: open(2) on a NUL-terminated path; checked.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
-    check(fd.into(), "open /dev/net/tun")?;
-    // SAFETY: fd is fresh and ours.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut req = IfReq {
-        name: [0; 16],
-        flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_MULTI_QUEUE,
-        _pad: [0; 22],
-    };
-    req.name[..name.len()].copy_from_slice(name.as_bytes());
-    // SAFETY: TUNSETIFF with an ifreq-sized struct we own.
-    check(
-        unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) }.into(),
-        "TUNSETIFF",
-    )?;
-    let size: libc::c_int = 10;
-    // SAFETY: TUNSETVNETHDRSZ takes a pointer to an int.
-    check(
-        unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETVNETHDRSZ, &size) }.into(),
-        "TUNSETVNETHDRSZ",
-    )?;
-    // SAFETY: TUNSETOFFLOAD takes the mask by value.
-    check(
-        unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETOFFLOAD, OFFLOADS) }.into(),
-        "TUNSETOFFLOAD",
-    )?;
-    Ok(fd)
-}
 
 /// Moves frames between `a` and `b` (one queue of each TAP) until `stop`.
 fn worker(a: OwnedFd, b: OwnedFd, stop: Arc<AtomicBool>) -> io::Result<()> {
     // SAFETY: epoll_create1; checked.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    check(ep.into(), "epoll_create1")?;
+    check(ep, "epoll_create1")?;
     // SAFETY: fresh fd, ours.
     let ep = unsafe { OwnedFd::from_raw_fd(ep) };
     for (i, fd) in [&a, &b].iter().enumerate() {
@@ -99,7 +40,7 @@ fn worker(a: OwnedFd, b: OwnedFd, stop: Arc<AtomicBool>) -> io::Result<()> {
         let rc = unsafe {
             libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev)
         };
-        check(rc.into(), "epoll_ctl")?;
+        check(rc, "epoll_ctl")?;
     }
     let fds: [RawFd; 2] = [a.as_raw_fd(), b.as_raw_fd()];
     let mut buf = vec![0u8; 65_536 + 256];
