@@ -193,13 +193,25 @@ fn capture_writes_a_pcap_that_readers_accept() {
     let mut sw = sw;
     assert!(sw.stop().success());
 
-    // Our own reader (pcap-file).
-    let frames = read_pcap_frames(&at_start);
+    // Our own reader (pcap-file's pcapng).
+    let records = read_pcap_frames(&at_start);
+    let frames: Vec<Vec<u8>> = records.iter().map(|(f, _)| f.clone()).collect();
     assert!(frames.len() >= 4, "{} frames", frames.len());
-    // ARP and ICMP both ways: the port's receptions and its transmissions.
+    // ARP and ICMP both ways: the port's receptions (inbound, from host a behind it)
+    // and its transmissions (outbound, from host b), each with its direction.
     assert!(frames.iter().any(|f| f[12..14] == [0x08, 0x06]));
-    assert!(frames.iter().any(|f| f[6..12] == [2, 0, 0, 0, 0, 1]));
-    assert!(frames.iter().any(|f| f[6..12] == [2, 0, 0, 0, 0, 2]));
+    for (f, dir) in &records {
+        match f[6..12] {
+            [2, 0, 0, 0, 0, 1] => assert_eq!(*dir, INBOUND, "{f:02x?}"),
+            [2, 0, 0, 0, 0, 2] => assert_eq!(*dir, OUTBOUND, "{f:02x?}"),
+            // The hosts' own chatter from before their MACs were set.
+            _ => {}
+        }
+    }
+    assert!(records.iter().any(|(_, d)| *d == INBOUND));
+    assert!(records.iter().any(|(_, d)| *d == OUTBOUND));
+    let mode = std::fs::metadata(&at_start).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "capture files are private");
     assert_eq!(
         read_pcap_frames(&at_runtime).len(),
         4,
@@ -243,14 +255,91 @@ fn capture_writes_a_pcap_that_readers_accept() {
     let _ = std::fs::remove_file(&at_runtime);
 }
 
-fn read_pcap_frames(path: &std::path::Path) -> Vec<Vec<u8>> {
-    let file = std::fs::File::open(path).expect("capture file");
-    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap header");
+/// pcapng Enhanced Packet Block flags: the direction bits.
+const INBOUND: u32 = 1;
+const OUTBOUND: u32 = 2;
+
+/// The records of a pcapng file, with the direction each says.
+fn read_pcap_frames(path: &std::path::Path) -> Vec<(Vec<u8>, u32)> {
+    let bytes = std::fs::read(path).expect("capture file");
+    read_pcapng(&bytes)
+}
+
+fn read_pcapng(bytes: &[u8]) -> Vec<(Vec<u8>, u32)> {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    let mut reader = PcapNgReader::new(bytes).expect("a pcapng section header");
     let mut out = Vec::new();
-    while let Some(pkt) = reader.next_packet() {
-        out.push(pkt.expect("a pcap record").data.into_owned());
+    while let Some(block) = reader.next_block() {
+        if let Block::EnhancedPacket(epb) = block.expect("a pcapng block") {
+            let flags = epb.options.iter().find_map(|o| match o {
+                EnhancedPacketOption::Flags(f) => Some(*f & 3),
+                _ => None,
+            });
+            out.push((epb.data.into_owned(), flags.unwrap_or(0)));
+        }
     }
     out
+}
+
+/// `capture PORT -` streams pcapng to stdout (tshark reads it), a second capture of the
+/// port is refused, `capture stop` ends one, and a capture is readable within a second
+/// while the switch sits idle.
+#[test]
+fn captures_stream_stop_and_are_readable_while_idle() {
+    if !privileged("captures_stream_stop_and_are_readable_while_idle") {
+        return;
+    }
+    let (sw, [a, _b], ha, _hb) = two_hosts();
+    let file = std::env::temp_dir().join(format!("{}.pcapng", unique("cap")));
+    sw.json(&["capture", &a, file.to_str().unwrap()]);
+    let again = sw.client(&["capture", &a, "/tmp/elsewhere.pcapng"]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("being captured already"),
+        "a second capture must be refused clearly"
+    );
+    assert!(ha.ping("198.18.0.2"));
+    // The switch is idle now: the records must reach the file within half a second
+    // anyway (an idle loop once slept a whole second with them still buffered).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let idle = read_pcap_frames(&file);
+    assert!(idle.len() >= 2, "{} records readable while idle", idle.len());
+    let stopped = sw.json(&["capture", "stop", &a]);
+    assert!(stopped["frames"].as_u64().unwrap() >= 2, "{stopped}");
+    let none = sw.client(&["capture", "stop", &a]);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("not being captured"));
+
+    // Streaming: `uswitch capture PORT - --count 4` writes pcapng to stdout and ends.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_uswitch"));
+    cmd.args(["capture", &a, "-", "--count", "4", "--control", &sw.control]);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("uswitch capture -");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for _ in 0..3 {
+        assert!(ha.ping("198.18.0.2"));
+    }
+    let out = child.wait_with_output().expect("the stream ends with its count");
+    assert!(out.status.success());
+    let streamed = read_pcapng(&out.stdout);
+    assert_eq!(streamed.len(), 4, "--count 4 over a stream");
+    // tshark reads the stream as Wireshark would from a pipe.
+    if let Ok(mut tshark) = std::process::Command::new("tshark")
+        .args(["-r", "-", "-T", "fields", "-e", "eth.src"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        tshark.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+        let t = tshark.wait_with_output().unwrap();
+        assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+        assert_eq!(String::from_utf8_lossy(&t.stdout).lines().count(), 4);
+    }
+    let _ = std::fs::remove_file(&file);
 }
 
 #[test]

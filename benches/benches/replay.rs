@@ -6,7 +6,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use forwarder::{Decision, FdbConfig, Forwarder, PortId};
+use forwarder::{FdbConfig, Forwarder, Plan, PortId};
+use packets::offload::Offload;
 use packets::EthernetFrame;
 
 fn load() -> Vec<(String, Vec<Vec<u8>>)> {
@@ -41,23 +42,10 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
-/// Learns from and decides one frame, as the switch's loop does, flood targets included.
-fn switch_one(
-    fwd: &mut Forwarder,
-    port: PortId,
-    frame: &[u8],
-    now: u64,
-    targets: &mut Vec<PortId>,
-) {
-    match fwd.process(port, frame, now) {
-        Decision::Flood(net) => {
-            fwd.flood_targets(net, port, targets);
-            black_box(&*targets);
-        }
-        d => {
-            black_box(d);
-        }
-    }
+/// Learns from and plans one frame, exactly as the switch's loop does.
+fn switch_one(fwd: &mut Forwarder, port: PortId, frame: &[u8], now: u64, plan: &mut Plan) {
+    fwd.plan(port, frame, Offload::None, now, plan);
+    black_box(&*plan);
 }
 
 /// Four ports on one network; each source MAC always enters on the same port (chosen from
@@ -81,14 +69,14 @@ fn forward(c: &mut Criterion) {
             fwd.add_port(&format!("p{p}"), "default", 1500)
                 .expect("adding a port");
         }
-        let mut targets = Vec::with_capacity(PORTS as usize);
+        let mut plan = Plan::default();
         let mut now = 0;
         group.throughput(Throughput::Elements(frames.len() as u64));
         group.bench_function(&name, |b| {
             b.iter(|| {
                 now += 1;
                 for (f, &port) in frames.iter().zip(&ingress) {
-                    switch_one(&mut fwd, port, f, now, &mut targets);
+                    switch_one(&mut fwd, port, f, now, &mut plan);
                 }
             })
         });
@@ -96,27 +84,25 @@ fn forward(c: &mut Criterion) {
     group.finish();
 }
 
-/// VXLAN encapsulation as a remote's port does it: the inner flow's hash (which picks the
-/// sending socket, so the source port), the VXLAN header, and the copy into the batch
-/// that leaves in one `sendmsg` (the kernel adds the IP and UDP headers).
+/// VXLAN encapsulation as a remote's port does it, with the switch's own `Batch`: the
+/// inner flow's hash (which picks the sending socket, so the source port), the VXLAN
+/// header, and the copy into the batch that leaves in one `sendmsg` (the kernel adds the
+/// IP and UDP headers).
 fn vxlan_encap(c: &mut Criterion) {
-    use packets::vxlan::{flow_hash, write_header, VXLAN_HEADER_LEN};
+    use uswitch::dataplane::io::udp_tunnel::Batch;
     let mut group = c.benchmark_group("vxlan_encap");
-    let mut batch: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut batch = Batch::default();
     for (name, frames) in load() {
         group.throughput(Throughput::Elements(frames.len() as u64));
         group.bench_function(&name, |b| {
             b.iter(|| {
                 batch.clear();
-                for f in &frames {
-                    black_box(flow_hash(f));
-                    let mut h = [0u8; VXLAN_HEADER_LEN];
-                    write_header(&mut h, 42);
-                    if batch.len() + f.len() + VXLAN_HEADER_LEN > batch.capacity() {
+                for (i, f) in frames.iter().enumerate() {
+                    // One GSO frame's worth at a time, as the switch sends them.
+                    if i % 64 == 0 {
                         batch.clear();
                     }
-                    batch.extend_from_slice(&h);
-                    batch.extend_from_slice(f);
+                    batch.push(42, f);
                 }
                 black_box(&batch);
             })
@@ -125,11 +111,13 @@ fn vxlan_encap(c: &mut Criterion) {
     group.finish();
 }
 
-/// VXLAN decapsulation as an endpoint does it: the header checked, the VNI looked up
-/// among several, the inner frame learned and forwarded by the network's forwarder (a
-/// remote peer port in a split-horizon group and two local ports).
+/// VXLAN decapsulation as an endpoint does it, through the forwarder's own admission: the
+/// header checked, the VNI looked up among several, the sender among the VNI's remotes,
+/// then the inner frame learned and planned (a remote in a split-horizon group and two
+/// local ports).
 fn vxlan_decap(c: &mut Criterion) {
-    use packets::vxlan::{parse_header, write_header, VXLAN_HEADER_LEN};
+    use packets::vxlan::{write_header, VXLAN_HEADER_LEN};
+    use std::net::IpAddr;
     let mut group = c.benchmark_group("vxlan_decap");
     for (name, frames) in load() {
         let datagrams: Vec<Vec<u8>> = frames
@@ -143,26 +131,27 @@ fn vxlan_decap(c: &mut Criterion) {
             })
             .collect();
         let mut fwd = Forwarder::new(FdbConfig::default());
-        let peer = fwd
-            .add_port_in_horizon("vx42:198.18.1.2", "default", 1450, 1)
-            .expect("peer");
+        let ep = fwd.add_endpoint("198.18.1.1:4789");
+        let remote: IpAddr = "198.18.1.2".parse().expect("an address");
+        for (vni, net) in [(7, "other"), (42, "default"), (43, "third")] {
+            fwd.bind_vni(ep, vni, net, 1450).expect("a VNI");
+            fwd.add_remote(ep, vni, remote).expect("a remote");
+        }
         for p in 0..2 {
             fwd.add_port(&format!("p{p}"), "default", 1450)
                 .expect("adding a port");
         }
-        let vnis = [(7u32, PortId(99)), (42, peer), (43, PortId(98))];
-        let mut targets = Vec::with_capacity(4);
+        let mut plan = Plan::default();
         let mut now = 0;
         group.throughput(Throughput::Elements(frames.len() as u64));
         group.bench_function(&name, |b| {
             b.iter(|| {
                 now += 1;
                 for d in &datagrams {
-                    let Ok(vni) = parse_header(d) else { continue };
-                    let Some(&(_, port)) = vnis.iter().find(|(v, _)| *v == vni) else {
+                    let Ok(port) = fwd.admit_vxlan(ep, d, remote) else {
                         continue;
                     };
-                    switch_one(&mut fwd, port, &d[VXLAN_HEADER_LEN..], now, &mut targets);
+                    switch_one(&mut fwd, port, &d[VXLAN_HEADER_LEN..], now, &mut plan);
                 }
             })
         });

@@ -166,6 +166,11 @@ impl Fdb {
         self.map.len()
     }
 
+    /// How many per-port lists the table keeps (one per port slot it has seen).
+    pub fn port_lists(&self) -> usize {
+        self.lists.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
@@ -311,6 +316,12 @@ impl Fdb {
             removed += 1;
         }
         removed
+    }
+
+    /// Forgets every entry, static ones too.
+    pub fn flush_all(&mut self) {
+        self.flush();
+        self.statics.clear();
     }
 
     /// Forgets every learned entry; static entries stay (as `bridge fdb flush` keeps

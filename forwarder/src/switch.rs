@@ -1,9 +1,12 @@
 //! The forwarding decision: networks, ports, and what happens to each frame.
 
+use packets::offload::Offload;
 use packets::{EthernetFrame, FrameError};
 
 use crate::counters::{DropReason, NetworkStats, PortCounters};
 use crate::fdb::{Fdb, FdbConfig, Learned};
+use crate::overlay::Endpoint;
+use crate::plan::{segments_fit, Delivery, EgressCaps, Plan};
 use crate::storm::TokenBucket;
 use crate::{Millis, NetworkId, PortId};
 
@@ -29,6 +32,30 @@ pub enum ForwarderError {
     /// Two ports with one name.
     #[error("port {0} is already attached; give each --port a different interface")]
     DuplicatePort(String),
+    /// A network rides one overlay at most.
+    #[error("network {network} is already on the overlay at {endpoint} (vni {vni})")]
+    NetworkOnOverlay {
+        network: String,
+        endpoint: String,
+        vni: u32,
+    },
+    /// A VNI carries one network per endpoint.
+    #[error("vni {vni} at {endpoint} already carries network {network}")]
+    VniInUse {
+        vni: u32,
+        endpoint: String,
+        network: String,
+    },
+    /// A network removed while ports are still on it.
+    #[error("network {network} still has {ports} port(s); remove them first")]
+    NetworkInUse { network: String, ports: usize },
+    #[error("no such VXLAN endpoint")]
+    NoSuchEndpoint,
+    #[error("vni {0} is not on this endpoint")]
+    NoSuchVni(u32),
+    /// The same remote named twice for one VNI.
+    #[error("remote {remote} is given twice for vni {vni}; name each remote once")]
+    DuplicateRemote { vni: u32, remote: std::net::IpAddr },
 }
 
 /// An isolated broadcast domain with its own forwarding database.
@@ -38,9 +65,18 @@ pub struct Network {
     ports: Vec<PortId>,
     fdb: Fdb,
     stats: NetworkStats,
+    /// The MTU the network's TAPs get when attached, if the network sets one.
+    mtu: Option<usize>,
+    /// Removed: its id is never handed out again, and lookups skip it.
+    removed: bool,
 }
 
 impl Network {
+    /// The MTU the network's TAPs get when attached, if it sets one.
+    pub fn mtu(&self) -> Option<usize> {
+        self.mtu
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -73,6 +109,9 @@ pub struct Port {
     /// Ports sharing a non-zero horizon (the VXLAN peers of one network) never send each
     /// other frames: split horizon.
     horizon: u32,
+    caps: EgressCaps,
+    /// Being captured: UDP datagrams are written to it one by one, as they came.
+    captured: bool,
 }
 
 impl Port {
@@ -100,6 +139,11 @@ impl Port {
     /// The port's split-horizon group (0: none).
     pub fn horizon(&self) -> u32 {
         self.horizon
+    }
+
+    /// What the port's device takes on egress.
+    pub fn caps(&self) -> EgressCaps {
+        self.caps
     }
 
     /// Whether loop protection holds the port blocked at `now`.
@@ -149,11 +193,20 @@ pub struct Forwarder {
     fdb_config: FdbConfig,
     protection: Protection,
     networks: Vec<Network>,
+    /// Ports by id; a detached port's slot is reused by the next port attached, so the
+    /// per-port vectors here and in the FDBs stay as long as the most ports attached at
+    /// once, however many come and go.
     ports: Vec<Option<Port>>,
-    /// Each port's split-horizon group, by port id, beside `ports` so a decision can
-    /// read another port's group while it holds the ingress port.
-    horizons: Vec<u32>,
+    free_slots: Vec<u32>,
     alerts: Vec<LoopAlert>,
+    /// VXLAN endpoints (see [`crate::overlay`]).
+    pub(crate) overlay: Vec<Endpoint>,
+    /// Frames handed in on a port that is no longer attached (read in the burst it went).
+    pub(crate) unattached_drops: u64,
+    /// Whether UDP datagrams may be held and joined into UDP GSO frames.
+    udp_join: bool,
+    /// The targets of the frame being planned, reused from frame to frame.
+    scratch: Vec<PortId>,
 }
 
 impl Forwarder {
@@ -167,9 +220,44 @@ impl Forwarder {
             protection,
             networks: Vec::new(),
             ports: Vec::new(),
-            horizons: Vec::new(),
+            free_slots: Vec::new(),
             alerts: Vec::new(),
+            overlay: Vec::new(),
+            unattached_drops: 0,
+            udp_join: true,
+            scratch: Vec::new(),
         }
+    }
+
+    /// Whether back-to-back UDP datagrams of one flow may be joined into UDP GSO frames
+    /// (on by default; `--no-udp-join` turns it off).
+    pub fn set_udp_join(&mut self, on: bool) {
+        self.udp_join = on;
+    }
+
+    /// Marks `port` as captured (or no longer): a captured port gets UDP datagrams one
+    /// by one, as they came.
+    pub fn set_captured(&mut self, port: PortId, on: bool) {
+        if let Some(p) = self.port_mut(port) {
+            p.captured = on;
+        }
+    }
+
+    /// Frames handed in on a port that was no longer attached.
+    pub fn unattached_drops(&self) -> u64 {
+        self.unattached_drops
+    }
+
+    /// Sets the MTU `network` (created if new) gives its TAPs, unless it has one.
+    pub fn default_network_mtu(&mut self, network: &str, mtu: usize) {
+        let id = self.network_named(network);
+        self.networks[id.0 as usize].mtu.get_or_insert(mtu);
+    }
+
+    /// Sets the MTU `network` (created if new) gives its TAPs.
+    pub fn set_network_mtu(&mut self, network: &str, mtu: usize) {
+        let id = self.network_named(network);
+        self.networks[id.0 as usize].mtu = Some(mtu);
     }
 
     /// Sets the storm-control rate of one port (0: no limit).
@@ -199,6 +287,8 @@ impl Forwarder {
             ports: Vec::new(),
             fdb: Fdb::new(self.fdb_config),
             stats: NetworkStats::default(),
+            mtu: None,
+            removed: false,
         });
         NetworkId((self.networks.len() - 1) as u32)
     }
@@ -206,19 +296,37 @@ impl Forwarder {
     pub fn network_id(&self, name: &str) -> Option<NetworkId> {
         self.networks
             .iter()
-            .position(|n| n.name == name)
+            .position(|n| !n.removed && n.name == name)
             .map(|i| NetworkId(i as u32))
     }
 
     pub fn network(&self, id: NetworkId) -> Option<&Network> {
-        self.networks.get(id.0 as usize)
+        self.networks.get(id.0 as usize).filter(|n| !n.removed)
     }
 
     pub fn networks(&self) -> impl Iterator<Item = (NetworkId, &Network)> {
         self.networks
             .iter()
             .enumerate()
+            .filter(|(_, n)| !n.removed)
             .map(|(i, n)| (NetworkId(i as u32), n))
+    }
+
+    /// Removes a network that has no ports left (an overlay's remotes are ports: unbind
+    /// its VNI first).
+    pub fn remove_network(&mut self, id: NetworkId) -> Result<(), ForwarderError> {
+        let Some(net) = self.networks.get_mut(id.0 as usize).filter(|n| !n.removed) else {
+            return Ok(());
+        };
+        if !net.ports.is_empty() {
+            return Err(ForwarderError::NetworkInUse {
+                network: net.name.clone(),
+                ports: net.ports.len(),
+            });
+        }
+        net.removed = true;
+        net.fdb.flush_all();
+        Ok(())
     }
 
     /// Attaches a port called `name` with the given MTU to the network `network`
@@ -243,12 +351,25 @@ impl Forwarder {
         mtu: usize,
         horizon: u32,
     ) -> Result<PortId, ForwarderError> {
+        self.attach(name, network, mtu, EgressCaps::default(), horizon)
+    }
+
+    /// Attaches a port called `name` whose device takes `caps`, with the given MTU and
+    /// split-horizon group (0: none), to `network` (created on first use). Reuses the
+    /// slot of a port detached before.
+    pub fn attach(
+        &mut self,
+        name: &str,
+        network: &str,
+        mtu: usize,
+        caps: EgressCaps,
+        horizon: u32,
+    ) -> Result<PortId, ForwarderError> {
         if self.ports.iter().flatten().any(|p| p.name == name) {
             return Err(ForwarderError::DuplicatePort(name.to_string()));
         }
         let net = self.network_named(network);
-        let id = PortId(self.ports.len() as u32);
-        self.ports.push(Some(Port {
+        let port = Port {
             name: name.to_string(),
             network: net,
             mtu,
@@ -257,22 +378,37 @@ impl Forwarder {
             blocked_until: 0,
             last_loop_alert: None,
             horizon,
-        }));
-        self.horizons.push(horizon);
+            caps,
+            captured: false,
+        };
+        let id = match self.free_slots.pop() {
+            Some(slot) => {
+                self.ports[slot as usize] = Some(port);
+                PortId(slot)
+            }
+            None => {
+                self.ports.push(Some(port));
+                PortId((self.ports.len() - 1) as u32)
+            }
+        };
         self.networks[net.0 as usize].ports.push(id);
         Ok(id)
+    }
+
+    /// How many port slots exist (the most ports attached at once).
+    pub fn port_slots(&self) -> usize {
+        self.ports.len()
     }
 
     /// Detaches a port, forgetting the MACs learned on it; returns it with its final
     /// counters.
     pub fn remove_port(&mut self, id: PortId) -> Option<Port> {
         let port = self.ports.get_mut(id.0 as usize)?.take()?;
-        if let Some(h) = self.horizons.get_mut(id.0 as usize) {
-            *h = 0;
-        }
+        self.free_slots.push(id.0);
         let net = &mut self.networks[port.network.0 as usize];
         net.ports.retain(|&p| p != id);
         net.fdb.remove_port(id);
+        self.forget_remote(id);
         Some(port)
     }
 
@@ -312,7 +448,9 @@ impl Forwarder {
             .get_mut(ingress.0 as usize)
             .and_then(Option::as_mut)
         else {
-            // A frame read from a port that was detached in the same burst.
+            // A frame read from a port that was detached in the same burst: nobody to
+            // count it on but the forwarder itself.
+            self.unattached_drops += 1;
             return Decision::Drop(DropReason::EgressError);
         };
         port.counters.rx_frames += 1;
@@ -322,6 +460,7 @@ impl Forwarder {
             return Decision::Drop(DropReason::LoopProtect);
         }
         let mut suspect = None;
+        let horizon = port.horizon;
         let verdict = Self::decide(
             &mut self.networks[port.network.0 as usize],
             port,
@@ -330,8 +469,17 @@ impl Forwarder {
             gso,
             now,
             &mut suspect,
-            &self.horizons,
         );
+        // Split horizon: nothing from a group goes to a port of the same group.
+        let verdict = match verdict {
+            Decision::Forward(egress) if horizon != 0 && self.horizon(egress) == horizon => {
+                Decision::Drop(DropReason::SplitHorizon)
+            }
+            v => v,
+        };
+        let Some(port) = self.ports[ingress.0 as usize].as_mut() else {
+            return verdict;
+        };
         let verdict = match verdict {
             Decision::Flood(_) if !port.bum.take(now) => Decision::Drop(DropReason::StormControl),
             Decision::Flood(_) | Decision::Forward(_) | Decision::Drop(_) => verdict,
@@ -365,7 +513,10 @@ impl Forwarder {
         verdict
     }
 
-    #[allow(clippy::too_many_arguments)]
+    fn horizon(&self, port: PortId) -> u32 {
+        self.port(port).map_or(0, |p| p.horizon)
+    }
+
     fn decide(
         net: &mut Network,
         port: &mut Port,
@@ -374,7 +525,6 @@ impl Forwarder {
         gso: bool,
         now: Millis,
         suspect: &mut Option<(packets::MacAddr, PortId)>,
-        horizons: &[u32],
     ) -> Decision {
         let eth = match EthernetFrame::new_checked(frame) {
             Ok(eth) => eth,
@@ -413,11 +563,6 @@ impl Forwarder {
         }
         match net.fdb.lookup(dst, now) {
             Some(egress) if egress == ingress => Decision::Drop(DropReason::LocalDestination),
-            Some(egress)
-                if port.horizon != 0 && horizons.get(egress.0 as usize) == Some(&port.horizon) =>
-            {
-                Decision::Drop(DropReason::SplitHorizon)
-            }
             Some(egress) => Decision::Forward(egress),
             None => Decision::Flood(port.network),
         }
@@ -427,11 +572,14 @@ impl Forwarder {
     /// first) so the caller can reuse one vector and never allocate per frame.
     pub fn flood_targets(&self, network: NetworkId, ingress: PortId, out: &mut Vec<PortId>) {
         out.clear();
-        let horizon = self.horizons.get(ingress.0 as usize).copied().unwrap_or(0);
+        let horizon = self.horizon(ingress);
         if let Some(net) = self.networks.get(network.0 as usize) {
-            out.extend(net.ports.iter().copied().filter(|&p| {
-                p != ingress && (horizon == 0 || self.horizons.get(p.0 as usize) != Some(&horizon))
-            }));
+            out.extend(
+                net.ports
+                    .iter()
+                    .copied()
+                    .filter(|&p| p != ingress && (horizon == 0 || self.horizon(p) != horizon)),
+            );
         }
     }
 
@@ -451,6 +599,108 @@ impl Forwarder {
             port.counters.count_drop(DropReason::EgressTooBig);
         }
         fits
+    }
+
+    /// Learns from `frame`, received on `ingress` at `now` with what its virtio-net
+    /// header says is still to be done to it (`offload`), and writes into `plan` where it
+    /// goes and how each egress gets it. Every drop is counted, once, on the port it
+    /// happened to; an empty plan is a dropped frame.
+    pub fn plan(
+        &mut self,
+        ingress: PortId,
+        frame: &[u8],
+        offload: Offload,
+        now: Millis,
+        plan: &mut Plan,
+    ) {
+        plan.clear();
+        let mut egresses = std::mem::take(&mut self.scratch);
+        egresses.clear();
+        match self.process_frame(ingress, frame, offload.is_gso(), now) {
+            Decision::Forward(egress) => egresses.push(egress),
+            Decision::Flood(net) => self.flood_targets(net, ingress, &mut egresses),
+            Decision::Drop(_) => {}
+        }
+        self.plan_egresses(ingress, frame, offload, &egresses, plan);
+        self.scratch = egresses;
+    }
+
+    /// [`Forwarder::plan`] once the targets are known.
+    fn plan_egresses(
+        &mut self,
+        ingress: PortId,
+        frame: &[u8],
+        offload: Offload,
+        egresses: &[PortId],
+        plan: &mut Plan,
+    ) {
+        let targets = &mut plan.egresses;
+        let mut offload = offload;
+        // A partial checksum bound for a port without the header is finished once, in
+        // place, for every egress; the frame is then complete.
+        if let Offload::Checksum { start, offset } = offload {
+            let plain = egresses
+                .iter()
+                .any(|&e| self.port(e).is_some_and(|p| !p.caps.vnet_hdr));
+            if plain {
+                if start >= frame.len()
+                    || start.saturating_add(offset).saturating_add(2) > frame.len()
+                {
+                    self.count_drop(ingress, DropReason::BadOffload);
+                    return;
+                }
+                plan.finish_checksum = Some((start, offset));
+                offload = Offload::None;
+            }
+        }
+        let alone = egresses.len() == 1;
+        for &egress in egresses {
+            let Some(port) = self.port(egress) else {
+                continue;
+            };
+            let (caps, mtu) = (port.caps, port.mtu);
+            let join = alone && self.udp_join && caps.udp_gso && !port.captured;
+            let delivery = match offload {
+                Offload::Segment { tcp, size } => {
+                    // The segments, each the same bytes a plain frame would be, must
+                    // fit the egress, whether it or uswitch cuts them.
+                    match segments_fit(frame, offload, mtu) {
+                        Some(true) if frame.len() <= MAX_GSO_FRAME => {}
+                        Some(_) => {
+                            self.count_drop(egress, DropReason::EgressTooBig);
+                            continue;
+                        }
+                        None => {
+                            self.count_drop(egress, DropReason::BadOffload);
+                            continue;
+                        }
+                    }
+                    if caps.vnet_hdr {
+                        Delivery::WithHeader
+                    } else {
+                        Delivery::Segments { tcp, size }
+                    }
+                }
+                Offload::None | Offload::Checksum { .. } => {
+                    if !self.admit_egress(egress, frame, false) {
+                        continue;
+                    }
+                    match (join, caps.vnet_hdr) {
+                        (true, with_header) => Delivery::JoinUdp { with_header },
+                        (false, true) => Delivery::WithHeader,
+                        (false, false) => Delivery::Frame,
+                    }
+                }
+            };
+            targets.push((egress, delivery));
+        }
+    }
+
+    /// Counts a drop on `port` of a frame already counted as received.
+    pub fn count_drop(&mut self, port: PortId, reason: DropReason) {
+        if let Some(port) = self.port_mut(port) {
+            port.counters.count_drop(reason);
+        }
     }
 
     /// Counts a frame written to `egress`.

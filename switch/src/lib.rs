@@ -1,16 +1,19 @@
-//! uswitch's I/O shell: TAP ports, the event loop, the control socket, the command line
-//! and its client subcommands. The forwarding decisions live in the `forwarder` crate;
-//! this crate only moves bytes.
+//! uswitch's shell: the data plane that moves frames, the control plane that every front
+//! end speaks to, the configuration, the command line, and the namespace launcher. The
+//! forwarding decisions live in the `forwarder` crate; the wire formats in `packets`.
+//!
+//! The modules, and the one way their arrows point:
+//!
+//! ```text
+//! cli ──> control ──> dataplane ──> (forwarder ──> packets)
+//!  │         │            │
+//!  │         ├──> launcher│
+//!  └──> config <──────────┘
+//! ```
+#![deny(clippy::undocumented_unsafe_blocks)]
 
-pub mod capture;
 pub mod cli;
-pub mod client;
-pub mod commands;
 pub mod config;
 pub mod control;
-pub mod device;
-pub mod event_loop;
+pub mod dataplane;
 pub mod launcher;
-pub mod packet;
-pub mod tap;
-pub mod vxlan;

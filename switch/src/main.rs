@@ -4,8 +4,8 @@ use clap::Parser;
 use log::{error, info, LevelFilter};
 use uswitch::cli::{one_line_error, Cli};
 use uswitch::config::Settings;
-use uswitch::control::socket_path;
-use uswitch::event_loop::Switch;
+use uswitch::control::{setup, socket_path, Control};
+use uswitch::dataplane::Switch;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(cmd) = cli.command {
-        return uswitch::client::run(cmd);
+        return uswitch::cli::client::run(cmd);
     }
     if let Err(msg) = cli.switch.validate() {
         eprintln!("error: {msg} (see uswitch --help)");
@@ -34,13 +34,33 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !has_net_admin() {
+        eprintln!(
+            "uswitch: error: the switch needs CAP_NET_ADMIN to attach TAPs and interfaces: \
+             run it as root (sudo uswitch ...) or give the binary the capability \
+             (setcap cap_net_admin+ep)"
+        );
+        return ExitCode::from(2);
+    }
     init_logging(settings.log_level);
     run_switch(&settings)
 }
 
+/// Whether this process holds CAP_NET_ADMIN (bit 12 of the effective set).
+fn has_net_admin() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return true; // Cannot tell: let the kernel say.
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_none_or(|caps| caps & (1 << 12) != 0)
+}
+
 fn run_switch(settings: &Settings) -> ExitCode {
-    let control = socket_path(settings.control.as_deref(), settings.name.as_deref());
-    let mut switch = match Switch::new(settings.fdb, settings.protection, Some(&control)) {
+    let path = socket_path(settings.control.as_deref(), settings.name.as_deref());
+    let mut switch = match Switch::new(settings.fdb, settings.protection) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("uswitch: error: {e}");
@@ -49,7 +69,14 @@ fn run_switch(settings: &Settings) -> ExitCode {
     };
     switch.set_busy_poll(std::time::Duration::from_micros(settings.busy_poll_us));
     switch.set_udp_join(settings.udp_join);
-    if let Err(e) = set_up(&mut switch, settings) {
+    let mut control = match Control::bind(&path, &switch) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("uswitch: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = setup::apply(&mut switch, &mut control.state, settings) {
         eprintln!("uswitch: error: {e}");
         // Dropping the switch closes the TAPs attached so far (created ones vanish).
         return ExitCode::FAILURE;
@@ -57,13 +84,14 @@ fn run_switch(settings: &Settings) -> ExitCode {
     let nets = switch.forwarder().networks().count();
     info!(
         "uswitch running: {} port(s) in {nets} network(s) (fdb max {}, aging {} s), control socket {}",
-        settings.ports.len() + settings.uplinks.len() + settings.host_ports.len(),
+        switch.forwarder().ports().count(),
         settings.fdb.max_entries,
         settings.fdb.aging_ms / 1000,
-        control.display()
+        path.display()
     );
-    let result = switch.run();
+    let result = switch.run(&mut control);
     switch.shutdown();
+    drop(control);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -71,37 +99,6 @@ fn run_switch(settings: &Settings) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Networks, overlays, ports and captures, in that order (an overlay sets the MTU its
-/// network's TAPs get).
-fn set_up(switch: &mut Switch, settings: &Settings) -> Result<(), String> {
-    for n in &settings.networks {
-        switch.declare_network(n)?;
-    }
-    for v in &settings.vxlans {
-        switch.add_vxlan(v)?;
-    }
-    for port in &settings.ports {
-        let id = switch
-            .add_tap_port(&port.name, &port.network, port.offload)
-            .map_err(|e| e.to_string())?;
-        if let Some(rate) = port.bum_rate {
-            switch.set_bum_rate(id, rate);
-        }
-    }
-    for up in &settings.uplinks {
-        switch
-            .add_uplink_port(&up.name, &up.network)
-            .map_err(|e| e.to_string())?;
-    }
-    for h in &settings.host_ports {
-        switch.add_host_port(h)?;
-    }
-    for (port, file) in &settings.captures {
-        switch.start_capture(port, file, None)?;
-    }
-    Ok(())
 }
 
 fn init_logging(level: Option<LevelFilter>) {

@@ -700,7 +700,7 @@ fn packet_socket(ifname: &str) -> (OwnedFd, i32) {
     );
     // SAFETY: fd is fresh and ours.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    uswitch::packet::bind_to_interface(fd.as_raw_fd(), ifindex)
+    uswitch::dataplane::io::af_packet::bind_to_interface(fd.as_raw_fd(), ifindex)
         .unwrap_or_else(|e| panic!("bind AF_PACKET to {ifname}: {e}"));
     (fd, ifindex)
 }
@@ -891,7 +891,7 @@ pub fn rx_packets(ns: &Netns, ifname: &str) -> u64 {
 pub fn receive_udp(addr: std::net::SocketAddr, expected: usize) -> Vec<Vec<u8>> {
     use std::os::fd::AsRawFd;
     let sock = std::net::UdpSocket::bind(addr).expect("bind the receiver");
-    uswitch::packet::setsockopt_int(
+    uswitch::dataplane::io::setsockopt_int(
         sock.as_raw_fd(),
         libc::SOL_SOCKET,
         libc::SO_RCVBUFFORCE,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types, IoUring};
-use uswitch::tap::Tap;
+use uswitch::dataplane::io::tap::Tap;
 use uswitch_benches::check;
 
 const FRAME: usize = 64;
@@ -38,7 +38,7 @@ fn generator(ifname: String, stop: Arc<AtomicBool>) -> io::Result<u64> {
     check(fd, "AF_PACKET socket")?;
     // SAFETY: fd is fresh and ours.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    uswitch::packet::bind_to_interface(fd.as_raw_fd(), ifindex)?;
+    uswitch::dataplane::io::af_packet::bind_to_interface(fd.as_raw_fd(), ifindex)?;
     let mut frame = [0u8; FRAME];
     frame[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
     frame[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use uswitch::tap::open_queue;
+use uswitch::dataplane::io::tap::open_queue;
 use uswitch_benches::check;
 
 const BURST: usize = 64;

@@ -4,9 +4,11 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use crate::packet::PacketSocket;
-use crate::tap::Tap;
-use crate::vxlan::Peer;
+use forwarder::{EgressCaps, PortKind};
+
+use super::io::af_packet::PacketSocket;
+use super::io::tap::Tap;
+use super::io::udp_tunnel::Peer;
 
 /// A port's device.
 #[derive(Debug)]
@@ -27,12 +29,11 @@ impl Device {
         }
     }
 
-    /// "tap", "uplink" or "vxlan".
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> PortKind {
         match self {
-            Device::Tap(_) => "tap",
-            Device::Uplink(_) => "uplink",
-            Device::Vxlan(_) => "vxlan",
+            Device::Tap(_) => PortKind::Tap,
+            Device::Uplink(_) => PortKind::Uplink,
+            Device::Vxlan(_) => PortKind::Remote,
         }
     }
 
@@ -47,21 +48,26 @@ impl Device {
         }
     }
 
-    /// Whether a UDP GSO frame (GSO type UDP_L4) may be written to this device: a TAP
-    /// whose kernel took the USO offloads (Linux 6.2 on, the same kernels that accept
-    /// such frames from userspace), or a VXLAN remote (segmented for UDP GSO sends).
-    pub fn takes_udp_gso(&self) -> bool {
-        match self {
-            Device::Tap(t) => t.offloads().contains(&"uso4"),
-            Device::Uplink(_) => false,
-            Device::Vxlan(_) => true,
+    /// What the device takes on egress, for the forwarder's plans. A UDP GSO frame (GSO
+    /// type UDP_L4) may go to a TAP whose kernel took the USO offloads (Linux 6.2 on, the
+    /// same kernels that accept such frames from userspace), or to a VXLAN remote
+    /// (segmented for UDP GSO sends); never to an uplink.
+    pub fn caps(&self) -> EgressCaps {
+        EgressCaps {
+            kind: self.kind(),
+            vnet_hdr: self.vnet_hdr(),
+            udp_gso: match self {
+                Device::Tap(t) => t.offloads().uso(),
+                Device::Uplink(_) => false,
+                Device::Vxlan(_) => true,
+            },
         }
     }
 
     /// The offloads in force, by name.
     pub fn offloads(&self) -> Vec<&'static str> {
         match self {
-            Device::Tap(t) => t.offloads().to_vec(),
+            Device::Tap(t) => t.offloads().names(),
             Device::Uplink(_) => vec!["vnet_hdr"],
             Device::Vxlan(_) => Vec::new(),
         }

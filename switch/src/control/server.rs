@@ -1,9 +1,9 @@
-//! The control socket: a Unix stream socket on which the running switch answers one JSON
-//! request per connection (a line) with one JSON response, then closes. The client side
-//! is the same binary's subcommands (`uswitch show ports`, ...).
+//! The control socket's server: a Unix stream socket on which the running switch answers
+//! one request per connection (a line) with one response, then closes.
 //!
-//! The server side is non-blocking and lives in the event loop: a slow or stuck client
-//! can never stall forwarding.
+//! It is non-blocking and shares the data plane's poll: a slow or stuck client can never
+//! stall forwarding. Its tokens are the data plane's sidecar tokens: the listener's is
+//! 0, each connection's the next free one above.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -12,10 +12,14 @@ use std::path::{Path, PathBuf};
 
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
-use serde::{Deserialize, Serialize};
+
+use super::protocol::{Envelope, Request, Response};
+use crate::dataplane::tokens;
 
 /// Where a switch listens when neither --control nor --name says otherwise.
 pub const DEFAULT_DIR: &str = "/run/uswitch";
+/// The listener's sidecar number; connections take the numbers above.
+const LISTENER: usize = 0;
 /// Requests larger than this are refused (they are a few hundred bytes).
 const MAX_REQUEST: usize = 64 * 1024;
 /// Open connections at most; a new one beyond this closes the oldest, so clients that
@@ -24,8 +28,6 @@ const MAX_REQUEST: usize = 64 * 1024;
 const MAX_CONNECTIONS: usize = 64;
 /// A connection that has not finished its exchange by then is closed.
 const IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long a client waits for the switch's answer.
-const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The socket path for `--control PATH` / `--name NAME` (PATH wins).
 pub fn socket_path(control: Option<&Path>, name: Option<&str>) -> PathBuf {
@@ -33,109 +35,6 @@ pub fn socket_path(control: Option<&Path>, name: Option<&str>) -> PathBuf {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(n)) => Path::new(DEFAULT_DIR).join(format!("{n}.sock")),
         (None, None) => Path::new(DEFAULT_DIR).join("uswitch.sock"),
-    }
-}
-
-/// One request to the running switch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case")]
-pub enum Request {
-    ShowPorts,
-    ShowFdb {
-        network: Option<String>,
-    },
-    ShowStats,
-    NetworkLs,
-    NetworkCreate {
-        name: String,
-        subnet: Option<String>,
-        /// Joins the new network to a VXLAN overlay.
-        #[serde(default)]
-        overlay: Option<OverlayRequest>,
-    },
-    ShowVxlan,
-    FdbFlush {
-        network: Option<String>,
-    },
-    FdbAdd {
-        mac: String,
-        port: String,
-    },
-    FdbDel {
-        mac: String,
-        network: Option<String>,
-    },
-    PortAdd {
-        name: String,
-        network: String,
-        #[serde(default = "offload_on")]
-        offload: bool,
-        #[serde(default)]
-        bum_rate: Option<u64>,
-    },
-    PortDel {
-        name: String,
-    },
-    Capture {
-        port: String,
-        file: String,
-        count: Option<u64>,
-    },
-    ContainerAdd {
-        name: String,
-        networks: Vec<String>,
-        ips: Vec<Option<String>>,
-    },
-    ContainerRm {
-        name: String,
-    },
-    ContainerLs,
-}
-
-/// `uswitch network create ... --vni N --remote ADDR ...`: what the client knows of the
-/// overlay; the switch fills in the local address and port from its endpoint when there
-/// is exactly one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OverlayRequest {
-    pub vni: u32,
-    pub remotes: Vec<std::net::IpAddr>,
-    #[serde(default)]
-    pub local: Option<std::net::IpAddr>,
-    #[serde(default)]
-    pub port: Option<u16>,
-    #[serde(default)]
-    pub mtu: Option<u32>,
-}
-
-fn offload_on() -> bool {
-    true
-}
-
-/// The switch's answer: `data` on success, `error` (one line) on failure.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Response {
-    pub ok: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub data: serde_json::Value,
-}
-
-impl Response {
-    pub fn ok(data: serde_json::Value) -> Response {
-        Response {
-            ok: true,
-            error: None,
-            data,
-        }
-    }
-
-    pub fn err(msg: impl Into<String>) -> Response {
-        Response {
-            ok: false,
-            error: Some(msg.into()),
-            data: serde_json::Value::Null,
-        }
     }
 }
 
@@ -171,29 +70,23 @@ struct Conn {
 pub struct ControlServer {
     path: PathBuf,
     listener: UnixListener,
-    conns: HashMap<Token, Conn>,
+    conns: HashMap<usize, Conn>,
+    /// The sidecar number the next connection tries first.
     next: usize,
-    first_token: usize,
 }
 
 /// What a readiness event on a control token asks of the switch.
 pub enum ControlEvent {
     /// Nothing to do now.
     Idle,
-    /// A complete request arrived on this connection; answer it with [`ControlServer::reply`].
-    Request(Token, Result<Request, String>),
+    /// A complete request arrived on this connection (a sidecar number); answer it with
+    /// [`ControlServer::reply`].
+    Request(usize, Result<Request, String>),
 }
 
 impl ControlServer {
-    /// Binds `path` (mode 0600), replacing a stale socket left by a crashed switch. Tokens
-    /// from `first_token` upwards are used for connections; `listener_token` for the
-    /// listener.
-    pub fn bind(
-        path: &Path,
-        registry: &Registry,
-        listener_token: Token,
-        first_token: usize,
-    ) -> Result<ControlServer, ControlError> {
+    /// Binds `path` (mode 0600), replacing a stale socket left by a crashed switch.
+    pub fn bind(path: &Path, registry: &Registry) -> Result<ControlServer, ControlError> {
         let io_err = |source| ControlError::Io {
             path: path.to_path_buf(),
             source,
@@ -218,14 +111,13 @@ impl ControlServer {
         let mut listener = UnixListener::bind(path).map_err(io_err)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
         registry
-            .register(&mut listener, listener_token, Interest::READABLE)
+            .register(&mut listener, tokens::sidecar(LISTENER), Interest::READABLE)
             .map_err(io_err)?;
         Ok(ControlServer {
             path: path.to_path_buf(),
             listener,
             conns: HashMap::new(),
-            next: first_token,
-            first_token,
+            next: LISTENER + 1,
         })
     }
 
@@ -233,13 +125,34 @@ impl ControlServer {
         &self.path
     }
 
-    /// Whether `token` is one of this server's connections.
-    pub fn owns(&self, token: Token) -> bool {
-        token.0 >= self.first_token
+    /// A sidecar number no open connection has (numbers are reused, so they never run
+    /// out, on any word size).
+    fn free_number(&mut self) -> usize {
+        loop {
+            let n = self.next;
+            self.next = if n >= tokens::MAX_SIDECAR {
+                LISTENER + 1
+            } else {
+                n + 1
+            };
+            if !self.conns.contains_key(&n) {
+                return n;
+            }
+        }
+    }
+
+    /// Handles readiness of sidecar number `n`: the listener, or a connection.
+    pub fn ready(&mut self, n: usize, registry: &Registry) -> ControlEvent {
+        if n == LISTENER {
+            self.accept(registry);
+            ControlEvent::Idle
+        } else {
+            self.service(n, registry)
+        }
     }
 
     /// Accepts every pending connection.
-    pub fn accept(&mut self, registry: &Registry) {
+    fn accept(&mut self, registry: &Registry) {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
@@ -255,14 +168,14 @@ impl ControlServer {
                             self.close(oldest, registry);
                         }
                     }
-                    let token = Token(self.next);
-                    self.next += 1;
+                    let n = self.free_number();
+                    let token: Token = tokens::sidecar(n);
                     if registry
                         .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
                         .is_ok()
                     {
                         self.conns.insert(
-                            token,
+                            n,
                             Conn {
                                 opened: std::time::Instant::now(),
                                 stream,
@@ -285,7 +198,7 @@ impl ControlServer {
     }
 
     /// Reads what a connection sent, and writes what is pending for it.
-    pub fn service(&mut self, token: Token, registry: &Registry) -> ControlEvent {
+    fn service(&mut self, token: usize, registry: &Registry) -> ControlEvent {
         let Some(conn) = self.conns.get_mut(&token) else {
             return ControlEvent::Idle;
         };
@@ -310,13 +223,17 @@ impl ControlServer {
             }
             if let Some(end) = conn.input.iter().position(|&b| b == b'\n') {
                 conn.answered = true;
-                let parsed = serde_json::from_slice::<Request>(&conn.input[..end])
-                    .map_err(|e| format!("malformed request: {e}"));
+                let parsed = Envelope::parse(&conn.input[..end]);
                 return ControlEvent::Request(token, parsed);
             }
             if conn.input.len() > MAX_REQUEST {
                 conn.answered = true;
-                return ControlEvent::Request(token, Err("request too large".into()));
+                return ControlEvent::Request(
+                    token,
+                    Err(format!(
+                        "request too large: over {MAX_REQUEST} bytes without a newline"
+                    )),
+                );
             }
             return ControlEvent::Idle;
         }
@@ -325,7 +242,7 @@ impl ControlServer {
     }
 
     /// Queues `response` for the connection and writes as much as the socket takes.
-    pub fn reply(&mut self, token: Token, response: &Response, registry: &Registry) {
+    pub fn reply(&mut self, token: usize, response: &Response, registry: &Registry) {
         if let Some(conn) = self.conns.get_mut(&token) {
             conn.output = serde_json::to_vec(response).unwrap_or_else(|e| {
                 format!("{{\"ok\":false,\"error\":\"encoding the response failed: {e}\"}}")
@@ -337,7 +254,7 @@ impl ControlServer {
         self.flush(token, registry);
     }
 
-    fn flush(&mut self, token: Token, registry: &Registry) {
+    fn flush(&mut self, token: usize, registry: &Registry) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -357,7 +274,7 @@ impl ControlServer {
     /// Closes connections that have taken longer than the idle limit (called once a
     /// second by the loop).
     pub fn reap_idle(&mut self, registry: &Registry) {
-        let stale: Vec<Token> = self
+        let stale: Vec<usize> = self
             .conns
             .iter()
             .filter(|(_, c)| c.opened.elapsed() > IDLE_LIMIT)
@@ -368,7 +285,7 @@ impl ControlServer {
         }
     }
 
-    fn close(&mut self, token: Token, registry: &Registry) {
+    fn close(&mut self, token: usize, registry: &Registry) {
         if let Some(mut conn) = self.conns.remove(&token) {
             let _ = registry.deregister(&mut conn.stream);
         }
@@ -381,53 +298,9 @@ impl Drop for ControlServer {
     }
 }
 
-/// Sends `request` to the switch at `path` and returns its response.
-pub fn call(path: &Path, request: &Request) -> Result<Response, String> {
-    let unreachable = |e: io::Error| {
-        format!(
-            "cannot reach uswitch at {}: {e} (is it running? see --control and --name)",
-            path.display()
-        )
-    };
-    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(unreachable)?;
-    stream
-        .set_read_timeout(Some(CLIENT_TIMEOUT))
-        .map_err(unreachable)?;
-    let mut line = serde_json::to_vec(request).map_err(|e| format!("encoding the request: {e}"))?;
-    line.push(b'\n');
-    stream.write_all(&line).map_err(unreachable)?;
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).map_err(unreachable)?;
-    serde_json::from_slice(&reply).map_err(|e| {
-        format!(
-            "uswitch at {} sent a malformed response: {e}",
-            path.display()
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn requests_round_trip_as_json() {
-        let r = Request::FdbAdd {
-            mac: "02:00:00:00:00:01".into(),
-            port: "tap0".into(),
-        };
-        let s = serde_json::to_string(&r).unwrap();
-        assert_eq!(
-            s,
-            r#"{"cmd":"fdb_add","mac":"02:00:00:00:00:01","port":"tap0"}"#
-        );
-        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
-        assert_eq!(
-            serde_json::from_str::<Request>(r#"{"cmd":"show_ports"}"#).unwrap(),
-            Request::ShowPorts
-        );
-        assert!(serde_json::from_str::<Request>(r#"{"cmd":"reboot"}"#).is_err());
-    }
 
     #[test]
     fn socket_paths() {

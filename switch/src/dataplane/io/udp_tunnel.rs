@@ -9,156 +9,22 @@
 //! fragmented (`IP_PMTUDISC_DO` / `IPV6_DONTFRAG`): a datagram over the path MTU fails
 //! with `EMSGSIZE` and is counted as `egress_too_big`.
 //!
-//! Each remote of a network is a forwarder port (so it learns MACs, has counters and is
-//! flooded to like any port), and the remotes of one network share a split-horizon group,
-//! so a frame from the overlay never goes back into it.
+//! Which network a VNI carries, which remote a datagram comes from and what is dropped on
+//! the way in are the forwarder's decisions (`forwarder::overlay`); this module only moves
+//! datagrams.
 
 use std::io;
 use std::mem;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
-use std::str::FromStr;
 
-use forwarder::{DropReason, PortCounters, PortId};
+use forwarder::EndpointId;
+use packets::vxlan::{flow_hash, write_header, VXLAN_HEADER_LEN};
 
-use crate::packet::setsockopt_int;
-use packets::vxlan::{
-    flow_hash, parse_header, write_header, VxlanError, IANA_PORT, MAX_VNI, OVERHEAD_V4,
-    OVERHEAD_V6, VXLAN_HEADER_LEN,
-};
-use serde::{Deserialize, Serialize};
+use super::setsockopt_int;
 
-/// `--vxlan NETWORK:vni=N,local=ADDR,remote=ADDR[,remote=ADDR...][,port=P][,mtu=N]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VxlanSpec {
-    pub network: String,
-    pub vni: u32,
-    pub local: IpAddr,
-    pub remotes: Vec<IpAddr>,
-    pub port: u16,
-    /// The MTU of the network's TAPs; by default the underlay's minus 50 (IPv4) or 70
-    /// (IPv6).
-    pub mtu: Option<u32>,
-}
-
-impl VxlanSpec {
-    /// Checks what parsing alone cannot: families agree, remotes are unicast and not the
-    /// local address, the VNI fits 24 bits.
-    pub fn validate(&self) -> Result<(), String> {
-        crate::cli::validate_network_name(&self.network)?;
-        if self.vni > MAX_VNI {
-            return Err(format!(
-                "--vxlan {}: vni {} does not fit 24 bits (at most {MAX_VNI})",
-                self.network, self.vni
-            ));
-        }
-        if self.remotes.is_empty() {
-            return Err(format!(
-                "--vxlan {}: give at least one remote=ADDR",
-                self.network
-            ));
-        }
-        if self.local.is_unspecified() || self.local.is_multicast() {
-            return Err(format!(
-                "--vxlan {}: local={} must be a unicast address of this host",
-                self.network, self.local
-            ));
-        }
-        for r in &self.remotes {
-            if r.is_ipv4() != self.local.is_ipv4() {
-                return Err(format!(
-                    "--vxlan {}: remote={r} and local={} are not the same IP version",
-                    self.network, self.local
-                ));
-            }
-            if r.is_unspecified() || r.is_multicast() || *r == self.local {
-                return Err(format!(
-                    "--vxlan {}: remote={r} must be another host's unicast address",
-                    self.network
-                ));
-            }
-        }
-        if self.port == 0 {
-            return Err(format!("--vxlan {}: port must not be 0", self.network));
-        }
-        if let Some(m) = self.mtu {
-            if !(68..=65_000).contains(&m) {
-                return Err(format!(
-                    "--vxlan {}: mtu={m} is outside 68..=65000",
-                    self.network
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The encapsulation overhead on this spec's underlay.
-    pub fn overhead(&self) -> usize {
-        if self.local.is_ipv4() {
-            OVERHEAD_V4
-        } else {
-            OVERHEAD_V6
-        }
-    }
-}
-
-impl FromStr for VxlanSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let usage =
-            "expected NETWORK:vni=N,local=ADDR,remote=ADDR[,remote=ADDR...][,port=4789][,mtu=N]";
-        let (network, opts) = s
-            .split_once(':')
-            .ok_or_else(|| format!("--vxlan {s}: {usage}"))?;
-        let mut spec = VxlanSpec {
-            network: network.to_string(),
-            vni: u32::MAX,
-            local: IpAddr::from([0, 0, 0, 0]),
-            remotes: Vec::new(),
-            port: IANA_PORT,
-            mtu: None,
-        };
-        let mut have_local = false;
-        for opt in opts.split(',') {
-            let (key, value) = opt
-                .split_once('=')
-                .ok_or_else(|| format!("--vxlan {s}: {opt:?} is not KEY=VALUE; {usage}"))?;
-            let bad = |what: &str| format!("--vxlan {s}: {key}={value} is not {what}");
-            match key {
-                "vni" => spec.vni = value.parse().map_err(|_| bad("a number"))?,
-                "local" => {
-                    spec.local = value.parse().map_err(|_| bad("an IP address"))?;
-                    have_local = true;
-                }
-                "remote" => spec
-                    .remotes
-                    .push(value.parse().map_err(|_| bad("an IP address"))?),
-                "port" => spec.port = value.parse().map_err(|_| bad("a UDP port"))?,
-                "mtu" => spec.mtu = Some(value.parse().map_err(|_| bad("a number"))?),
-                _ => {
-                    return Err(format!(
-                        "--vxlan {s}: unknown key {key:?} (vni, local, remote, port, mtu)"
-                    ))
-                }
-            }
-        }
-        if spec.vni == u32::MAX {
-            return Err(format!("--vxlan {s}: vni=N is missing"));
-        }
-        if !have_local {
-            return Err(format!("--vxlan {s}: local=ADDR is missing"));
-        }
-        spec.validate()?;
-        Ok(spec)
-    }
-}
-
-/// `setsockopt` level and options the libc crate lacks for glibc targets.
-const SOL_UDP: i32 = 17;
-const UDP_SEGMENT: i32 = 103;
-const UDP_GRO: i32 = 104;
+use libc::{SOL_UDP, UDP_GRO, UDP_SEGMENT};
 /// Datagrams per UDP GSO send at most (the kernel's limit is 64 on older kernels).
 const GSO_MAX_SEGMENTS: usize = 64;
 /// Payload bytes per UDP GSO send at most (an IPv6 jumbogram aside, one IP packet's worth).
@@ -366,8 +232,6 @@ impl Batch {
 pub struct Peer {
     name: String,
     vni: u32,
-    remote: IpAddr,
-    port: u16,
     to: RawAddr,
     senders: Rc<Senders>,
 }
@@ -379,14 +243,6 @@ impl Peer {
 
     pub fn vni(&self) -> u32 {
         self.vni
-    }
-
-    pub fn remote(&self) -> IpAddr {
-        self.remote
-    }
-
-    pub fn udp_port(&self) -> u16 {
-        self.port
     }
 
     /// Encapsulates `frame` and sends it to the remote.
@@ -438,23 +294,6 @@ impl Peer {
     }
 }
 
-/// The peer port name for a remote of a VNI: `vx42:198.18.1.2`, `vx42:[2001:db8::2]`.
-pub fn peer_name(vni: u32, remote: IpAddr) -> String {
-    match remote {
-        IpAddr::V4(a) => format!("vx{vni}:{a}"),
-        IpAddr::V6(a) => format!("vx{vni}:[{a}]"),
-    }
-}
-
-/// A VNI served by an endpoint: its network and its remotes' ports.
-#[derive(Debug)]
-pub struct Segment {
-    pub vni: u32,
-    pub network: String,
-    pub mtu: usize,
-    pub peers: Vec<(IpAddr, PortId)>,
-}
-
 /// One UDP socket on a local address and port, for every VNI on it.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -466,15 +305,14 @@ pub struct Endpoint {
     senders: Rc<Senders>,
     /// Whether the receiving socket hands over coalesced datagrams (UDP GRO).
     pub gro: bool,
-    pub segments: Vec<Segment>,
-    /// Datagrams received and the ones dropped before reaching a peer (by reason).
-    pub counters: PortCounters,
+    /// The forwarder's handle for this endpoint (its VNIs, remotes and counters).
+    pub id: EndpointId,
     pub(crate) queued: bool,
 }
 
 impl Endpoint {
     /// Binds the endpoint's sockets and finds its underlay interface and MTU.
-    pub fn open(local: IpAddr, port: u16) -> Result<Endpoint, String> {
+    pub fn open(local: IpAddr, port: u16, id: EndpointId) -> Result<Endpoint, String> {
         let (underlay, underlay_mtu) = underlay_of(local)?;
         let at = SocketAddr::new(local, port);
         let socket = UdpSocket::bind(at).map_err(|e| {
@@ -501,8 +339,7 @@ impl Endpoint {
             socket,
             senders: Rc::new(senders),
             gro,
-            segments: Vec::new(),
-            counters: PortCounters::default(),
+            id,
             queued: true,
         })
     }
@@ -515,26 +352,10 @@ impl Endpoint {
     /// [`Endpoint::add_peer`] with its port id.
     pub fn peer(&self, vni: u32, remote: IpAddr) -> Peer {
         Peer {
-            name: peer_name(vni, remote),
+            name: forwarder::remote_port_name(vni, remote),
             vni,
-            remote,
-            port: self.port,
             to: RawAddr::new(SocketAddr::new(remote, self.port)),
             senders: Rc::clone(&self.senders),
-        }
-    }
-
-    /// Records that frames from `remote` on `vni` enter the forwarder at `port`.
-    pub fn add_peer(&mut self, vni: u32, remote: IpAddr, port: PortId) {
-        if let Some(seg) = self.segments.iter_mut().find(|s| s.vni == vni) {
-            seg.peers.push((remote, port));
-        }
-    }
-
-    /// Forgets the peer attached as `port` (its port was detached).
-    pub fn remove_port(&mut self, port: PortId) {
-        for seg in &mut self.segments {
-            seg.peers.retain(|&(_, p)| p != port);
         }
     }
 
@@ -602,48 +423,6 @@ impl Endpoint {
             truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
         })
     }
-
-    /// Counts a read refused as a whole (`len` bytes) under `reason`.
-    pub fn refuse(&mut self, len: usize, reason: DropReason) {
-        self.counters.rx_frames += 1;
-        self.counters.rx_bytes += len as u64;
-        self.counters.count_drop(reason);
-    }
-
-    /// Which peer port a datagram of `len` bytes from `from` enters at, or why it is
-    /// dropped. Counts the datagram and the drop.
-    pub fn classify(&mut self, datagram: &[u8], from: IpAddr) -> Result<PortId, DropReason> {
-        self.counters.rx_frames += 1;
-        self.counters.rx_bytes += datagram.len() as u64;
-        let verdict = self.classify_inner(datagram, from);
-        if let Err(reason) = verdict {
-            self.counters.count_drop(reason);
-        }
-        verdict
-    }
-
-    fn classify_inner(&self, datagram: &[u8], from: IpAddr) -> Result<PortId, DropReason> {
-        let vni = parse_header(datagram).map_err(|e| match e {
-            VxlanError::Truncated(_) => DropReason::VxlanTruncated,
-            VxlanError::NoIBit(_) => DropReason::VxlanNoIBit,
-            VxlanError::ReservedBits => DropReason::VxlanReservedBits,
-        })?;
-        let seg = self
-            .segments
-            .iter()
-            .find(|s| s.vni == vni)
-            .ok_or(DropReason::VxlanUnknownVni)?;
-        // An IPv4 sender on an IPv6 socket arrives mapped; compare like with like.
-        let from = match from {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        seg.peers
-            .iter()
-            .find(|(r, _)| *r == from)
-            .map(|&(_, p)| p)
-            .ok_or(DropReason::VxlanUnknownRemote)
-    }
 }
 
 /// What one read from an endpoint's socket brought.
@@ -706,132 +485,6 @@ pub fn underlay_of(local: IpAddr) -> Result<(String, usize), String> {
             if local.is_ipv6() { " nodad" } else { "" }
         )
     })?;
-    let mtu = crate::tap::interface_mtu(&name).map_err(|e| e.to_string())?;
+    let mtu = super::tap::interface_mtu(&name).map_err(|e| e.to_string())?;
     Ok((name, mtu))
-}
-
-/// The inner MTU for a spec on an underlay of `underlay_mtu`.
-pub fn inner_mtu(spec: &VxlanSpec, underlay_mtu: usize) -> Result<usize, String> {
-    if let Some(m) = spec.mtu {
-        return Ok(m as usize);
-    }
-    underlay_mtu
-        .checked_sub(spec.overhead())
-        .filter(|&m| m >= 68)
-        .ok_or_else(|| {
-            format!(
-                "--vxlan {}: the underlay MTU {underlay_mtu} leaves no room for the {}-byte encapsulation",
-                spec.network,
-                spec.overhead()
-            )
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_the_issue_example() {
-        let s: VxlanSpec = "default:vni=42,local=198.18.1.1,remote=198.18.1.2,remote=198.18.1.3"
-            .parse()
-            .unwrap();
-        assert_eq!(s.network, "default");
-        assert_eq!(s.vni, 42);
-        assert_eq!(s.local, IpAddr::from([198, 18, 1, 1]));
-        assert_eq!(s.remotes.len(), 2);
-        assert_eq!(s.port, 4789);
-        assert_eq!(s.overhead(), 50);
-        let s: VxlanSpec = "blue:vni=43,local=2001:db8::1,remote=2001:db8::2,port=8472,mtu=1400"
-            .parse()
-            .unwrap();
-        assert_eq!((s.port, s.mtu, s.overhead()), (8472, Some(1400), 70));
-        assert_eq!(inner_mtu(&s, 1500), Ok(1400));
-    }
-
-    #[test]
-    fn bad_specs_say_what_is_wrong() {
-        for (spec, needle) in [
-            ("default", "expected NETWORK:"),
-            ("default:vni=42,remote=198.18.1.2", "local=ADDR is missing"),
-            (
-                "default:local=198.18.1.1,remote=198.18.1.2",
-                "vni=N is missing",
-            ),
-            (
-                "default:vni=16777216,local=198.18.1.1,remote=198.18.1.2",
-                "24 bits",
-            ),
-            (
-                "default:vni=x,local=198.18.1.1,remote=198.18.1.2",
-                "not a number",
-            ),
-            ("default:vni=1,local=198.18.1.1", "at least one remote"),
-            (
-                "default:vni=1,local=198.18.1.1,remote=2001:db8::2",
-                "same IP version",
-            ),
-            (
-                "default:vni=1,local=198.18.1.1,remote=198.18.1.1",
-                "another host",
-            ),
-            (
-                "default:vni=1,local=198.18.1.1,remote=239.1.1.1",
-                "another host",
-            ),
-            (
-                "default:vni=1,local=198.18.1.1,remote=198.18.1.2,port=0",
-                "port",
-            ),
-            (
-                "default:vni=1,local=198.18.1.1,remote=198.18.1.2,port=70000",
-                "UDP port",
-            ),
-            (
-                "default:vni=1,local=198.18.1.1,remote=198.18.1.2,mtu=10",
-                "68..=65000",
-            ),
-            (
-                "default:vni=1,local=198.18.1.1,remote=198.18.1.2,ttl=3",
-                "unknown key",
-            ),
-            (
-                "default:vni=1,local=nowhere,remote=198.18.1.2",
-                "an IP address",
-            ),
-            (
-                "bad name:vni=1,local=198.18.1.1,remote=198.18.1.2",
-                "network",
-            ),
-        ] {
-            let err = spec.parse::<VxlanSpec>().unwrap_err();
-            assert!(err.contains(needle), "{spec}: {err}");
-        }
-    }
-
-    #[test]
-    fn inner_mtu_follows_the_underlay() {
-        let s: VxlanSpec = "n:vni=1,local=198.18.1.1,remote=198.18.1.2"
-            .parse()
-            .unwrap();
-        assert_eq!(inner_mtu(&s, 1500), Ok(1450));
-        assert_eq!(inner_mtu(&s, 9000), Ok(8950));
-        assert!(inner_mtu(&s, 100).is_err());
-        let s6: VxlanSpec = "n:vni=1,local=2001:db8::1,remote=2001:db8::2"
-            .parse()
-            .unwrap();
-        assert_eq!(inner_mtu(&s6, 1500), Ok(1430));
-    }
-
-    #[test]
-    fn peer_names() {
-        assert_eq!(
-            peer_name(42, IpAddr::from([198, 18, 1, 2])),
-            "vx42:198.18.1.2"
-        );
-        assert_eq!(
-            peer_name(7, "2001:db8::2".parse().unwrap()),
-            "vx7:[2001:db8::2]"
-        );
-    }
 }

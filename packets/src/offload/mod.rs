@@ -1,9 +1,14 @@
-//! Offloads done in software: the virtio-net header that AF_PACKET (`PACKET_VNET_HDR`) and
-//! TAP (`IFF_VNET_HDR`) put before a frame, checksum completion for frames whose L4
-//! checksum the sender left partial, and TCP segmentation for GSO frames bigger than the
-//! MTU. Used where an egress cannot take the offload as it is.
+//! Offloads done in software, for an egress that cannot take them as they came: the
+//! virtio-net header that AF_PACKET (`PACKET_VNET_HDR`) and TAP (`IFF_VNET_HDR`) put
+//! before a frame (here), checksum completion for frames whose L4 checksum the sender
+//! left partial ([`checksum`]), and segmentation of GSO frames bigger than the MTU
+//! ([`segment`]).
 
-use crate::ethernet::{EtherType, EthernetFrame};
+pub mod checksum;
+pub mod segment;
+
+pub use checksum::{complete_checksum, finish_partial, L4Checksum};
+pub use segment::{segment_gso, segment_tcp, segment_udp, tcp_gso_header};
 
 /// `struct virtio_net_hdr` without the mergeable-buffers field: 10 bytes.
 pub const VIRTIO_NET_HDR_LEN: usize = 10;
@@ -51,6 +56,46 @@ impl VirtioNetHdr {
         b[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
         b
     }
+
+    /// What the header says must still be done to its frame; `None` for a GSO type
+    /// uswitch does not know (UFO, or anything newer).
+    pub fn offload(&self) -> Option<Offload> {
+        Some(match self.gso_type & !GSO_ECN {
+            GSO_NONE if self.flags & F_NEEDS_CSUM != 0 => Offload::Checksum {
+                start: self.csum_start as usize,
+                offset: self.csum_offset as usize,
+            },
+            GSO_NONE => Offload::None,
+            GSO_TCPV4 | GSO_TCPV6 => Offload::Segment {
+                tcp: true,
+                size: self.gso_size as usize,
+            },
+            GSO_UDP_L4 => Offload::Segment {
+                tcp: false,
+                size: self.gso_size as usize,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// What a frame's virtio-net header says is still to be done to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offload {
+    /// A complete frame.
+    None,
+    /// The L4 checksum is partial: the field at `start + offset` holds the pseudo-header
+    /// sum.
+    Checksum { start: usize, offset: usize },
+    /// A GSO frame: segments of `size` payload bytes, TCP or UDP.
+    Segment { tcp: bool, size: usize },
+}
+
+impl Offload {
+    /// Whether the frame stands for several segments.
+    pub fn is_gso(&self) -> bool {
+        matches!(self, Offload::Segment { .. })
+    }
 }
 
 /// Why a frame could not be finished in software.
@@ -63,304 +108,22 @@ pub enum OffloadError {
         offset: usize,
         len: usize,
     },
-    /// A GSO type uswitch does not segment (UFO, USO).
-    #[error("GSO type {0} is not segmented in software")]
-    UnsupportedGso(u8),
-    /// The headers of a GSO frame do not parse as Ethernet/IP/TCP.
+    /// The headers of a GSO frame do not parse as Ethernet/IP/TCP or UDP.
     #[error("GSO frame with malformed headers")]
     Malformed,
-}
-
-/// Adds `data` to a running ones'-complement sum.
-pub(crate) fn sum16(mut acc: u32, data: &[u8]) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u16::from_be_bytes([c[0], c[1]]) as u32;
-    }
-    if let [last] = chunks.remainder() {
-        acc += (*last as u32) << 8;
-    }
-    acc
-}
-
-pub(crate) fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
-/// The Internet checksum (RFC 1071) of `data`.
-pub fn internet_checksum(data: &[u8]) -> u16 {
-    !fold(sum16(0, data))
-}
-
-/// Finishes a partial checksum: the field at `start + offset` holds the pseudo-header sum;
-/// the checksum covers everything from `start` to the end of the frame.
-pub fn complete_checksum(
-    frame: &mut [u8],
-    start: usize,
-    offset: usize,
-) -> Result<(), OffloadError> {
-    let at = start + offset;
-    if start >= frame.len() || at + 2 > frame.len() {
-        return Err(OffloadError::BadChecksumOffsets {
-            start,
-            offset,
-            len: frame.len(),
-        });
-    }
-    let mut csum = !fold(sum16(0, &frame[start..]));
-    if csum == 0 && offset == 6 {
-        // UDP: a computed zero is sent as all ones (zero means "no checksum").
-        csum = 0xffff;
-    }
-    frame[at..at + 2].copy_from_slice(&csum.to_be_bytes());
-    Ok(())
-}
-
-/// What [`finish_partial`] found in a frame's TCP or UDP checksum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum L4Checksum {
-    /// Not TCP or UDP over IPv4/IPv6 (or a fragment, or cut short): not looked at.
-    NotApplicable,
-    /// Correct (or a UDP checksum left out over IPv4).
-    Valid,
-    /// It held only the pseudo-header sum, as a sender that offloads the checksum
-    /// leaves it; uswitch finished it.
-    Finished,
-    /// Wrong: left as it was, for the receiver to drop.
-    Invalid,
-}
-
-/// Checks the TCP or UDP checksum of a complete frame and finishes it when it was left
-/// partial. A Linux sender hands a packet on with `CHECKSUM_PARTIAL` (the checksum field
-/// holding the pseudo-header sum, the rest for the NIC to add) and a veth keeps that
-/// state, so a kernel VXLAN tunnel whose underlay is a veth sends inner checksums
-/// unfinished; another kernel knows from the packet's metadata, a UDP socket's reader
-/// sees only the bytes. A field equal to the pseudo-header sum in a packet whose checksum
-/// does not verify is such a packet.
-pub fn finish_partial(frame: &mut [u8]) -> L4Checksum {
-    let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
-        return L4Checksum::NotApplicable;
-    };
-    let l3 = eth.header_len();
-    let (v4, proto, l4, end) = match eth.ethertype() {
-        EtherType::IPV4 => {
-            let Some(ip) = frame.get(l3..l3 + 20) else {
-                return L4Checksum::NotApplicable;
-            };
-            let ihl = (ip[0] & 0x0f) as usize * 4;
-            let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
-            let total = u16::from_be_bytes([ip[2], ip[3]]) as usize;
-            if ip[0] >> 4 != 4 || ihl < 20 || fragment || total < ihl {
-                return L4Checksum::NotApplicable;
-            }
-            (true, ip[9], l3 + ihl, l3 + total)
-        }
-        EtherType::IPV6 => {
-            let Some(ip) = frame.get(l3..l3 + 40) else {
-                return L4Checksum::NotApplicable;
-            };
-            let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
-            (false, ip[6], l3 + 40, l3 + 40 + plen)
-        }
-        _ => return L4Checksum::NotApplicable,
-    };
-    let field = match proto {
-        6 => 16,
-        17 => 6,
-        _ => return L4Checksum::NotApplicable,
-    };
-    if end > frame.len() || l4 + field + 2 > end {
-        return L4Checksum::NotApplicable;
-    }
-    let stored = u16::from_be_bytes([frame[l4 + field], frame[l4 + field + 1]]);
-    if proto == 17 && v4 && stored == 0 {
-        return L4Checksum::Valid;
-    }
-    let pseudo = pseudo_sum(frame, l3, v4, proto, end - l4);
-    if fold(sum16(pseudo, &frame[l4..end])) == 0xffff {
-        return L4Checksum::Valid;
-    }
-    if stored != fold(pseudo) {
-        return L4Checksum::Invalid;
-    }
-    // The field holds the pseudo-header sum: add the segment and store the complement.
-    let mut sum = !fold(sum16(0, &frame[l4..end]));
-    if sum == 0 && proto == 17 {
-        sum = 0xffff;
-    }
-    frame[l4 + field..l4 + field + 2].copy_from_slice(&sum.to_be_bytes());
-    L4Checksum::Finished
-}
-
-/// The virtio-net header for `frame` when it is one TCP packet larger than a segment of
-/// `mss` bytes, as a kernel's GSO packet arrives whole where a segmented one was meant
-/// (a VXLAN datagram carrying a GSO packet through a veth). Its checksum is left partial,
-/// as the sender's kernel left it.
-pub fn tcp_gso_header(frame: &[u8], mss: usize) -> Option<VirtioNetHdr> {
-    let (l3, v4, ip_len) = l3_of(frame, 6).ok()?;
-    let declared = if v4 {
-        u16::from_be_bytes([*frame.get(l3 + 2)?, *frame.get(l3 + 3)?]) as usize
-    } else {
-        40 + u16::from_be_bytes([*frame.get(l3 + 4)?, *frame.get(l3 + 5)?]) as usize
-    };
-    let l4 = l3 + ip_len;
-    let doff = (*frame.get(l4 + 12)? >> 4) as usize * 4;
-    let hdrs = l4 + doff;
-    if declared != frame.len() - l3 || doff < 20 || mss == 0 || frame.len() <= hdrs + mss {
-        return None;
-    }
-    Some(VirtioNetHdr {
-        flags: F_NEEDS_CSUM,
-        gso_type: if v4 { GSO_TCPV4 } else { GSO_TCPV6 },
-        hdr_len: hdrs as u16,
-        gso_size: u16::try_from(mss).ok()?,
-        csum_start: l4 as u16,
-        csum_offset: 16,
-    })
-}
-
-/// The L3 header of a GSO frame: where it starts, whether it is IPv4, its length, and the
-/// L4 protocol it carries.
-fn l3_of(frame: &[u8], proto: u8) -> Result<(usize, bool, usize), OffloadError> {
-    let eth = EthernetFrame::new_checked(frame).map_err(|_| OffloadError::Malformed)?;
-    let l3 = eth.header_len();
-    match eth.ethertype() {
-        EtherType::IPV4 => {
-            let ihl = (*frame.get(l3).ok_or(OffloadError::Malformed)? & 0x0f) as usize * 4;
-            if ihl < 20 || frame.get(l3 + 9) != Some(&proto) {
-                return Err(OffloadError::Malformed);
-            }
-            Ok((l3, true, ihl))
-        }
-        // Extension headers are not walked: the kernel's GSO frames carry none.
-        EtherType::IPV6 if frame.get(l3 + 6) == Some(&proto) => Ok((l3, false, 40)),
-        _ => Err(OffloadError::Malformed),
-    }
-}
-
-/// The pseudo-header sum for an L4 segment of `l4_len` bytes.
-pub(crate) fn pseudo_sum(seg: &[u8], l3: usize, v4: bool, proto: u8, l4_len: usize) -> u32 {
-    let addrs = if v4 {
-        sum16(0, &seg[l3 + 12..l3 + 20])
-    } else {
-        sum16(0, &seg[l3 + 8..l3 + 40])
-    };
-    addrs + proto as u32 + (l4_len as u32 & 0xffff) + (l4_len as u32 >> 16)
-}
-
-/// Sets the IP length fields (and, for IPv4, the id and header checksum) of a segment.
-fn fix_ip(seg: &mut [u8], l3: usize, v4: bool, ip_len: usize, l4_len: usize, id: u16) {
-    if v4 {
-        seg[l3 + 2..l3 + 4].copy_from_slice(&((ip_len + l4_len) as u16).to_be_bytes());
-        seg[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
-        seg[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-        let c = internet_checksum(&seg[l3..l3 + ip_len]);
-        seg[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-    } else {
-        seg[l3 + 4..l3 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-    }
-}
-
-/// Splits a UDP GSO frame (`UDP_SEGMENT`, GSO type UDP_L4) into datagrams of at most
-/// `size` payload bytes, each with its own UDP length and checksum.
-pub fn segment_udp(
-    frame: &[u8],
-    size: usize,
-    scratch: &mut Vec<u8>,
-    mut emit: impl FnMut(&[u8]),
-) -> Result<usize, OffloadError> {
-    let (l3, v4, ip_len) = l3_of(frame, 17)?;
-    let l4 = l3 + ip_len;
-    let hdrs = l4 + 8;
-    if hdrs > frame.len() || size == 0 {
-        return Err(OffloadError::Malformed);
-    }
-    let payload = &frame[hdrs..];
-    let id0 = if v4 {
-        u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]])
-    } else {
-        0
-    };
-    let chunks = payload.len().div_ceil(size).max(1);
-    for i in 0..chunks {
-        let body = &payload[(i * size).min(payload.len())..((i + 1) * size).min(payload.len())];
-        scratch.clear();
-        scratch.extend_from_slice(&frame[..hdrs]);
-        scratch.extend_from_slice(body);
-        let seg = &mut scratch[..];
-        let l4_len = 8 + body.len();
-        fix_ip(seg, l3, v4, ip_len, l4_len, id0.wrapping_add(i as u16));
-        seg[l4 + 4..l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-        seg[l4 + 6..l4 + 8].copy_from_slice(&[0, 0]);
-        let mut c = !fold(sum16(pseudo_sum(seg, l3, v4, 17, l4_len), &seg[l4..]));
-        if c == 0 {
-            c = 0xffff;
-        }
-        seg[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
-        emit(seg);
-    }
-    Ok(chunks)
-}
-
-/// Splits a TCP GSO frame (IPv4 or IPv6, optionally VLAN-tagged) into segments of at most
-/// `mss` payload bytes with complete IP and TCP checksums, handing each to `emit`.
-/// `scratch` is reused between calls so segmentation does not allocate per frame.
-pub fn segment_tcp(
-    frame: &[u8],
-    mss: usize,
-    scratch: &mut Vec<u8>,
-    mut emit: impl FnMut(&[u8]),
-) -> Result<usize, OffloadError> {
-    let (l3, v4, ip_len) = l3_of(frame, 6)?;
-    let l4 = l3 + ip_len;
-    let doff = (*frame.get(l4 + 12).ok_or(OffloadError::Malformed)? >> 4) as usize * 4;
-    let hdrs = l4 + doff;
-    if doff < 20 || hdrs > frame.len() || mss == 0 {
-        return Err(OffloadError::Malformed);
-    }
-    let payload = &frame[hdrs..];
-    let seq0 = u32::from_be_bytes([frame[l4 + 4], frame[l4 + 5], frame[l4 + 6], frame[l4 + 7]]);
-    let flags0 = frame[l4 + 13];
-    let id0 = if v4 {
-        u16::from_be_bytes([frame[l3 + 4], frame[l3 + 5]])
-    } else {
-        0
-    };
-    let chunks = payload.len().div_ceil(mss).max(1);
-    for i in 0..chunks {
-        let body = &payload[(i * mss).min(payload.len())..((i + 1) * mss).min(payload.len())];
-        scratch.clear();
-        scratch.extend_from_slice(&frame[..hdrs]);
-        scratch.extend_from_slice(body);
-        let seg = &mut scratch[..];
-        let last = i + 1 == chunks;
-        let l4_len = doff + body.len();
-        fix_ip(seg, l3, v4, ip_len, l4_len, id0.wrapping_add(i as u16));
-        let seq = seq0.wrapping_add((i * mss) as u32);
-        seg[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
-        // FIN and PSH only on the last segment, CWR only on the first.
-        let mut flags = flags0;
-        if !last {
-            flags &= !(0x01 | 0x08);
-        }
-        if i > 0 {
-            flags &= !0x80;
-        }
-        seg[l4 + 13] = flags;
-        seg[l4 + 16..l4 + 18].copy_from_slice(&[0, 0]);
-        let c = !fold(sum16(pseudo_sum(seg, l3, v4, 6, l4_len), &seg[l4..]));
-        seg[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
-        emit(seg);
-    }
-    Ok(chunks)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::{fold, internet as internet_checksum, sum16};
+    use crate::ip::IpLayout;
+
+    fn pseudo_sum(seg: &[u8], _l3: usize, _v4: bool, proto: u8, l4_len: usize) -> u32 {
+        let mut ip = IpLayout::of_gso_frame(seg).unwrap();
+        ip.protocol = proto;
+        ip.pseudo_sum(seg, l4_len)
+    }
 
     /// A frame as a kernel hands it to a veth with the checksum offloaded: the field
     /// holds the pseudo-header sum. uswitch finishes it; a corrupted one stays wrong.
@@ -619,12 +382,29 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Any TCP or UDP GSO frame, cut at any size, gives segments that each verify,
+        /// are no longer than asked, and carry the payload in order.
         #[test]
-        fn offload_never_panics(mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200), mss in 0usize..300, start in 0usize..300, off in 0usize..40) {
-            let _ = segment_tcp(&bytes, mss, &mut Vec::new(), |_| {});
-            let _ = segment_udp(&bytes, mss, &mut Vec::new(), |_| {});
-            let _ = complete_checksum(&mut bytes, start, off);
-            let _ = VirtioNetHdr::parse(&bytes);
+        fn segmentation_keeps_the_payload(v4 in proptest::bool::ANY, is_tcp in proptest::bool::ANY,
+                                          len in 0usize..9000, size in 1usize..2000) {
+            let (frame, hdrs) = match (is_tcp, v4) {
+                (true, true) => (tcp4(len, 0x18), 54),
+                (true, false) => (tcp6(len), 74),
+                (false, true) => (udp(true, len), 42),
+                (false, false) => (udp(false, len), 62),
+            };
+            let mut segs = Vec::new();
+            let n = segment_gso(&frame, is_tcp, size, &mut Vec::new(), |s| segs.push(s.to_vec()))
+                .unwrap();
+            proptest::prop_assert_eq!(n, len.div_ceil(size).max(1));
+            let mut joined = Vec::new();
+            for s in &segs {
+                let ok = if is_tcp { verifies(s, v4) } else { udp_verifies(s, v4) };
+                proptest::prop_assert!(ok);
+                proptest::prop_assert!(s.len() - hdrs <= size);
+                joined.extend_from_slice(&s[hdrs..]);
+            }
+            proptest::prop_assert_eq!(&joined[..], &frame[hdrs..]);
         }
     }
 }

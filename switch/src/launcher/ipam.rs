@@ -1,7 +1,5 @@
-//! The namespace launcher's switch side: subnets, address allocation and the record of
-//! "containers" (network namespaces with one TAP per network). The client side
-//! (`uswitch run/ps/rm/exec`) lives in `client.rs`; it creates the namespace and moves the
-//! TAPs in, because the switch itself never leaves its own namespace.
+//! The launcher's bookkeeping in the switch: subnets, address allocation and the record
+//! of "containers" (network namespaces with one TAP per network).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -94,6 +92,13 @@ pub fn validate_container_name(name: &str) -> Result<(), String> {
 }
 
 impl Containers {
+    /// The container a TAP belongs to, if any.
+    pub fn owner_of(&self, tap: &str) -> Option<&Container> {
+        self.by_name
+            .values()
+            .find(|c| c.interfaces.iter().any(|i| i.tap == tap))
+    }
+
     /// Picks the address for a new interface on `network`: `wanted` if given (checked
     /// against the subnet and for conflicts), else the next free one of `subnet`.
     pub fn allocate(

@@ -6,13 +6,12 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::tap::{validate_ifname, TapError};
-
-/// `PACKET_IGNORE_OUTGOING` (Linux 4.20): do not hand our own transmissions back to us.
-const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-/// `PACKET_VNET_HDR`: every frame carries a virtio-net header, so partial checksums and
-/// GSO frames (veth peers and GRO hand us both) arrive described rather than broken.
-const PACKET_VNET_HDR: libc::c_int = 15;
+use super::setsockopt_int;
+use super::tap::{validate_ifname, TapError};
+// PACKET_IGNORE_OUTGOING (Linux 4.20): do not hand our own transmissions back to us.
+// PACKET_VNET_HDR: every frame carries a virtio-net header, so partial checksums and GSO
+// frames (veth peers and GRO hand us both) arrive described rather than broken.
+use libc::{PACKET_IGNORE_OUTGOING, PACKET_VNET_HDR};
 
 /// A raw packet socket bound to one interface.
 #[derive(Debug)]
@@ -33,25 +32,6 @@ fn step_err(name: &str, step: &'static str, source: io::Error) -> TapError {
             step,
             source,
         },
-    }
-}
-
-/// Sets the integer socket option `name` at `level` on `fd`.
-pub fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
-    // SAFETY: setsockopt with an int option of the right size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            &value as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
     }
 }
 

@@ -1,15 +1,19 @@
-//! The command line.
+//! The command line: the switch's own options, the client subcommands ([`client`]) and
+//! the settings they make with the config file ([`settings`]).
+
+pub mod client;
+pub mod settings;
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 use log::LevelFilter;
 
-use crate::tap::validate_ifname;
-
-/// The network a port joins when `--port` names none.
-pub const DEFAULT_NETWORK: &str = "default";
+pub use crate::config::specs::DEFAULT_NETWORK;
+use crate::config::specs::{
+    parse_capture, parse_fdb_max, parse_host_port, parse_instance, parse_network, parse_secs,
+    HostPortSpec, NetworkSpec, PortSpec, VxlanSpec,
+};
 
 /// uswitch: a userspace Ethernet switch for container and lab networks.
 ///
@@ -61,7 +65,7 @@ pub struct SwitchArgs {
     /// Attach the existing interface IFACE (a NIC or a veth end) to NETWORK through a
     /// promiscuous AF_PACKET socket: the network's containers appear on IFACE's LAN with
     /// their own MACs (like Docker's macvlan). Repeatable.
-    #[arg(long = "uplink", value_name = "IFACE[@NETWORK]")]
+    #[arg(long = "uplink", value_name = "IFACE[@NETWORK][,bum-rate=N]", value_parser = parse_uplink)]
     pub uplinks: Vec<PortSpec>,
 
     /// A TAP left in uswitch's namespace with address ADDR/PREFIX, so this host reaches
@@ -83,7 +87,7 @@ pub struct SwitchArgs {
         long = "vxlan",
         value_name = "NETWORK:vni=N,local=ADDR,remote=ADDR[,remote=ADDR...][,port=P][,mtu=N]"
     )]
-    pub vxlans: Vec<crate::vxlan::VxlanSpec>,
+    pub vxlans: Vec<VxlanSpec>,
 
     /// The MTU of the TAPs of every overlay network that names none (default: the
     /// underlay's MTU minus the encapsulation, 50 bytes over IPv4 and 70 over IPv6).
@@ -99,7 +103,7 @@ pub struct SwitchArgs {
     pub config: Option<PathBuf>,
 
     /// Log level: off, error, warn, info, debug or trace (default info; RUST_LOG also works).
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
     pub log_level: Option<LevelFilter>,
 
     /// Storm control: flooded frames (broadcast, multicast, unknown unicast) per second
@@ -141,9 +145,16 @@ pub struct ClientArgs {
     #[arg(long, value_name = "PATH", global = true)]
     pub control: Option<PathBuf>,
 
-    /// The switch's instance name (its socket is /run/uswitch/NAME.sock)
-    #[arg(long, value_name = "NAME", global = true, value_parser = parse_instance)]
-    pub name: Option<String>,
+    /// The switch, by the --name it was started with (its socket is
+    /// /run/uswitch/NAME.sock); --name is an alias
+    #[arg(
+        long = "switch",
+        visible_alias = "name",
+        value_name = "NAME",
+        global = true,
+        value_parser = parse_instance
+    )]
+    pub switch: Option<String>,
 
     /// Print JSON instead of a table
     #[arg(long, global = true)]
@@ -180,17 +191,31 @@ pub enum Command {
         #[command(subcommand)]
         what: NetworkWhat,
     },
-    /// Record what a port receives and sends into a pcap file
+    /// Record what a port receives and sends (pcapng, with each frame's direction) into
+    /// a file, or with FILE "-" stream it to stdout until the capture stops
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Capture {
         #[command(flatten)]
         client: ClientArgs,
+        #[command(subcommand)]
+        stop: Option<CaptureWhat>,
         /// The port
-        port: String,
-        /// The pcap file to write
-        file: PathBuf,
+        #[arg(required = true)]
+        port: Option<String>,
+        /// The file to write, or - for stdout (| tshark -r -, | wireshark -k -i -)
+        #[arg(required = true)]
+        file: Option<PathBuf>,
         /// Stop after N frames
         #[arg(long, value_name = "N")]
         count: Option<u64>,
+    },
+    /// Wait until the switch answers on its control socket (for scripts)
+    Wait {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Give up after SECS
+        #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+        timeout: f64,
     },
     /// Start a container: a network namespace with one interface per network
     Run(RunArgs),
@@ -199,24 +224,34 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Remove a container: its namespace and its ports
+    /// Remove containers: their namespaces and their ports
     Rm {
         #[command(flatten)]
         client: ClientArgs,
-        /// The container
-        #[arg(id = "container", value_name = "CONTAINER")]
-        name: String,
+        /// The containers
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
     },
-    /// Run a command in a container
+    /// Run a command in containers, one after the other (the exit code is the first
+    /// failure's)
     Exec {
         #[command(flatten)]
         client: ClientArgs,
-        /// The container
-        #[arg(id = "container", value_name = "CONTAINER")]
-        name: String,
+        /// The containers
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
         /// The command and its arguments
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaptureWhat {
+    /// End the capture on a port
+    Stop {
+        #[arg(value_name = "PORT")]
+        port: String,
     },
 }
 
@@ -302,6 +337,11 @@ pub enum NetworkWhat {
         #[arg(long, value_name = "N", requires = "vni")]
         mtu: Option<u32>,
     },
+    /// Remove a network (its overlay's remotes go with it; other ports must go first)
+    Rm {
+        #[arg(id = "network", value_name = "NETWORK")]
+        name: String,
+    },
 }
 
 /// `uswitch run`.
@@ -320,217 +360,15 @@ pub struct RunArgs {
     /// The switch's control socket
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
-    /// The switch's instance name (here --name names the container)
+    /// The switch, by its --name (here --name names the container, as in docker run)
     #[arg(long = "switch", value_name = "NAME", value_parser = parse_instance)]
     pub switch: Option<String>,
+    /// Print the container as JSON
+    #[arg(long)]
+    pub json: bool,
     /// A command to run inside once the container is up (in the foreground)
     #[arg(last = true)]
     pub cmd: Vec<String>,
-}
-
-/// One `--host-port NAME@NETWORK=ADDR/PREFIX`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPortSpec {
-    pub port: PortSpec,
-    pub address: String,
-}
-
-impl HostPortSpec {
-    pub fn new(name: &str, network: &str, address: &str) -> Result<HostPortSpec, String> {
-        let port: PortSpec = format!("{name}@{network}").parse()?;
-        let (addr, prefix) = address.split_once('/').ok_or_else(|| {
-            format!("host port address '{address}': give ADDR/PREFIX, such as 198.18.0.254/24")
-        })?;
-        let ok_prefix = |max: u8| prefix.parse::<u8>().is_ok_and(|p| (1..=max).contains(&p));
-        let valid = match addr.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(_)) => ok_prefix(32),
-            Ok(std::net::IpAddr::V6(_)) => ok_prefix(128),
-            Err(_) => false,
-        };
-        if !valid {
-            return Err(format!("host port address '{address}' is not ADDR/PREFIX"));
-        }
-        Ok(HostPortSpec {
-            port,
-            address: address.to_string(),
-        })
-    }
-}
-
-fn parse_host_port(s: &str) -> Result<HostPortSpec, String> {
-    let (spec, address) = s
-        .split_once('=')
-        .ok_or_else(|| format!("'{s}': give NAME@NETWORK=ADDR/PREFIX"))?;
-    let (name, network) = spec
-        .split_once('@')
-        .ok_or_else(|| format!("'{s}': give NAME@NETWORK=ADDR/PREFIX (the network is required)"))?;
-    HostPortSpec::new(name, network, address)
-}
-
-/// One `--network NAME[,subnet=CIDR][,mtu=N]` (or `[[network]]` of the config file).
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetworkSpec {
-    pub name: String,
-    pub subnet: Option<String>,
-    pub mtu: Option<u32>,
-}
-
-impl NetworkSpec {
-    pub fn validate(&self) -> Result<(), String> {
-        validate_network_name(&self.name)?;
-        if let Some(s) = &self.subnet {
-            crate::launcher::Subnet::parse(s)?;
-        }
-        if let Some(m) = self.mtu {
-            if !(68..=65_535).contains(&m) {
-                return Err(format!(
-                    "network {}: mtu {m} is outside 68..65535",
-                    self.name
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn parse_network(s: &str) -> Result<NetworkSpec, String> {
-    let mut parts = s.split(',');
-    let mut spec = NetworkSpec {
-        name: parts.next().unwrap_or_default().to_string(),
-        ..NetworkSpec::default()
-    };
-    for part in parts {
-        match part.split_once('=') {
-            Some(("subnet", v)) => spec.subnet = Some(v.to_string()),
-            Some(("mtu", v)) => {
-                spec.mtu = Some(
-                    v.parse()
-                        .map_err(|_| format!("mtu '{v}' is not a number"))?,
-                );
-            }
-            _ => return Err(format!("'{part}': expected subnet=CIDR or mtu=N")),
-        }
-    }
-    spec.validate()?;
-    Ok(spec)
-}
-
-fn parse_instance(s: &str) -> Result<String, String> {
-    if s.is_empty()
-        || s.len() > 64
-        || !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        || s.starts_with('.')
-    {
-        return Err(format!(
-            "instance name '{s}' must be 1 to 64 letters, digits, '-', '_' or '.'"
-        ));
-    }
-    Ok(s.to_string())
-}
-
-fn parse_capture(s: &str) -> Result<(String, PathBuf), String> {
-    let (port, file) = s
-        .split_once('=')
-        .ok_or_else(|| format!("'{s}': give PORT=FILE, such as tap0=/tmp/tap0.pcap"))?;
-    validate_ifname(port).map_err(|why| format!("port name '{port}' is not valid: {why}"))?;
-    if file.is_empty() {
-        return Err(format!("'{s}': the file name is empty"));
-    }
-    Ok((port.to_string(), PathBuf::from(file)))
-}
-
-/// One `--port NAME[@NETWORK]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortSpec {
-    pub name: String,
-    pub network: String,
-    /// TAP offloads (virtio-net header, checksum and segmentation offload); on unless
-    /// `,offload=off`.
-    pub offload: bool,
-    /// This port's storm-control rate (`,bum-rate=N`), instead of `--bum-rate`.
-    pub bum_rate: Option<u64>,
-}
-
-impl FromStr for PortSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (head, options) = match s.split_once(',') {
-            Some((head, options)) => (head, Some(options)),
-            None => (s, None),
-        };
-        let (name, network) = match head.split_once('@') {
-            Some((name, network)) => (name, network),
-            None => (head, DEFAULT_NETWORK),
-        };
-        validate_ifname(name)
-            .map_err(|why| format!("interface name '{name}' is not valid: {why}"))?;
-        validate_network_name(network)?;
-        let mut offload = true;
-        let mut bum_rate = None;
-        for opt in options.into_iter().flat_map(|o| o.split(',')) {
-            match opt.split_once('=') {
-                Some(("offload", "on")) => offload = true,
-                Some(("offload", "off")) => offload = false,
-                Some(("bum-rate", n)) => {
-                    let rate = n.parse().map_err(|_| {
-                        format!("bum-rate '{n}' is not a whole number of frames per second")
-                    })?;
-                    bum_rate = Some(rate);
-                }
-                _ => {
-                    return Err(format!(
-                        "port option '{opt}': expected offload=on, offload=off or bum-rate=N"
-                    ))
-                }
-            }
-        }
-        Ok(PortSpec {
-            name: name.to_string(),
-            network: network.to_string(),
-            offload,
-            bum_rate,
-        })
-    }
-}
-
-/// Network names: 1 to 32 bytes of letters, digits, '-', '_' and '.'.
-pub fn validate_network_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the network name after '@' is empty".into());
-    }
-    if name.len() > 32 {
-        return Err(format!("network name '{name}' is longer than 32 bytes"));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(format!(
-            "network name '{name}' may only hold letters, digits, '-', '_' and '.'"
-        ));
-    }
-    Ok(())
-}
-
-fn parse_fdb_max(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("the table needs room for at least 1 entry".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("'{s}' is not a whole number")),
-    }
-}
-
-fn parse_secs(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
-        _ => Err(format!(
-            "'{s}' is not a number of seconds between 0 and 86400"
-        )),
-    }
 }
 
 impl SwitchArgs {
@@ -550,14 +388,6 @@ impl SwitchArgs {
                 ));
             }
         }
-        for (i, p) in self.ports.iter().enumerate() {
-            if self.ports[..i].iter().any(|q| q.name == p.name) {
-                return Err(format!(
-                    "port {} is given twice; each --port needs its own interface",
-                    p.name
-                ));
-            }
-        }
         for (port, _) in &self.capture {
             if !names.contains(&port.as_str()) {
                 return Err(format!(
@@ -567,6 +397,20 @@ impl SwitchArgs {
         }
         Ok(())
     }
+}
+
+/// `--uplink`: a port spec that an uplink can honour.
+fn parse_uplink(s: &str) -> Result<PortSpec, String> {
+    let spec: PortSpec = s.parse()?;
+    spec.check_uplink()?;
+    Ok(spec)
+}
+
+/// `--log-level`: one of the levels, or an error listing them.
+fn parse_log_level(s: &str) -> Result<LevelFilter, String> {
+    s.parse().map_err(|_| {
+        format!("'{s}' is not a log level: give off, error, warn, info, debug or trace")
+    })
 }
 
 /// Squeezes a clap error onto one line: what is wrong, then where to read more.
@@ -643,6 +487,14 @@ mod tests {
                 &["--port", "tap0", "--mac-move-hold-down", "nan"],
                 "seconds",
             ),
+            (
+                &["--port", "tap0", "--log-level", "loud"],
+                "off, error, warn, info, debug or trace",
+            ),
+            (
+                &["--uplink", "eth1,offload=off"],
+                "offload=off applies to TAPs only",
+            ),
         ];
         for (args, needle) in cases {
             let err = parse(args).unwrap_err();
@@ -673,7 +525,7 @@ mod tests {
                 what: ShowWhat::Ports,
             }) => {
                 assert!(client.json);
-                assert_eq!(client.name.as_deref(), Some("lab"));
+                assert_eq!(client.switch.as_deref(), Some("lab"));
             }
             other => panic!("{other:?}"),
         }

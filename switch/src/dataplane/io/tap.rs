@@ -6,33 +6,54 @@
 //! flowing through the fd, which the switch holds until it exits.
 
 use std::ffi::CString;
-use std::fs::OpenOptions;
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// `_IOW('T', 202, int)`
-const TUNSETIFF: libc::Ioctl = 0x4004_54ca;
-const IFF_TAP: i16 = 0x0002;
-const IFF_NO_PI: i16 = 0x1000;
-const IFF_VNET_HDR: i16 = 0x4000;
-const IFF_MULTI_QUEUE: i16 = 0x0100;
-/// `_IOW('T', 208, unsigned int)`
-const TUNSETOFFLOAD: libc::Ioctl = 0x4004_54d0;
-/// `_IOW('T', 216, int)`
-const TUNSETVNETHDRSZ: libc::Ioctl = 0x4004_54d8;
-const TUN_F_CSUM: u32 = 0x01;
-const TUN_F_TSO4: u32 = 0x02;
-const TUN_F_TSO6: u32 = 0x04;
-const TUN_F_TSO_ECN: u32 = 0x08;
-const TUN_F_USO4: u32 = 0x20;
-const TUN_F_USO6: u32 = 0x40;
-/// Bits of `/sys/class/net/NAME/tun_flags` that mark a TUN (layer 3) device.
-const SYSFS_IFF_TUN: u32 = 0x0001;
+use libc::{
+    IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TAP, IFF_VNET_HDR, TUNSETIFF, TUNSETOFFLOAD, TUNSETVNETHDRSZ,
+    TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6,
+};
 
-/// Linux's `IFNAMSIZ` less the terminating NUL.
-pub const MAX_IFNAME_LEN: usize = 15;
+pub use crate::config::specs::validate_ifname;
+use crate::config::specs::MAX_IFNAME_LEN;
+
+/// Bits of `/sys/class/net/NAME/tun_flags` that mark a TUN (layer 3) device.
+const SYSFS_IFF_TUN: u32 = libc::IFF_TUN as u32;
+
+/// The offloads a TAP's kernel side took (`TUNSETOFFLOAD`'s mask).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Offloads(u32);
+
+impl Offloads {
+    /// Whether every bit of `flag` (a `TUN_F_*`) is set.
+    pub fn has(self, flag: u32) -> bool {
+        self.0 & flag == flag
+    }
+
+    /// Whether UDP GSO frames may be written (USO over IPv4 and IPv6).
+    pub fn uso(self) -> bool {
+        self.has(TUN_F_USO4 | TUN_F_USO6)
+    }
+
+    /// The offloads by name, as `show ports` prints them.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (TUN_F_CSUM, "csum"),
+            (TUN_F_TSO4, "tso4"),
+            (TUN_F_TSO6, "tso6"),
+            (TUN_F_TSO_ECN, "tso_ecn"),
+            (TUN_F_USO4, "uso4"),
+            (TUN_F_USO6, "uso6"),
+        ]
+        .into_iter()
+        .filter(|&(f, _)| self.has(f))
+        .map(|(_, n)| n)
+        .collect()
+    }
+}
 
 /// Why a TAP could not be attached.
 #[derive(Debug, thiserror::Error)]
@@ -62,39 +83,14 @@ pub enum TapError {
     },
 }
 
-/// Checks a name against the kernel's `dev_valid_name`.
-pub fn validate_ifname(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the name is empty".into());
-    }
-    if name.len() > MAX_IFNAME_LEN {
-        return Err(format!(
-            "it is {} bytes long; Linux allows at most {MAX_IFNAME_LEN}",
-            name.len()
-        ));
-    }
-    if name == "." || name == ".." {
-        return Err("'.' and '..' are not interface names".into());
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
-    {
-        return Err(format!(
-            "it contains {c:?}; names may not contain '/', ':' or whitespace"
-        ));
-    }
-    Ok(())
-}
-
 /// A TAP device, attached with `IFF_TAP | IFF_NO_PI` (and `IFF_VNET_HDR` when it carries
 /// offloads), non-blocking.
 #[derive(Debug)]
 pub struct Tap {
-    fd: OwnedFd,
+    fd: File,
     name: String,
     created: bool,
-    offloads: Vec<&'static str>,
+    offloads: Offloads,
 }
 
 /// Opens one more queue of the multi-queue TAP `name` (the first call creates it), with
@@ -140,7 +136,8 @@ impl IfReq {
         i16::from_ne_bytes([self.data[0], self.data[1]])
     }
 
-    fn set_flags(&mut self, flags: i16) {
+    fn set_flags(&mut self, flags: libc::c_int) {
+        let flags = flags as i16;
         self.data[..2].copy_from_slice(&flags.to_ne_bytes());
     }
 
@@ -212,7 +209,7 @@ impl Tap {
                     source: e,
                 },
             })?;
-        let fd = OwnedFd::from(file);
+        let fd = file;
         let mut req = IfReq::new(name);
         req.set_flags(IFF_TAP | IFF_NO_PI | if offload { IFF_VNET_HDR } else { 0 });
         ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req).map_err(|e| match e.raw_os_error() {
@@ -243,12 +240,12 @@ impl Tap {
 
     /// Whether frames on this TAP carry a virtio-net header.
     pub fn vnet_hdr(&self) -> bool {
-        !self.offloads.is_empty()
+        self.offloads != Offloads::default()
     }
 
-    /// The offloads in force, by name ("csum", "tso4", ...).
-    pub fn offloads(&self) -> &[&'static str] {
-        &self.offloads
+    /// The offloads in force.
+    pub fn offloads(&self) -> Offloads {
+        self.offloads
     }
 
     pub fn name(&self) -> &str {
@@ -275,7 +272,7 @@ impl Tap {
             &mut req,
         )
         .map_err(|e| io_err("SIOCGIFFLAGS", e))?;
-        req.set_flags(req.flags() | libc::IFF_UP as i16);
+        req.set_flags(req.flags() as libc::c_int | libc::IFF_UP);
         ioctl(
             sock.as_raw_fd(),
             libc::SIOCSIFFLAGS as libc::Ioctl,
@@ -304,24 +301,12 @@ impl Tap {
 
     /// Reads one frame. `WouldBlock` when the queue is empty.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes; the fd is ours and open.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        (&self.fd).read(buf)
     }
 
     /// Writes one frame. `WouldBlock` when the kernel cannot take it now.
     pub fn write(&self, frame: &[u8]) -> io::Result<usize> {
-        // SAFETY: `frame` is valid for reads of `frame.len()` bytes; the fd is ours and open.
-        let n = unsafe { libc::write(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len()) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
+        (&self.fd).write(frame)
     }
 }
 
@@ -356,7 +341,7 @@ pub fn is_vanished(err: &io::Error) -> bool {
 }
 
 /// Sets the vnet header size and the offload mask; returns the offloads in force.
-fn set_offloads(fd: RawFd, offload: bool) -> io::Result<Vec<&'static str>> {
+fn set_offloads(fd: RawFd, offload: bool) -> io::Result<Offloads> {
     let set = |request: libc::Ioctl, value: libc::c_int| -> io::Result<()> {
         // SAFETY: TUNSETVNETHDRSZ reads an int through the pointer; TUNSETOFFLOAD takes
         // its argument by value. Both are given what they expect.
@@ -375,7 +360,7 @@ fn set_offloads(fd: RawFd, offload: bool) -> io::Result<Vec<&'static str>> {
     };
     if !offload {
         set(TUNSETOFFLOAD, 0)?;
-        return Ok(Vec::new());
+        return Ok(Offloads::default());
     }
     set(
         TUNSETVNETHDRSZ,
@@ -387,10 +372,10 @@ fn set_offloads(fd: RawFd, offload: bool) -> io::Result<Vec<&'static str>> {
         TUNSETOFFLOAD,
         (tso | TUN_F_USO4 | TUN_F_USO6) as libc::c_int,
     ) {
-        Ok(()) => Ok(vec!["csum", "tso4", "tso6", "tso_ecn", "uso4", "uso6"]),
+        Ok(()) => Ok(Offloads(tso | TUN_F_USO4 | TUN_F_USO6)),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             set(TUNSETOFFLOAD, tso as libc::c_int)?;
-            Ok(vec!["csum", "tso4", "tso6", "tso_ecn"])
+            Ok(Offloads(tso))
         }
         Err(e) => Err(e),
     }
@@ -424,20 +409,6 @@ fn check_is_tap(name: &str) -> Result<(), TapError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn validates_interface_names() {
-        assert!(validate_ifname("tap0").is_ok());
-        assert!(validate_ifname("a23456789012345").is_ok());
-        assert!(validate_ifname("a234567890123456")
-            .unwrap_err()
-            .contains("16 bytes"));
-        assert!(validate_ifname("").is_err());
-        assert!(validate_ifname("..").is_err());
-        assert!(validate_ifname("tap/0").is_err());
-        assert!(validate_ifname("tap 0").is_err());
-        assert!(validate_ifname("tap:0").is_err());
-    }
 
     #[test]
     fn ifreq_has_the_kernel_layout() {

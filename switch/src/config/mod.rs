@@ -1,0 +1,33 @@
+//! Configuration: the specs every front end shares ([`specs`]) and the TOML file laid
+//! under the command line ([`file`]).
+
+pub mod file;
+pub mod specs;
+
+use std::path::PathBuf;
+
+use forwarder::{FdbConfig, Protection};
+use log::LevelFilter;
+
+use specs::{HostPortSpec, NetworkSpec, PortSpec, VxlanSpec};
+
+/// Everything the switch starts with, after merging the file and the flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub fdb: FdbConfig,
+    pub networks: Vec<NetworkSpec>,
+    pub ports: Vec<PortSpec>,
+    pub uplinks: Vec<PortSpec>,
+    pub host_ports: Vec<HostPortSpec>,
+    /// Overlays, with --mtu already applied to those that name no MTU.
+    pub vxlans: Vec<VxlanSpec>,
+    pub captures: Vec<(String, PathBuf)>,
+    pub log_level: Option<LevelFilter>,
+    /// Microseconds of busy polling after each frame (0: none).
+    pub busy_poll_us: u64,
+    /// Whether runs of UDP datagrams are joined into UDP GSO frames.
+    pub udp_join: bool,
+    pub protection: Protection,
+    pub control: Option<PathBuf>,
+    pub name: Option<String>,
+}

@@ -1,0 +1,593 @@
+//! What the switch does for each control request: the one typed API that the CLI client,
+//! the launcher and (later) the Docker driver, the CNI plugin and the cluster agent
+//! share. Handlers read and change the data plane through its methods; they never touch
+//! a frame.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use forwarder::{NetworkId, PortId, PortKind};
+use packets::MacAddr;
+
+use super::protocol::*;
+use crate::config::specs::{validate_network_name, NetworkSpec, PortSpec, VxlanSpec};
+use crate::dataplane::Switch;
+use crate::launcher::{validate_container_name, Containers, Interface};
+
+/// What the control plane knows beyond the data plane: the subnets the launcher hands
+/// addresses from, and the launcher's containers.
+#[derive(Debug, Default)]
+pub struct ControlState {
+    pub subnets: BTreeMap<String, String>,
+    pub containers: Containers,
+}
+
+type Reply = Result<Response, String>;
+
+fn network_name(sw: &Switch, id: NetworkId) -> String {
+    sw.forwarder()
+        .network(id)
+        .map_or_else(|| "?".into(), |n| n.name().to_string())
+}
+
+fn find_port(sw: &Switch, name: &str) -> Result<PortId, String> {
+    sw.forwarder()
+        .port_named(name)
+        .ok_or_else(|| format!("no port named {name} (uswitch show ports lists them)"))
+}
+
+fn find_network(sw: &Switch, name: &str) -> Result<NetworkId, String> {
+    sw.forwarder()
+        .network_id(name)
+        .ok_or_else(|| format!("no network named {name} (uswitch network ls lists them)"))
+}
+
+fn parse_mac(mac: &str) -> Result<MacAddr, String> {
+    mac.parse().map_err(|e| format!("{e}"))
+}
+
+/// Carries out one control request.
+pub fn execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Response {
+    match try_execute(sw, state, req) {
+        Ok(r) => r,
+        Err(e) => Response::err(e),
+    }
+}
+
+fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply {
+    match req {
+        Request::Ping => Ok(Response::ok(Pong {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        })),
+        Request::ShowPorts => Ok(Response::ok(show_ports(sw))),
+        Request::ShowFdb { network } => Ok(Response::ok(show_fdb(sw, network.as_deref())?)),
+        Request::ShowStats => Ok(Response::ok(show_stats(sw, state))),
+        Request::NetworkLs => Ok(Response::ok(network_rows(sw, state))),
+        Request::NetworkCreate {
+            name,
+            subnet,
+            overlay,
+        } => network_create(sw, state, &name, subnet, overlay),
+        Request::NetworkRm { name } => network_rm(sw, state, &name),
+        Request::ShowVxlan => Ok(Response::ok(show_vxlan(sw))),
+        Request::FdbFlush { network } => {
+            let id = network
+                .as_deref()
+                .map(|n| find_network(sw, n))
+                .transpose()?;
+            let count = |sw: &Switch| -> usize {
+                sw.forwarder().networks().map(|(_, n)| n.fdb().len()).sum()
+            };
+            let before = count(sw);
+            sw.forwarder_mut().flush_fdb(id);
+            Ok(Response::ok(Flushed {
+                flushed: before - count(sw),
+            }))
+        }
+        Request::FdbAdd { mac, port } => {
+            let mac = parse_mac(&mac)?;
+            if !mac.is_valid_source() {
+                return Err(format!(
+                    "{mac} is a group or zero address; a static entry needs a unicast MAC"
+                ));
+            }
+            let id = find_port(sw, &port)?;
+            let net = sw
+                .forwarder_mut()
+                .add_static(mac, id)
+                .ok_or("the port went away")?;
+            Ok(Response::ok(FdbAdded {
+                network: network_name(sw, net),
+                mac: mac.to_string(),
+                port,
+            }))
+        }
+        Request::FdbDel { mac, network } => {
+            let mac = parse_mac(&mac)?;
+            let id = network
+                .as_deref()
+                .map(|n| find_network(sw, n))
+                .transpose()?;
+            match sw.forwarder_mut().remove_fdb_entry(id, mac) {
+                0 => Err(format!("no forwarding entry for {mac}")),
+                n => Ok(Response::ok(FdbRemoved {
+                    mac: mac.to_string(),
+                    removed: n,
+                })),
+            }
+        }
+        Request::PortAdd {
+            name,
+            network,
+            offload,
+            bum_rate,
+        } => {
+            let spec: PortSpec = format!("{name}@{network}").parse()?;
+            if let Some(id) = sw.forwarder().port_named(&spec.name) {
+                let on = sw
+                    .forwarder()
+                    .port(id)
+                    .map(|p| network_name(sw, p.network()))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "port {} is already attached to this switch (network {on}); \
+                     uswitch port del {} detaches it",
+                    spec.name, spec.name
+                ));
+            }
+            let id = sw
+                .add_tap_port(&spec.name, &spec.network, offload)
+                .map_err(|e| e.to_string())?;
+            if let Some(rate) = bum_rate {
+                sw.forwarder_mut().set_bum_rate(id, rate);
+            }
+            let created = sw.port_view(id).is_some_and(|v| v.created);
+            let mtu = sw.forwarder().port(id).map_or(0, |p| p.mtu());
+            Ok(Response::ok(PortAdded {
+                name: spec.name,
+                network: spec.network,
+                created,
+                mtu,
+            }))
+        }
+        Request::PortDel { name } => {
+            let id = find_port(sw, &name)?;
+            if sw.port_view(id).is_some_and(|v| v.kind == PortKind::Remote) {
+                return Err(format!(
+                    "port {name} is a VXLAN remote; it goes with its network's overlay"
+                ));
+            }
+            if let Some(c) = state.containers.owner_of(&name) {
+                return Err(format!(
+                    "port {name} belongs to container {0}; remove it with uswitch rm {0}",
+                    c.name
+                ));
+            }
+            let (_, created) = sw.remove_port(id).ok_or("the port went away")?;
+            Ok(Response::ok(PortRemoved {
+                name,
+                removed_tap: created,
+            }))
+        }
+        Request::Capture { port, file, count } => {
+            if count == Some(0) {
+                return Err("--count must be at least 1".into());
+            }
+            sw.start_capture(&port, Path::new(&file), count)
+                .map_err(|e| e.to_string())?;
+            Ok(Response::ok(CaptureReply {
+                port,
+                file,
+                count,
+                frames: None,
+            }))
+        }
+        Request::CaptureStop { port } => {
+            let (file, frames) = sw.stop_capture(&port).map_err(|e| e.to_string())?;
+            Ok(Response::ok(CaptureReply {
+                port,
+                file,
+                count: None,
+                frames: Some(frames),
+            }))
+        }
+        Request::ContainerAdd {
+            name,
+            networks,
+            ips,
+        } => container_add(sw, state, &name, &networks, &ips),
+        Request::ContainerRm { name } => {
+            let c = state
+                .containers
+                .by_name
+                .remove(&name)
+                .ok_or_else(|| format!("no container named {name} (uswitch ps lists them)"))?;
+            drop_container_ports(sw, state, &c.interfaces);
+            log::info!("removed container {name}");
+            Ok(Response::ok(c))
+        }
+        Request::ContainerLs => {
+            let list: Vec<&Container> = state.containers.by_name.values().collect();
+            Ok(Response::ok(list))
+        }
+    }
+}
+
+fn drop_container_ports(sw: &mut Switch, state: &mut ControlState, interfaces: &[Interface]) {
+    for iface in interfaces {
+        if let Some(id) = sw.forwarder().port_named(&iface.tap) {
+            sw.remove_port(id);
+        }
+        state.containers.release(iface);
+    }
+}
+
+/// Makes a TAP (and picks an address) per network for a new container. The client
+/// then creates the namespace and moves the TAPs in.
+fn container_add(
+    sw: &mut Switch,
+    state: &mut ControlState,
+    name: &str,
+    networks: &[String],
+    ips: &[Option<String>],
+) -> Reply {
+    validate_container_name(name)?;
+    if state.containers.by_name.contains_key(name) {
+        return Err(format!(
+            "container {name} exists already (uswitch rm {name} removes it)"
+        ));
+    }
+    if networks.is_empty() {
+        return Err("a container needs at least one --network".into());
+    }
+    let mut interfaces = Vec::new();
+    let mut result = Ok(());
+    for (i, net) in networks.iter().enumerate() {
+        if find_network(sw, net).is_err() {
+            result = Err(format!(
+                "no network named {net}: create it with uswitch network create {net} --subnet CIDR"
+            ));
+            break;
+        }
+        let tap = format!("{name}-e{i}");
+        if crate::dataplane::io::tap::interface_exists(&tap) {
+            result = Err(format!(
+                "interface {tap} exists already; remove it or pick another container name"
+            ));
+            break;
+        }
+        let wanted = ips.get(i).cloned().flatten();
+        let subnet = state.subnets.get(net).cloned();
+        let address = match state
+            .containers
+            .allocate(net, subnet.as_deref(), wanted.as_deref())
+        {
+            Ok(a) => a,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        let iface = Interface {
+            tap: tap.clone(),
+            ifname: format!("eth{i}"),
+            network: net.clone(),
+            address,
+        };
+        if let Err(e) = sw.add_tap_port(&tap, net, true) {
+            state.containers.release(&iface);
+            result = Err(e.to_string());
+            break;
+        }
+        interfaces.push(iface);
+    }
+    if let Err(e) = result {
+        drop_container_ports(sw, state, &interfaces);
+        return Err(e);
+    }
+    let c = Container {
+        name: name.to_string(),
+        netns: name.to_string(),
+        interfaces,
+    };
+    log::info!("added container {name} on {}", networks.join(", "));
+    state.containers.by_name.insert(name.to_string(), c.clone());
+    Ok(Response::ok(ContainerAdded {
+        container: c,
+        switch_pid: std::process::id(),
+    }))
+}
+
+fn show_ports(sw: &Switch) -> Vec<PortRow> {
+    let now = sw.now();
+    sw.forwarder()
+        .ports()
+        .map(|(id, p)| {
+            let v = sw.port_view(id);
+            PortRow {
+                name: p.name().to_string(),
+                network: network_name(sw, p.network()),
+                kind: v.as_ref().map_or("?", |v| v.kind.name()).to_string(),
+                // Blocked by loop protection, or what the last write said: a TAP whose
+                // netdev is down refuses frames.
+                state: if p.is_blocked(now) {
+                    "blocked"
+                } else if v.as_ref().is_some_and(|v| v.down) {
+                    "down"
+                } else {
+                    "up"
+                }
+                .to_string(),
+                bum_rate: p.bum_rate(),
+                storm_rests: v.as_ref().map_or(0, |v| v.rests),
+                mtu: p.mtu(),
+                offloads: v
+                    .as_ref()
+                    .map(|v| v.offloads.iter().map(|s| s.to_string()).collect())
+                    .unwrap_or_default(),
+                created: v.as_ref().is_some_and(|v| v.created),
+                capture: v.and_then(|v| v.capture),
+                counters: p.counters().into(),
+            }
+        })
+        .collect()
+}
+
+fn show_fdb(sw: &Switch, network: Option<&str>) -> Result<Vec<FdbRow>, String> {
+    let only = network.map(|n| find_network(sw, n)).transpose()?;
+    let now = sw.now();
+    let fwd = sw.forwarder();
+    let mut rows = Vec::new();
+    for (nid, net) in fwd.networks() {
+        if only.is_some_and(|o| o != nid) {
+            continue;
+        }
+        for e in net.fdb().entries().filter(|e| net.fdb().is_live(e, now)) {
+            rows.push(FdbRow {
+                network: net.name().to_string(),
+                mac: e.mac.to_string(),
+                port: fwd.port(e.port).map_or("?", |p| p.name()).to_string(),
+                age_secs: (!e.is_static).then(|| now.saturating_sub(e.last_seen) as f64 / 1000.0),
+                is_static: e.is_static,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn show_stats(sw: &Switch, state: &ControlState) -> Stats {
+    let fwd = sw.forwarder();
+    Stats {
+        ports: fwd
+            .ports()
+            .map(|(_, p)| PortStats {
+                name: p.name().to_string(),
+                network: network_name(sw, p.network()),
+                counters: p.counters().into(),
+            })
+            .collect(),
+        networks: network_rows(sw, state),
+        endpoints: fwd
+            .endpoints()
+            .map(|(_, ep)| EndpointStats {
+                endpoint: ep.name().to_string(),
+                counters: ep.counters().into(),
+            })
+            .collect(),
+        unattached_drops: fwd.unattached_drops(),
+    }
+}
+
+fn network_rows(sw: &Switch, state: &ControlState) -> Vec<NetworkRow> {
+    let fwd = sw.forwarder();
+    fwd.networks()
+        .map(|(_, n)| NetworkRow {
+            name: n.name().to_string(),
+            subnet: state.subnets.get(n.name()).cloned(),
+            ports: n
+                .ports()
+                .iter()
+                .filter_map(|&p| fwd.port(p).map(|p| p.name().to_string()))
+                .collect(),
+            fdb_entries: n.fdb().len(),
+            fdb_static: n.fdb().static_len(),
+            fdb_evictions: n.stats().evictions,
+            fdb_expired: n.stats().expired,
+        })
+        .collect()
+}
+
+/// Creates a network, with its overlay if asked: all of it, or (on any failure) none of
+/// it, so a retry does not find a half-made network "existing already".
+fn network_create(
+    sw: &mut Switch,
+    state: &mut ControlState,
+    name: &str,
+    subnet: Option<String>,
+    overlay: Option<OverlayRequest>,
+) -> Reply {
+    if sw.forwarder().network_id(name).is_some() {
+        return Err(format!("network {name} exists already"));
+    }
+    let spec = NetworkSpec {
+        name: name.to_string(),
+        subnet: subnet.clone(),
+        mtu: None,
+    };
+    spec.validate()?;
+    let vxlan = overlay.map(|o| overlay_spec(sw, name, o)).transpose()?;
+    if let Some(v) = &vxlan {
+        v.validate()?;
+    }
+    declare_network(sw, state, &spec)?;
+    if let Some(v) = &vxlan {
+        if let Err(e) = sw.add_vxlan(v) {
+            undeclare_network(sw, state, name);
+            return Err(e.to_string());
+        }
+    }
+    let mtu = sw
+        .forwarder()
+        .network_id(name)
+        .and_then(|n| sw.forwarder().network(n))
+        .and_then(|n| n.mtu());
+    Ok(Response::ok(NetworkCreated {
+        name: name.to_string(),
+        subnet,
+        vni: vxlan.as_ref().map(|v| v.vni),
+        mtu,
+    }))
+}
+
+fn undeclare_network(sw: &mut Switch, state: &mut ControlState, name: &str) {
+    state.subnets.remove(name);
+    if let Some(id) = sw.forwarder().network_id(name) {
+        let _ = sw.forwarder_mut().remove_network(id);
+    }
+}
+
+/// Removes a network: its overlay's remotes go with it; any other port must go first.
+fn network_rm(sw: &mut Switch, state: &mut ControlState, name: &str) -> Reply {
+    let id = find_network(sw, name)?;
+    let fwd = sw.forwarder();
+    let others: Vec<String> = fwd
+        .network(id)
+        .map(|n| n.ports().to_vec())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&p| sw.port_view(p).is_some_and(|v| v.kind != PortKind::Remote))
+        .filter_map(|p| fwd.port(p).map(|p| p.name().to_string()))
+        .collect();
+    if !others.is_empty() {
+        return Err(format!(
+            "network {name} still has ports {}; remove them first (uswitch port del, uswitch rm)",
+            others.join(", ")
+        ));
+    }
+    let bindings: Vec<(forwarder::EndpointId, u32)> = fwd
+        .endpoints()
+        .flat_map(|(eid, ep)| {
+            ep.bindings()
+                .iter()
+                .filter(|b| b.network == id)
+                .map(move |b| (eid, b.vni))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut removed = Vec::new();
+    for (eid, vni) in bindings {
+        for port in sw.forwarder_mut().unbind_vni(eid, vni) {
+            if let Some((p, _)) = sw.remove_port(port) {
+                removed.push(p.name().to_string());
+            }
+        }
+    }
+    sw.forwarder_mut()
+        .remove_network(id)
+        .map_err(|e| e.to_string())?;
+    state.subnets.remove(name);
+    log::info!("removed network {name}");
+    Ok(Response::ok(NetworkRemoved {
+        name: name.to_string(),
+        ports: removed,
+    }))
+}
+
+/// A full overlay spec from a runtime request: the local address and port default to
+/// those of the switch's only VXLAN endpoint.
+fn overlay_spec(sw: &Switch, network: &str, o: OverlayRequest) -> Result<VxlanSpec, String> {
+    let eps = sw.endpoint_views();
+    let only = match eps.as_slice() {
+        [ep] => Some((ep.local, ep.port)),
+        _ => None,
+    };
+    let local = o.local.or(only.map(|(l, _)| l)).ok_or_else(|| {
+        format!(
+            "network {network}: give --local ADDR (the switch has {} VXLAN endpoints to choose from)",
+            eps.len()
+        )
+    })?;
+    let port = o.port.unwrap_or_else(|| {
+        only.filter(|&(l, _)| l == local)
+            .map_or(packets::vxlan::IANA_PORT, |(_, p)| p)
+    });
+    Ok(VxlanSpec {
+        network: network.to_string(),
+        vni: o.vni,
+        local,
+        remotes: o.remotes,
+        port,
+        mtu: o.mtu,
+    })
+}
+
+fn show_vxlan(sw: &Switch) -> Vec<EndpointRow> {
+    let fwd = sw.forwarder();
+    sw.endpoint_views()
+        .into_iter()
+        .map(|v| {
+            let ep = fwd.endpoint(v.id);
+            let segments = ep
+                .map(|ep| ep.bindings())
+                .unwrap_or_default()
+                .iter()
+                .map(|b| VniRow {
+                    vni: b.vni,
+                    network: network_name(sw, b.network),
+                    mtu: b.mtu,
+                    peers: b
+                        .remotes
+                        .iter()
+                        .map(|&(remote, id)| {
+                            let port = fwd.port(id);
+                            PeerRow {
+                                remote: remote.to_string(),
+                                port: port.map(|p| p.name().to_string()),
+                                counters: port.map(|p| p.counters().into()),
+                            }
+                        })
+                        .collect(),
+                })
+                .collect();
+            EndpointRow {
+                local: v.local.to_string(),
+                port: v.port,
+                underlay: v.underlay,
+                underlay_mtu: v.underlay_mtu,
+                source_ports: v.source_ports,
+                udp_gro: v.udp_gro,
+                counters: ep.map(|e| e.counters().into()).unwrap_or_default(),
+                segments,
+            }
+        })
+        .collect()
+}
+
+/// Creates a network (or completes one named by a port) with its subnet and MTU.
+pub fn declare_network(
+    sw: &mut Switch,
+    state: &mut ControlState,
+    spec: &NetworkSpec,
+) -> Result<(), String> {
+    spec.validate()?;
+    validate_network_name(&spec.name)?;
+    if let Some(s) = &spec.subnet {
+        state.subnets.insert(spec.name.clone(), s.clone());
+    }
+    let fwd = sw.forwarder_mut();
+    fwd.network_named(&spec.name);
+    if let Some(m) = spec.mtu {
+        fwd.set_network_mtu(&spec.name, m as usize);
+    }
+    log::info!(
+        "network {}{}{}",
+        spec.name,
+        spec.subnet
+            .as_deref()
+            .map(|s| format!(" subnet {s}"))
+            .unwrap_or_default(),
+        spec.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default()
+    );
+    Ok(())
+}

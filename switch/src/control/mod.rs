@@ -1,0 +1,75 @@
+//! The control plane: one typed request/response API ([`protocol`]) that every front end
+//! speaks, its server on a Unix socket ([`server`]), what each request does
+//! ([`handlers`]), the client side ([`client`]), and setting a switch up from its
+//! settings at start ([`setup`]).
+//!
+//! The server shares the data plane's poll as a [`Sidecar`]: requests run between bursts
+//! with the switch in hand, no locks, no second thread, and a client never stalls
+//! forwarding.
+
+pub mod client;
+pub mod handlers;
+pub mod protocol;
+pub mod server;
+pub mod setup;
+
+use log::debug;
+
+use crate::dataplane::{Sidecar, Switch};
+use handlers::ControlState;
+use protocol::Response;
+use server::{ControlEvent, ControlServer};
+
+pub use server::{socket_path, ControlError};
+
+/// The control socket and the state it keeps, sharing the data plane's poll.
+pub struct Control {
+    server: Option<ControlServer>,
+    pub state: ControlState,
+}
+
+impl Control {
+    /// Listens on `path`, registering with the switch's poll.
+    pub fn bind(path: &std::path::Path, switch: &Switch) -> Result<Control, ControlError> {
+        Ok(Control {
+            server: Some(ControlServer::bind(path, switch.registry())?),
+            state: ControlState::default(),
+        })
+    }
+
+    /// State without a socket (for set-up before binding, and for tests).
+    pub fn without_socket() -> Control {
+        Control {
+            server: None,
+            state: ControlState::default(),
+        }
+    }
+
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.server.as_ref().map(|s| s.path())
+    }
+}
+
+impl Sidecar for Control {
+    fn ready(&mut self, switch: &mut Switch, n: usize) {
+        let Some(server) = self.server.as_mut() else {
+            return;
+        };
+        if let ControlEvent::Request(conn, request) = server.ready(n, switch.registry()) {
+            let response = match request {
+                Ok(req) => {
+                    debug!("control request: {req:?}");
+                    handlers::execute(switch, &mut self.state, req)
+                }
+                Err(e) => Response::err(e),
+            };
+            server.reply(conn, &response, switch.registry());
+        }
+    }
+
+    fn tick(&mut self, switch: &mut Switch) {
+        if let Some(server) = self.server.as_mut() {
+            server.reap_idle(switch.registry());
+        }
+    }
+}

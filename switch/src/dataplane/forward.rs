@@ -1,0 +1,358 @@
+//! Carrying out the forwarder's plan for one frame: captures, the checksum finished once,
+//! each egress written the way the plan says, UDP runs held and joined. Nothing here
+//! decides where or how a frame goes; it only moves the bytes and counts what the
+//! devices say.
+
+use std::io;
+
+use forwarder::{Delivery, DropReason, Forwarder, Millis, Plan, PortId};
+use log::debug;
+use packets::gro::UdpJoin;
+use packets::offload::{
+    complete_checksum, segment_gso, Offload, VirtioNetHdr, F_NEEDS_CSUM, VIRTIO_NET_HDR_LEN,
+};
+
+use super::capture::Direction;
+use super::device::Device;
+use super::io::tap::is_vanished;
+use super::io::udp_tunnel::Batch;
+use super::port::PortIo;
+
+/// What transmitting reuses from frame to frame, so it allocates nothing per frame.
+pub(crate) struct Tx {
+    pub(crate) plan: Plan,
+    segment_scratch: Vec<u8>,
+    /// The datagrams of one GSO frame bound for a VXLAN remote.
+    batch: Batch,
+    /// UDP datagrams held to be written to one port as one GSO frame.
+    pub(crate) held: HeldUdp,
+}
+
+impl Tx {
+    pub(crate) fn new(frame_buf: usize) -> Tx {
+        Tx {
+            plan: Plan::default(),
+            segment_scratch: Vec::with_capacity(frame_buf),
+            batch: Batch::default(),
+            held: HeldUdp {
+                buf: Vec::with_capacity(frame_buf),
+                run: None,
+            },
+        }
+    }
+}
+
+/// UDP datagrams of one flow, bound for one port whose plan says
+/// [`Delivery::JoinUdp`], being joined into one UDP GSO frame ([`UdpJoin`]) so that a
+/// burst of small datagrams costs one write (or one `sendmsg` with UDP GSO) instead of
+/// one each. Held only for the rest of the burst it arrived in; anything else bound
+/// anywhere first flushes it, so no frame overtakes another.
+pub(crate) struct HeldUdp {
+    /// The first datagram's virtio-net header, then the run.
+    buf: Vec<u8>,
+    pub(crate) run: Option<(UdpJoin, PortId)>,
+}
+
+/// The parts of the switch one received frame touches, borrowed for its journey.
+pub(crate) struct Plane<'a> {
+    pub(crate) fwd: &'a mut Forwarder,
+    pub(crate) ports: &'a mut [Option<PortIo>],
+    pub(crate) vanished: &'a mut Vec<(PortId, String)>,
+    pub(crate) tx: &'a mut Tx,
+    pub(crate) ingress: PortId,
+    pub(crate) now: Millis,
+}
+
+/// The [`Plane`] for a frame entering at `$ingress`: the switch's forwarding state,
+/// borrowed field by field, so that the frame buffers stay free for the caller.
+macro_rules! plane {
+    ($sw:expr, $ingress:expr, $now:expr) => {
+        $crate::dataplane::forward::Plane {
+            fwd: &mut $sw.fwd,
+            ports: &mut $sw.ports,
+            vanished: &mut $sw.vanished,
+            tx: &mut $sw.tx,
+            ingress: $ingress,
+            now: $now,
+        }
+    };
+}
+pub(crate) use plane;
+
+fn port_mut(ports: &mut [Option<PortIo>], id: PortId) -> Option<&mut PortIo> {
+    ports.get_mut(id.0 as usize)?.as_mut()
+}
+
+impl Plane<'_> {
+    /// Captures, plans and transmits one frame from the ingress port. `buf` holds the
+    /// virtio-net header, then the frame.
+    pub(crate) fn forward(&mut self, buf: &mut [u8]) {
+        let Some(offload) = VirtioNetHdr::parse(buf).and_then(|h| h.offload()) else {
+            let len = buf.len().saturating_sub(VIRTIO_NET_HDR_LEN);
+            self.fwd
+                .record_rx_drop(self.ingress, len, DropReason::BadOffload);
+            return;
+        };
+        if let Some(port) = port_mut(self.ports, self.ingress) {
+            if port.capture(&buf[VIRTIO_NET_HDR_LEN..], Direction::In) {
+                self.fwd.set_captured(self.ingress, false);
+            }
+        }
+        let mut plan = std::mem::take(&mut self.tx.plan);
+        self.fwd.plan(
+            self.ingress,
+            &buf[VIRTIO_NET_HDR_LEN..],
+            offload,
+            self.now,
+            &mut plan,
+        );
+        self.carry_out(&plan, buf, offload);
+        self.tx.plan = plan;
+    }
+
+    fn carry_out(&mut self, plan: &Plan, buf: &mut [u8], mut offload: Offload) {
+        if plan.egresses.is_empty() {
+            debug!(
+                "dropped a {}-byte frame from port {}",
+                buf.len(),
+                self.ingress.0
+            );
+            return;
+        }
+        if let Some((start, offset)) = plan.finish_checksum {
+            // The forwarder checked the offsets; a refusal here would be a bug, counted.
+            if complete_checksum(&mut buf[VIRTIO_NET_HDR_LEN..], start, offset).is_err() {
+                self.fwd.count_drop(self.ingress, DropReason::BadOffload);
+                return;
+            }
+            buf[0] &= !F_NEEDS_CSUM;
+            offload = Offload::None;
+        }
+        if let [(egress, Delivery::JoinUdp { with_header })] = plan.egresses[..] {
+            if self.hold_udp(egress, buf, offload) {
+                return;
+            }
+            self.flush_held();
+            let alone = if with_header {
+                Delivery::WithHeader
+            } else {
+                Delivery::Frame
+            };
+            self.deliver(egress, buf, alone);
+            return;
+        }
+        self.flush_held();
+        for &(egress, delivery) in &plan.egresses {
+            self.deliver(egress, buf, delivery);
+        }
+    }
+
+    /// Holds a UDP datagram bound for `egress` alone, to be written together with the
+    /// datagrams of its flow that follow it in the burst (see [`HeldUdp`]); true if it
+    /// was held.
+    fn hold_udp(&mut self, egress: PortId, buf: &[u8], offload: Offload) -> bool {
+        let partial = match offload {
+            Offload::None => None,
+            Offload::Checksum { start, offset } => Some((start, offset)),
+            Offload::Segment { .. } => return false,
+        };
+        let frame = &buf[VIRTIO_NET_HDR_LEN..];
+        let held = &mut self.tx.held;
+        if let Some((run, to)) = held.run.as_mut() {
+            if *to == egress && run.append(&mut held.buf, VIRTIO_NET_HDR_LEN, frame, partial) {
+                return true;
+            }
+        }
+        self.flush_held();
+        let held = &mut self.tx.held;
+        held.buf.clear();
+        held.buf.extend_from_slice(&buf[..VIRTIO_NET_HDR_LEN]);
+        let Some(run) = UdpJoin::start(&mut held.buf, VIRTIO_NET_HDR_LEN, frame, partial) else {
+            return false;
+        };
+        held.run = Some((run, egress));
+        true
+    }
+
+    /// Writes the datagrams held for joining, if any, counting each: one write of the
+    /// joined frame to a port with the header, one `sendmsg` to a VXLAN remote.
+    pub(crate) fn flush_held(&mut self) {
+        let Some((run, egress)) = self.tx.held.run.take() else {
+            return;
+        };
+        let mut buf = std::mem::take(&mut self.tx.held.buf);
+        let hdr = run.finish(&mut buf[VIRTIO_NET_HDR_LEN..]);
+        if let Some(h) = hdr {
+            buf[..VIRTIO_NET_HDR_LEN].copy_from_slice(&h.emit());
+        }
+        let remote = matches!(
+            port_mut(self.ports, egress),
+            Some(PortIo {
+                dev: Device::Vxlan(_),
+                ..
+            })
+        );
+        let frame = &buf[VIRTIO_NET_HDR_LEN..];
+        match hdr {
+            Some(h) if remote => self.send_to_remote(egress, frame, false, h.gso_size.into()),
+            _ => {
+                if let Some(port) = port_mut(self.ports, egress) {
+                    let bytes = if remote { frame } else { &buf[..] };
+                    match port.dev.write(bytes) {
+                        Ok(_) => {
+                            // Every datagram repeats the headers the run holds once.
+                            let all = frame.len() + (run.count() - 1) * run.header_len();
+                            self.fwd.record_tx_frames(egress, run.count(), all);
+                            port.down = false;
+                        }
+                        Err(e) => {
+                            for _ in 0..run.count() {
+                                count_tx_error(self.fwd, port, self.vanished, egress, &e);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.tx.held.buf = buf;
+    }
+
+    /// Writes to `egress` as `delivery` says.
+    fn deliver(&mut self, egress: PortId, buf: &[u8], delivery: Delivery) {
+        let frame = &buf[VIRTIO_NET_HDR_LEN..];
+        match delivery {
+            Delivery::WithHeader | Delivery::JoinUdp { with_header: true } => {
+                self.write(egress, buf, frame)
+            }
+            Delivery::Frame | Delivery::JoinUdp { with_header: false } => {
+                self.write(egress, frame, frame)
+            }
+            Delivery::Segments { tcp, size } => {
+                let remote = matches!(
+                    port_mut(self.ports, egress),
+                    Some(PortIo {
+                        dev: Device::Vxlan(_),
+                        ..
+                    })
+                );
+                if remote {
+                    self.send_to_remote(egress, frame, tcp, size);
+                    return;
+                }
+                let Some(port) = port_mut(self.ports, egress) else {
+                    return;
+                };
+                let (fwd, vanished) = (&mut *self.fwd, &mut *self.vanished);
+                let mut closed = false;
+                let mut each = |seg: &[u8]| {
+                    closed |= write_counted(fwd, port, vanished, egress, seg, seg);
+                };
+                let done = segment_gso(frame, tcp, size, &mut self.tx.segment_scratch, &mut each);
+                if done.is_err() {
+                    self.fwd.record_tx_drop(egress, DropReason::BadOffload);
+                }
+                if closed {
+                    self.fwd.set_captured(egress, false);
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, egress: PortId, bytes: &[u8], frame: &[u8]) {
+        if let Some(port) = port_mut(self.ports, egress) {
+            if write_counted(self.fwd, port, self.vanished, egress, bytes, frame) {
+                self.fwd.set_captured(egress, false);
+            }
+        }
+    }
+
+    /// Segments the GSO `frame` for the VXLAN remote `egress` and sends the datagrams
+    /// together (UDP GSO): one `sendmsg` for the whole frame where the kernel allows.
+    fn send_to_remote(&mut self, egress: PortId, frame: &[u8], tcp: bool, size: usize) {
+        let Some(port) = port_mut(self.ports, egress) else {
+            return;
+        };
+        let Device::Vxlan(peer) = &port.dev else {
+            return;
+        };
+        let vni = peer.vni();
+        let batch = &mut self.tx.batch;
+        batch.clear();
+        let done = segment_gso(
+            frame,
+            tcp,
+            size,
+            &mut self.tx.segment_scratch,
+            |seg: &[u8]| batch.push(vni, seg),
+        );
+        if done.is_err() {
+            self.fwd.record_tx_drop(egress, DropReason::BadOffload);
+            return;
+        }
+        let (sent, err) = peer.send_batch(batch);
+        let mut closed = false;
+        for (i, seg) in batch.frames().enumerate() {
+            if i < sent {
+                self.fwd.record_tx(egress, seg.len());
+                closed |= port.capture(seg, Direction::Out);
+            } else if let Some(e) = &err {
+                count_tx_error(self.fwd, port, self.vanished, egress, e);
+            }
+        }
+        if closed {
+            self.fwd.set_captured(egress, false);
+        }
+    }
+}
+
+/// Writes `bytes` (which end with `frame`) to `port`, counting what happened; true if
+/// that ended the port's capture. Never blocks.
+fn write_counted(
+    fwd: &mut Forwarder,
+    port: &mut PortIo,
+    vanished: &mut Vec<(PortId, String)>,
+    egress: PortId,
+    bytes: &[u8],
+    frame: &[u8],
+) -> bool {
+    match port.dev.write(bytes) {
+        Ok(_) => {
+            fwd.record_tx(egress, frame.len());
+            port.down = false;
+            port.capture(frame, Direction::Out)
+        }
+        Err(e) => {
+            count_tx_error(fwd, port, vanished, egress, &e);
+            false
+        }
+    }
+}
+
+/// Counts a failed write to `egress` under the reason its error gives.
+fn count_tx_error(
+    fwd: &mut Forwarder,
+    port: &mut PortIo,
+    vanished: &mut Vec<(PortId, String)>,
+    egress: PortId,
+    e: &io::Error,
+) {
+    match e {
+        e if e.kind() == io::ErrorKind::WouldBlock => {
+            fwd.record_tx_drop(egress, DropReason::EgressFull)
+        }
+        // Over the underlay's path MTU (VXLAN never fragments the outer packet).
+        e if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+            fwd.record_tx_drop(egress, DropReason::EgressTooBig)
+        }
+        e if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::ENETDOWN)) => {
+            fwd.record_tx_drop(egress, DropReason::EgressDown);
+            port.down = true;
+        }
+        e => {
+            fwd.record_tx_drop(egress, DropReason::EgressError);
+            if is_vanished(e) && !vanished.iter().any(|(p, _)| *p == egress) {
+                vanished.push((egress, "its interface is gone".into()));
+            }
+        }
+    }
+}
