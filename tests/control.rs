@@ -304,7 +304,11 @@ fn captures_stream_stop_and_are_readable_while_idle() {
     // anyway (an idle loop once slept a whole second with them still buffered).
     std::thread::sleep(std::time::Duration::from_millis(500));
     let idle = read_pcap_frames(&file);
-    assert!(idle.len() >= 2, "{} records readable while idle", idle.len());
+    assert!(
+        idle.len() >= 2,
+        "{} records readable while idle",
+        idle.len()
+    );
     let stopped = sw.json(&["capture", "stop", &a]);
     assert!(stopped["frames"].as_u64().unwrap() >= 2, "{stopped}");
     let none = sw.client(&["capture", "stop", &a]);
@@ -321,7 +325,9 @@ fn captures_stream_stop_and_are_readable_while_idle() {
     for _ in 0..3 {
         assert!(ha.ping("198.18.0.2"));
     }
-    let out = child.wait_with_output().expect("the stream ends with its count");
+    let out = child
+        .wait_with_output()
+        .expect("the stream ends with its count");
     assert!(out.status.success());
     let streamed = read_pcapng(&out.stdout);
     assert_eq!(streamed.len(), 4, "--count 4 over a stream");

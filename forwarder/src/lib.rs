@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod counters;
+mod endpoint;
 pub mod fdb;
 pub mod overlay;
 pub mod plan;

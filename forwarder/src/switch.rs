@@ -4,8 +4,8 @@ use packets::offload::Offload;
 use packets::{EthernetFrame, FrameError};
 
 use crate::counters::{DropReason, NetworkStats, PortCounters};
+use crate::endpoint::Endpoint;
 use crate::fdb::{Fdb, FdbConfig, Learned};
-use crate::overlay::Endpoint;
 use crate::plan::{segments_fit, Delivery, EgressCaps, Plan};
 use crate::storm::TokenBucket;
 use crate::{Millis, NetworkId, PortId};
@@ -199,7 +199,7 @@ pub struct Forwarder {
     ports: Vec<Option<Port>>,
     free_slots: Vec<u32>,
     alerts: Vec<LoopAlert>,
-    /// VXLAN endpoints (see [`crate::overlay`]).
+    /// VXLAN endpoints (the overlay module decides with them).
     pub(crate) overlay: Vec<Endpoint>,
     /// Frames handed in on a port that is no longer attached (read in the burst it went).
     pub(crate) unattached_drops: u64,

@@ -3,6 +3,7 @@
 //! VXLAN flow hash alike.
 
 use crate::checksum::{fold, pseudo_header, sum16};
+pub use crate::error::IpError;
 use crate::ethernet::{EtherType, EthernetFrame};
 use crate::ipv4::Ipv4Packet;
 use crate::ipv6::{Ipv6Packet, IPV6_HEADER_LEN};
@@ -10,23 +11,6 @@ use crate::ipv6::{Ipv6Packet, IPV6_HEADER_LEN};
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 pub const PROTO_SCTP: u8 = 132;
-
-/// Why bytes are not the IP packet a caller looked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum IpError {
-    /// The buffer ends before a header or a declared length does.
-    #[error("truncated: the buffer ends before the header or the declared length")]
-    Truncated,
-    /// An IPv4 EtherType over something that is not version 4 (or IPv6 over not 6).
-    #[error("the IP version does not match the EtherType")]
-    BadVersion,
-    /// A length field smaller than the header it belongs to.
-    #[error("a length field is smaller than its header")]
-    BadLength,
-    /// Not IPv4 or IPv6 (or an Ethernet header that does not parse).
-    #[error("not an IPv4 or IPv6 frame")]
-    NotIp,
-}
 
 /// The IP packet in a frame: its version, offsets, and what it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

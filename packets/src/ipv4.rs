@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 
 use crate::checksum;
-use crate::ip::IpError;
+use crate::error::IpError;
 
 /// The header without options.
 pub const IPV4_HEADER_LEN: usize = 20;

@@ -6,7 +6,7 @@
 
 use std::net::Ipv6Addr;
 
-use crate::ip::IpError;
+use crate::error::IpError;
 
 /// The fixed header.
 pub const IPV6_HEADER_LEN: usize = 40;

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checksum;
+pub mod error;
 pub mod ethernet;
 pub mod gro;
 pub mod ip;

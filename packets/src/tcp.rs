@@ -1,6 +1,6 @@
 //! TCP segments (RFC 9293): a checked view.
 
-use crate::ip::IpError;
+use crate::error::IpError;
 
 /// The header without options.
 pub const TCP_HEADER_LEN: usize = 20;

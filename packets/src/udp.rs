@@ -1,6 +1,6 @@
 //! UDP datagrams (RFC 768): a checked view.
 
-use crate::ip::IpError;
+use crate::error::IpError;
 
 pub const UDP_HEADER_LEN: usize = 8;
 /// Where the checksum sits in the header (a partial checksum's offset).

@@ -15,6 +15,7 @@ mod forward;
 pub mod io;
 mod overlay_rx;
 mod port;
+mod rx;
 pub mod switch;
 pub mod tokens;
 

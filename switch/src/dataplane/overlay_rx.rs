@@ -5,7 +5,7 @@
 
 use std::io;
 
-use forwarder::{DropReason, Millis, PortId};
+use forwarder::{DropReason, Millis};
 use log::{debug, warn};
 use packets::gro::TcpGro;
 use packets::offload::{finish_partial, tcp_gso_header, VIRTIO_NET_HDR_LEN};
@@ -21,22 +21,6 @@ const VXLAN_AT: usize = VIRTIO_NET_HDR_LEN - VXLAN_HEADER_LEN;
 /// A datagram longer than this cannot be one inner frame of a standard MTU: it may be a
 /// kernel's whole GSO packet.
 const LARGEST_PLAIN_DATAGRAM: usize = VXLAN_HEADER_LEN + 1518;
-
-/// TCP segments from a VXLAN remote being joined into one GSO frame.
-pub(crate) struct Rx {
-    /// The run, behind a virtio-net header.
-    buf: Vec<u8>,
-    run: Option<(TcpGro, PortId)>,
-}
-
-impl Rx {
-    pub(crate) fn new(frame_buf: usize) -> Rx {
-        Rx {
-            buf: Vec::with_capacity(frame_buf),
-            run: None,
-        }
-    }
-}
 
 impl Switch {
     /// Reads up to a burst of datagrams from VXLAN endpoint `idx`, hands each to the

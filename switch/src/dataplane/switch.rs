@@ -30,8 +30,8 @@ use super::forward::{plane, Tx};
 use super::io::af_packet::PacketSocket;
 use super::io::tap::{interface_mtu, is_vanished, Tap, TapError};
 use super::io::udp_tunnel::Endpoint;
-use super::overlay_rx::Rx;
 use super::port::PortIo;
+use super::rx::Rx;
 use super::tokens::{self, Source};
 use crate::config::specs::{inner_mtu, VxlanSpec};
 
