@@ -105,6 +105,20 @@ impl DropReason {
         }
     }
 
+    /// Whether the reason is counted on the port a frame was going out of (the others
+    /// are counted on the port it came in on). Every frame received is forwarded,
+    /// flooded or dropped for one of the others: `rx_frames = forwarded + floods +
+    /// rx_drops()`.
+    pub fn is_egress(self) -> bool {
+        matches!(
+            self,
+            DropReason::EgressTooBig
+                | DropReason::EgressFull
+                | DropReason::EgressDown
+                | DropReason::EgressError
+        )
+    }
+
     fn index(self) -> usize {
         self as usize
     }
@@ -123,6 +137,8 @@ pub struct PortCounters {
     pub rx_bytes: u64,
     pub tx_frames: u64,
     pub tx_bytes: u64,
+    /// Frames received on this port that went to one known port.
+    pub forwarded: u64,
     /// Frames received on this port that were flooded (broadcast, multicast, unknown unicast).
     pub floods: u64,
     /// Source MACs that moved to this port from another one.
@@ -144,6 +160,15 @@ impl PortCounters {
         self.drops.iter().sum()
     }
 
+    /// Drops of frames this port received (see [`DropReason::is_egress`]).
+    pub fn rx_drops(&self) -> u64 {
+        DropReason::ALL
+            .iter()
+            .filter(|r| !r.is_egress())
+            .map(|&r| self.drops(r))
+            .sum()
+    }
+
     pub fn count_drop(&mut self, reason: DropReason) {
         self.drops[reason.index()] += 1;
     }
@@ -162,11 +187,12 @@ impl fmt::Display for PortCounters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "rx_frames={} rx_bytes={} tx_frames={} tx_bytes={} floods={} mac_moves={} mac_moves_held={} loop_suspicions={}",
+            "rx_frames={} rx_bytes={} tx_frames={} tx_bytes={} forwarded={} floods={} mac_moves={} mac_moves_held={} loop_suspicions={}",
             self.rx_frames,
             self.rx_bytes,
             self.tx_frames,
             self.tx_bytes,
+            self.forwarded,
             self.floods,
             self.mac_moves,
             self.mac_moves_held,

@@ -99,14 +99,30 @@ pub(crate) fn gso_headers(frame: &[u8], tcp: bool) -> Option<(usize, usize)> {
     Some((ip.l4 + l4, l2))
 }
 
-/// Whether the largest segment of a GSO frame (`offload`) fits an MTU of `mtu`.
-pub(crate) fn segments_fit(frame: &[u8], offload: Offload, mtu: usize) -> Option<bool> {
+/// Whether what the virtio-net header says can be done to `frame`: a partial checksum
+/// inside it, a GSO frame whose headers parse and whose segments have a size. A frame
+/// that breaks this is malformed whatever its egress.
+pub(crate) fn offload_holds(frame: &[u8], offload: Offload) -> bool {
+    match offload {
+        Offload::None => true,
+        Offload::Checksum { start, offset } => {
+            start < frame.len() && start.saturating_add(offset).saturating_add(2) <= frame.len()
+        }
+        Offload::Segment { tcp, size } => size > 0 && gso_headers(frame, tcp).is_some(),
+    }
+}
+
+/// Whether the largest segment of a GSO frame (`offload`) fits an MTU of `mtu` (a frame
+/// that passed [`offload_holds`]).
+pub(crate) fn segments_fit(frame: &[u8], offload: Offload, mtu: usize) -> bool {
     let Offload::Segment { tcp, size } = offload else {
-        return Some(true);
+        return true;
     };
-    let (hdrs, l2) = gso_headers(frame, tcp)?;
+    let Some((hdrs, l2)) = gso_headers(frame, tcp) else {
+        return false;
+    };
     let payload = frame.len().saturating_sub(hdrs);
-    Some(hdrs - l2 + size.min(payload) <= mtu)
+    hdrs - l2 + size.min(payload) <= mtu
 }
 
 #[cfg(test)]
@@ -230,6 +246,7 @@ mod tests {
         let c = fwd.port(a).unwrap().counters();
         assert_eq!((c.rx_frames, c.total_drops()), (1, 1));
         assert_eq!(c.drops(DropReason::BadOffload), 1);
+        assert_eq!(c.rx_frames, c.forwarded + c.floods + c.rx_drops());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use packets::{EthernetFrame, FrameError};
 use crate::counters::{DropReason, NetworkStats, PortCounters};
 use crate::endpoint::Endpoint;
 use crate::fdb::{Fdb, FdbConfig, Learned};
-use crate::plan::{segments_fit, Delivery, EgressCaps, Plan};
+use crate::plan::{offload_holds, segments_fit, Delivery, EgressCaps, Plan};
 use crate::storm::TokenBucket;
 use crate::{Millis, NetworkId, PortId};
 
@@ -508,7 +508,7 @@ impl Forwarder {
         match verdict {
             Decision::Drop(reason) => port.counters.count_drop(reason),
             Decision::Flood(_) => port.counters.floods += 1,
-            Decision::Forward(_) => {}
+            Decision::Forward(_) => port.counters.forwarded += 1,
         }
         verdict
     }
@@ -614,6 +614,10 @@ impl Forwarder {
         plan: &mut Plan,
     ) {
         plan.clear();
+        if !offload_holds(frame, offload) {
+            self.record_rx_drop(ingress, frame.len(), DropReason::BadOffload);
+            return;
+        }
         let mut egresses = std::mem::take(&mut self.scratch);
         egresses.clear();
         match self.process_frame(ingress, frame, offload.is_gso(), now) {
@@ -664,16 +668,9 @@ impl Forwarder {
                 Offload::Segment { tcp, size } => {
                     // The segments, each the same bytes a plain frame would be, must
                     // fit the egress, whether it or uswitch cuts them.
-                    match segments_fit(frame, offload, mtu) {
-                        Some(true) if frame.len() <= MAX_GSO_FRAME => {}
-                        Some(_) => {
-                            self.count_drop(egress, DropReason::EgressTooBig);
-                            continue;
-                        }
-                        None => {
-                            self.count_drop(egress, DropReason::BadOffload);
-                            continue;
-                        }
+                    if !segments_fit(frame, offload, mtu) || frame.len() > MAX_GSO_FRAME {
+                        self.count_drop(egress, DropReason::EgressTooBig);
+                        continue;
                     }
                     if caps.vnet_hdr {
                         Delivery::WithHeader
@@ -719,12 +716,15 @@ impl Forwarder {
         }
     }
 
-    /// Counts a frame received on `port` that the shell dropped before the forwarder saw it.
+    /// Counts a frame received on `port` and dropped before a decision.
     pub fn record_rx_drop(&mut self, port: PortId, len: usize, reason: DropReason) {
-        if let Some(port) = self.port_mut(port) {
-            port.counters.rx_frames += 1;
-            port.counters.rx_bytes += len as u64;
-            port.counters.count_drop(reason);
+        match self.port_mut(port) {
+            Some(port) => {
+                port.counters.rx_frames += 1;
+                port.counters.rx_bytes += len as u64;
+                port.counters.count_drop(reason);
+            }
+            None => self.unattached_drops += 1,
         }
     }
 

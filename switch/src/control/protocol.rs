@@ -174,6 +174,8 @@ pub struct Counters {
     pub rx_bytes: u64,
     pub tx_frames: u64,
     pub tx_bytes: u64,
+    #[serde(default)]
+    pub forwarded: u64,
     pub floods: u64,
     pub mac_moves: u64,
     pub mac_moves_held: u64,
@@ -188,6 +190,7 @@ impl From<&PortCounters> for Counters {
             rx_bytes: c.rx_bytes,
             tx_frames: c.tx_frames,
             tx_bytes: c.tx_bytes,
+            forwarded: c.forwarded,
             floods: c.floods,
             mac_moves: c.mac_moves,
             mac_moves_held: c.mac_moves_held,

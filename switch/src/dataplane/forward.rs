@@ -249,7 +249,7 @@ impl Plane<'_> {
                 };
                 let done = segment_gso(frame, tcp, size, &mut self.tx.segment_scratch, &mut each);
                 if done.is_err() {
-                    self.fwd.record_tx_drop(egress, DropReason::BadOffload);
+                    self.fwd.record_tx_drop(egress, DropReason::EgressError);
                 }
                 if closed {
                     self.fwd.set_captured(egress, false);
@@ -286,7 +286,7 @@ impl Plane<'_> {
             |seg: &[u8]| batch.push(vni, seg),
         );
         if done.is_err() {
-            self.fwd.record_tx_drop(egress, DropReason::BadOffload);
+            self.fwd.record_tx_drop(egress, DropReason::EgressError);
             return;
         }
         let (sent, err) = peer.send_batch(batch);

@@ -1,0 +1,111 @@
+//! The forwarder driven by a sequence of (port, frame, time) events over a fixed lab:
+//! two networks, a VXLAN endpoint whose two remotes share a split horizon, a small FDB.
+//! After every event: nothing goes back out of its ingress, nothing crosses networks,
+//! nothing from a horizon goes to its horizon, every FDB stays within its limit, and for
+//! every port `rx_frames = forwarded + floods + rx drops`.
+#![no_main]
+
+use std::net::IpAddr;
+
+use arbitrary::Arbitrary;
+use forwarder::{DropReason, EgressCaps, FdbConfig, Forwarder, Plan, PortId, PortKind};
+use libfuzzer_sys::fuzz_target;
+use packets::offload::Offload;
+use packets::{write_header, EtherType, MacAddr};
+
+#[derive(Arbitrary, Debug)]
+struct Event {
+    port: u8,
+    dst: u8,
+    src: u8,
+    len: u16,
+    advance_ms: u16,
+    gso: Option<u16>,
+    raw: Option<Vec<u8>>,
+}
+
+const MAX_ENTRIES: usize = 8;
+
+fn mac(n: u8) -> MacAddr {
+    match n % 16 {
+        0 => MacAddr::BROADCAST,
+        1 => MacAddr([0x01, 0x00, 0x5e, 0, 0, 1]),
+        2 => MacAddr([0x01, 0x80, 0xc2, 0, 0, 0]),
+        3 => MacAddr([0; 6]),
+        k => MacAddr([2, 0, 0, 0, 0, k]),
+    }
+}
+
+fuzz_target!(|events: Vec<Event>| {
+    let mut fwd = Forwarder::new(FdbConfig {
+        max_entries: MAX_ENTRIES,
+        aging_ms: 5_000,
+        move_hold_down_ms: 1_000,
+    });
+    let tap = EgressCaps {
+        kind: PortKind::Tap,
+        vnet_hdr: true,
+        udp_gso: true,
+    };
+    let mut ports: Vec<PortId> = Vec::new();
+    for (name, net, mtu) in [
+        ("a", "blue", 1500),
+        ("b", "blue", 1400),
+        ("c", "green", 1500),
+    ] {
+        ports.push(fwd.attach(name, net, mtu, tap, 0).expect("a port"));
+    }
+    ports.push(fwd.add_port("d", "green", 9000).expect("a plain port"));
+    let ep = fwd.add_endpoint("198.18.1.1:4789");
+    fwd.bind_vni(ep, 42, "blue", 1450).expect("a vni");
+    for r in ["198.18.1.2", "198.18.1.3"] {
+        let r: IpAddr = r.parse().expect("an address");
+        ports.push(fwd.add_remote(ep, 42, r).expect("a remote"));
+    }
+    let mut plan = Plan::default();
+    let mut now = 0u64;
+    for e in events.iter().take(512) {
+        now += e.advance_ms as u64;
+        let ingress = ports[e.port as usize % ports.len()];
+        let frame = match &e.raw {
+            Some(raw) => raw.clone(),
+            None => {
+                let mut f = vec![0u8; (e.len as usize % 10_000).max(14)];
+                let _ = write_header(&mut f, mac(e.dst), mac(e.src), EtherType::IPV4);
+                f
+            }
+        };
+        let offload = match e.gso {
+            Some(size) => Offload::Segment {
+                tcp: true,
+                size: size as usize,
+            },
+            None => Offload::None,
+        };
+        fwd.plan(ingress, &frame, offload, now, &mut plan);
+        let net = fwd.port(ingress).expect("attached").network();
+        let horizon = fwd.port(ingress).expect("attached").horizon();
+        for &(egress, _) in &plan.egresses {
+            assert_ne!(egress, ingress, "hairpin");
+            let out = fwd.port(egress).expect("an attached egress");
+            assert_eq!(out.network(), net, "crossed networks");
+            assert!(
+                horizon == 0 || out.horizon() != horizon,
+                "split horizon broken"
+            );
+        }
+        for (_, n) in fwd.networks() {
+            assert!(n.fdb().len() <= MAX_ENTRIES, "fdb over its limit");
+        }
+        for (_, p) in fwd.ports() {
+            let c = p.counters();
+            assert_eq!(
+                c.rx_frames,
+                c.forwarded + c.floods + c.rx_drops(),
+                "port {}: {c}",
+                p.name()
+            );
+            let _ = c.drops(DropReason::EgressTooBig);
+        }
+    }
+});

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: installs the system packages the tests need when they are missing,
+# then runs every test of the workspace. `.ci/run` calls it too.
+#
+#   sudo bash tests/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for pair in ip:iproute2 tshark:tshark ping:iputils-ping ethtool:ethtool; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+[ -e /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; }
+cargo test --workspace
