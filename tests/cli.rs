@@ -82,6 +82,82 @@ fn an_interface_that_is_not_a_tap_is_refused() {
     // Every namespace has a loopback called lo: no privilege needed to be refused.
     let out = run(&["--port", "lo"]);
     assert_one_line_failure(&out, "lo exists but is not a TUN/TAP device");
+    assert_one_line_failure(&out, "--uplink lo@NETWORK");
+}
+
+/// A veth end given as --port: the error says --uplink is what attaches it.
+#[test]
+fn a_veth_given_as_a_port_suggests_an_uplink() {
+    if !privileged("a_veth_given_as_a_port_suggests_an_uplink") {
+        return;
+    }
+    let (a, b) = (unique("uv"), unique("uv"));
+    sh(&["ip", "link", "add", &a, "type", "veth", "peer", "name", &b]);
+    let out = run(&["--port", &a]);
+    sh_ok(&["ip", "link", "del", &a]);
+    assert_one_line_failure(&out, &format!("attach it with --uplink {a}@NETWORK"));
+}
+
+#[test]
+fn client_mistakes_are_caught_before_the_switch_is_asked() {
+    // No switch runs at this control path: each must fail on its own words, not on the
+    // missing switch.
+    let cases: &[(&[&str], &str)] = &[
+        (&["fdb", "add", "02:00:00:00:00:zz", "tap0"], "MAC"),
+        (
+            &["fdb", "add", "ff:ff:ff:ff:ff:ff", "tap0"],
+            "group or zero address",
+        ),
+        (&["fdb", "del", "nonsense"], "MAC"),
+        (
+            &["--port", "tap0", "--log-level", "loud"],
+            "off, error, warn, info, debug or trace",
+        ),
+        (
+            &["--uplink", "eth9,offload=off"],
+            "offload=off applies to TAPs only",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = run(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("cannot reach"),
+            "{args:?} asked the switch: {err}"
+        );
+        assert_one_line_failure(&out, needle);
+    }
+}
+
+/// `uswitch wait` returns once the switch answers, and says so when it never does.
+#[test]
+fn wait_returns_when_the_switch_answers() {
+    let out = run(&["wait", "--timeout", "0.3"]);
+    assert!(!out.status.success());
+    assert_one_line_failure(&out, "no answer within 0.3 s");
+    if !privileged("wait_returns_when_the_switch_answers") {
+        return;
+    }
+    let control = control_path();
+    let mut child = Command::new(USWITCH)
+        .args(["--port", &unique("ut"), "--control", &control])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting uswitch");
+    let out = Command::new(USWITCH)
+        .args(["wait", "--control", &control, "--json"])
+        .output()
+        .expect("uswitch wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pong: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(pong["pid"], child.id());
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
 }
 
 #[test]

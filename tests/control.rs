@@ -680,3 +680,24 @@ fn mac_moves_wait_for_the_hold_down() {
         }
     }
 }
+
+/// `port add` of a port this switch already has says so, instead of "in use by another
+/// process"; a client that is not root is told the socket is root's.
+#[test]
+fn port_add_of_our_own_port_and_a_client_without_root() {
+    if !privileged("port_add_of_our_own_port_and_a_client_without_root") {
+        return;
+    }
+    let tap = unique("ut");
+    let sw = Uswitch::start(&["--port", &tap]);
+    let out = sw.client(&["port", "add", &tap]);
+    one_line_failure(&out, "already attached to this switch (network default)");
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_uswitch"))
+        .args(["show", "ports", "--control", &sw.control])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("running the client as nobody");
+    one_line_failure(&out, "run the client as root");
+}

@@ -200,3 +200,74 @@ fn launcher_errors_are_one_line() {
     assert_eq!(sw.json(&["show", "ports"]).as_array().unwrap().len(), 0);
     assert!(!sh_ok(&["ip", "netns", "exec", &name, "true"]));
 }
+
+/// A run that fails because a namespace of that name exists leaves that namespace alone
+/// (it is someone else's) and leaves no port behind.
+#[test]
+fn a_failed_run_never_deletes_a_namespace_it_did_not_create() {
+    if !privileged("a_failed_run_never_deletes_a_namespace_it_did_not_create") {
+        return;
+    }
+    let sw = Uswitch::start(&[]);
+    sw.json(&["network", "create", "n1", "--subnet", "198.18.20.0/24"]);
+    let name = short_unique("x");
+    let theirs = Netns::named(&name);
+    sh(&["ip", "netns", "add", &name]);
+    let _g = Netns::guard(&name);
+    let out = sw.client(&["run", "--name", &name, "--network", "n1"]);
+    one_line_failure(&out, "exists already");
+    assert!(
+        theirs.exec_ok(&["true"]),
+        "the namespace that was there before must still be there"
+    );
+    assert_eq!(sw.json(&["show", "ports"]).as_array().unwrap().len(), 0);
+    assert_eq!(sw.json(&["ps"]).as_array().unwrap().len(), 0);
+}
+
+/// The launcher as a Docker user meets it: `--switch` names the switch everywhere (and
+/// `--name` still works where it always named it), `run --name` names the container,
+/// `run --json`, exec and rm of several containers, exit codes 127 and 126 for commands
+/// that are not there or cannot run, `network rm`.
+#[test]
+fn the_launcher_speaks_like_docker() {
+    if !privileged("the_launcher_speaks_like_docker") {
+        return;
+    }
+    let sw = Uswitch::start(&[]);
+    sw.json(&["network", "create", "n1", "--subnet", "198.18.21.0/24"]);
+    let (c1, c2) = (short_unique("p"), short_unique("q"));
+    let _g = [Netns::guard(&c1), Netns::guard(&c2)];
+    let ran = sw.json(&["run", "--name", &c1, "--network", "n1"]);
+    assert_eq!(ran["name"], c1.as_str());
+    assert_eq!(ran["interfaces"][0]["ifname"], "eth0");
+    sw.json(&["run", "--name", &c2, "--network", "n1"]);
+    // A command that is not there exits 127, as `docker run IMAGE nosuchcmd` does.
+    let out = sw.client(&["exec", &c1, "--", "no-such-command-anywhere"]);
+    assert_eq!(out.status.code(), Some(127));
+    let out = sw.client(&["exec", &c1, "--", "/etc/passwd"]);
+    assert_eq!(out.status.code(), Some(126));
+    // Exec in two containers; the exit code is the first failure's.
+    let out = sw.client(&["exec", &c1, &c2, "--", "ip", "-o", "link", "show", "eth0"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    let out = sw.client(&["exec", &c1, &c2, "--", "false"]);
+    assert_eq!(out.status.code(), Some(1));
+    // --switch and its alias --name find the same switch by name... here by path, and
+    // both spellings parse as the switch's.
+    for flag in ["--switch", "--name"] {
+        let out = std::process::Command::new(USWITCH)
+            .args(["ps", flag, "no-such-switch"])
+            .output()
+            .unwrap();
+        one_line_failure(&out, "/run/uswitch/no-such-switch.sock");
+    }
+    // A network with containers on it is not removed; once they are gone, it is.
+    one_line_failure(&sw.client(&["network", "rm", "n1"]), "still has ports");
+    let gone = sw.json(&["rm", &c1, &c2]);
+    assert_eq!(gone.as_array().unwrap().len(), 2);
+    assert!(!sh_ok(&["ip", "netns", "exec", &c1, "true"]));
+    sw.json(&["network", "rm", "n1"]);
+    assert_eq!(sw.json(&["network", "ls"]).as_array().unwrap().len(), 0);
+    // And it can be made again.
+    sw.json(&["network", "create", "n1", "--subnet", "198.18.21.0/24"]);
+}

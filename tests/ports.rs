@@ -30,7 +30,9 @@ fn an_uplink_puts_containers_on_the_lan_with_their_own_macs() {
     ]);
     sh(&["ip", "-n", &lan.name, "link", "set", &peer, "up"]);
 
-    let mut sw = Uswitch::start_in(&swns, &["--port", &tap, "--uplink", &up]);
+    // The uplink's own storm-control rate is honoured (it was once parsed and ignored).
+    let up_spec = format!("{up},bum-rate=4321");
+    let mut sw = Uswitch::start_in(&swns, &["--port", &tap, "--uplink", &up_spec]);
     c1.adopt_from(&swns, &tap, "02:00:00:00:00:01", "198.18.0.1/24");
     assert!(
         c1.ping("198.18.0.100"),
@@ -53,6 +55,7 @@ fn an_uplink_puts_containers_on_the_lan_with_their_own_macs() {
         .find(|p| p["name"] == up.as_str())
         .unwrap();
     assert_eq!(uplink["kind"], "uplink");
+    assert_eq!(uplink["bum_rate"], 4321);
     assert!(uplink["counters"]["rx_frames"].as_u64() > Some(100));
     assert!(sw.stop().success());
     // The uplink itself is left in place.

@@ -555,6 +555,14 @@ fn vxlan_counts_malformed_datagrams_and_keeps_working() {
     }
     let p = peer(&vxlan, &ul.addrs[1]);
     assert_eq!(p["counters"]["drops"]["runt"], 1, "{p}");
+    // The endpoint's refusals are in the switch's own counters: show stats and the
+    // stats lines (SIGUSR1, shutdown) show them.
+    let stats = switches[0].json(&["show", "stats"]);
+    let ep = &stats["endpoints"][0];
+    assert_eq!(
+        ep["counters"]["drops"]["vxlan_unknown_remote"], 1,
+        "{stats}"
+    );
     // Nothing of the stranger's was learned, and the overlay still carries traffic.
     let fdb = switches[0].json(&["show", "fdb"]);
     assert!(
@@ -645,6 +653,39 @@ fn vxlan_overlays_are_made_and_shown_through_the_control_socket() {
         "198.18.1.2",
     ]);
     one_line_failure(&out, "give --local ADDR");
+    // A create that fails half-way (no such local address) leaves no network behind,
+    // so the retry below does not find one "existing already"; a remote named twice is
+    // refused in its own words.
+    let out = sw.client(&[
+        "network",
+        "create",
+        "blue",
+        "--subnet",
+        "198.18.0.0/24",
+        "--vni",
+        "7",
+        "--remote",
+        "198.18.1.2",
+        "--local",
+        "198.19.255.254",
+    ]);
+    one_line_failure(&out, "is not an address of any interface");
+    let out = sw.client(&[
+        "network",
+        "create",
+        "blue",
+        "--vni",
+        "7",
+        "--remote",
+        "198.18.1.2",
+        "--remote",
+        "198.18.1.2",
+        "--local",
+        "198.18.1.1",
+    ]);
+    one_line_failure(&out, "remote=198.18.1.2 is given twice");
+    assert_eq!(sw.json(&["network", "ls"]).as_array().unwrap().len(), 0);
+    assert_eq!(sw.json(&["show", "vxlan"]).as_array().unwrap().len(), 0);
     let made = sw.json(&[
         "network",
         "create",
@@ -712,6 +753,23 @@ fn vxlan_overlays_are_made_and_shown_through_the_control_socket() {
     assert_eq!(peer(&vxlan, "198.18.1.3")["port"], "vx8:198.18.1.3");
     let table = String::from_utf8_lossy(&sw.client(&["show", "vxlan"]).stdout).into_owned();
     assert!(table.contains("198.18.1.1:4789  7    blue"), "{table}");
+    // Removing an overlay network takes its remotes with it, once its TAPs are gone.
+    let red = sw.json(&["network", "rm", "red"]);
+    assert_eq!(red["ports"][0], "vx8:198.18.1.3");
+    one_line_failure(
+        &sw.client(&["network", "rm", "red"]),
+        "no network named red",
+    );
+    one_line_failure(&sw.client(&["network", "rm", "blue"]), "still has ports");
+    sw.json(&["port", "del", &tap]);
+    let gone = sw.json(&["network", "rm", "blue"]);
+    assert_eq!(gone["ports"][0], "vx7:198.18.1.2");
+    assert!(sw
+        .json(&["show", "ports"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["name"] != "vx7:198.18.1.2"));
 }
 
 /// Small UDP datagrams queued up behind one another cross the overlay joined: the

@@ -13,10 +13,13 @@ const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Sends `request` to the switch at `path` and returns its response.
 pub fn call(path: &Path, request: &Request) -> Result<Response, String> {
     let unreachable = |e: io::Error| {
-        format!(
-            "cannot reach uswitch at {}: {e} (is it running? see --control and --name)",
-            path.display()
-        )
+        let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+            "the control socket is its owner's alone (mode 0600): run the client as root, \
+             with sudo"
+        } else {
+            "is it running? see --switch and --control"
+        };
+        format!("cannot reach uswitch at {}: {e} ({hint})", path.display())
     };
     let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(unreachable)?;
     stream

@@ -64,6 +64,9 @@ pub enum TapError {
     /// The name belongs to an interface of another kind.
     #[error("interface {name} exists but is {kind}; uswitch attaches only TAP devices: pick another --port name")]
     NotTap { name: String, kind: &'static str },
+    /// The name belongs to a NIC, a veth end or the like: an uplink's job.
+    #[error("interface {0} exists but is not a TUN/TAP device (a NIC or a veth end?): attach it with --uplink {0}@NETWORK, or pick another --port name")]
+    UseUplink(String),
     /// Another process holds the TAP's (single) queue.
     #[error("TAP {0} is in use by another process; stop it or pick another name")]
     Busy(String),
@@ -398,10 +401,7 @@ fn check_is_tap(name: &str) -> Result<(), TapError> {
         }
         // No tun_flags: the interface exists (if_nametoindex said so) but is no tun device.
         // Without sysfs we cannot tell; let TUNSETIFF decide.
-        Err(_) if dir.exists() => Err(TapError::NotTap {
-            name: name.to_string(),
-            kind: "not a TUN/TAP device",
-        }),
+        Err(_) if dir.exists() => Err(TapError::UseUplink(name.to_string())),
         Err(_) => Ok(()),
     }
 }
