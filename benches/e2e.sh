@@ -7,6 +7,8 @@
 #   sudo ROUNDS=5 DUR=5 bash benches/e2e.sh
 #   sudo SWITCHES="uswitch bridge" bash benches/e2e.sh
 #   sudo BUSY_POLL=200 SWITCHES="uswitch uswitch-busy" bash benches/e2e.sh   # another window
+#   sudo USWITCH_BEFORE=/path/to/old/uswitch SWITCHES="uswitch uswitch-before vxlan-uswitch vxlan-before" \
+#       bash benches/e2e.sh                 # this build against another, side by side
 #
 # Switches: uswitch (TAPs with offloads), uswitch-busy (--busy-poll 50000), bridge (the
 # kernel bridge over veth: the limit), vde (vde_switch over TAPs), ovs and ovs-tso (Open
@@ -76,7 +78,7 @@ host() {
 }
 
 setup_uswitch() {
-    $USWITCH --port "$TA" --port "$TB" --control "$WORK/us.sock" --log-level warn "$@" &
+    ${BIN:-$USWITCH} --port "$TA" --port "$TB" --control "$WORK/us.sock" --log-level warn "$@" &
     PIDS+=($!)
     wait_link "$TB"; sleep 0.2
     host $NSA "$TA" 198.18.0.1/24; host $NSB "$TB" 198.18.0.2/24
@@ -137,7 +139,7 @@ setup_vxlan_uswitch() {
     local h tap ns local remote
     for x in "$HA $TA $NSA 198.18.1.1 198.18.1.2 198.18.0.1/24" "$HB $TB $NSB 198.18.1.2 198.18.1.1 198.18.0.2/24"; do
         set -- $x
-        ip netns exec "$1" $USWITCH --port "$2" --control "$WORK/$2.sock" --log-level warn \
+        ip netns exec "$1" ${BIN:-$USWITCH} --port "$2" --control "$WORK/$2.sock" --log-level warn \
             --vxlan "default:vni=42,local=$4,remote=$5" &
         PIDS+=($!)
         for _ in $(seq 100); do ip -n "$1" link show "$2" >/dev/null 2>&1 && break; sleep 0.05; done
@@ -167,6 +169,8 @@ setup() {
         vxlan-uswitch) setup_vxlan_uswitch ;;
         vxlan-kernel) setup_vxlan_kernel ;;
         uswitch) setup_uswitch ;;
+        uswitch-before) BIN=${USWITCH_BEFORE:?set USWITCH_BEFORE to the other uswitch binary} setup_uswitch ;;
+        vxlan-before) BIN=${USWITCH_BEFORE:?set USWITCH_BEFORE to the other uswitch binary} setup_vxlan_uswitch ;;
         uswitch-busy) setup_uswitch --busy-poll "${BUSY_POLL:-50000}" ;;
         bridge) setup_bridge ;;
         vde) setup_vde ;;
@@ -232,6 +236,12 @@ for peer in switches:
         a, b = med.get(("uswitch", m)), med.get((peer, m))
         cells.append("%s=%.2fx" % (m, a / b) if a and b else "%s=-" % m)
     print("  vs %-12s %s" % (peer, "  ".join(cells)))
+if "vxlan-uswitch" in switches and "vxlan-before" in switches:
+    cells = []
+    for m in metrics[:5]:
+        a, b = med.get(("vxlan-uswitch", m)), med.get(("vxlan-before", m))
+        cells.append("%s=%.2fx" % (m, a / b) if a and b else "%s=-" % m)
+    print("vxlan-uswitch / vxlan-before: %s" % "  ".join(cells))
 if "vxlan-uswitch" in switches and "vxlan-kernel" in switches:
     cells = []
     for m in metrics[:5]:

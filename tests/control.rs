@@ -243,6 +243,31 @@ fn capture_writes_a_pcap_that_readers_accept() {
             );
             let lines = String::from_utf8_lossy(&out.stdout).lines().count();
             assert_eq!(lines, frames.len());
+            // Timestamps are read at the resolution they were written in.
+            let times = std::process::Command::new("tshark")
+                .args([
+                    "-r",
+                    at_start.to_str().unwrap(),
+                    "-T",
+                    "fields",
+                    "-e",
+                    "frame.time_epoch",
+                ])
+                .output()
+                .expect("tshark");
+            let first: f64 = String::from_utf8_lossy(&times.stdout)
+                .lines()
+                .next()
+                .and_then(|l| l.trim().parse().ok())
+                .expect("a timestamp");
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            assert!(
+                (now - first).abs() < 120.0,
+                "first record at {first}, now {now}"
+            );
         }
         Err(e) if std::env::var("USWITCH_REQUIRE_PRIV").as_deref() == Ok("1") => {
             panic!("tshark is required in CI: {e}")

@@ -641,35 +641,37 @@ impl Forwarder {
         let targets = &mut plan.egresses;
         let mut offload = offload;
         // A partial checksum bound for a port without the header is finished once, in
-        // place, for every egress; the frame is then complete.
+        // place, for every egress; the frame is then complete. (Its offsets were checked
+        // before the decision.)
         if let Offload::Checksum { start, offset } = offload {
             let plain = egresses
                 .iter()
                 .any(|&e| self.port(e).is_some_and(|p| !p.caps.vnet_hdr));
             if plain {
-                if start >= frame.len()
-                    || start.saturating_add(offset).saturating_add(2) > frame.len()
-                {
-                    self.count_drop(ingress, DropReason::BadOffload);
-                    return;
-                }
                 plan.finish_checksum = Some((start, offset));
                 offload = Offload::None;
             }
         }
+        // A decided frame has a whole Ethernet header; its length is what an MTU leaves
+        // out.
+        let l2 = EthernetFrame::new_checked(frame).map_or(usize::MAX, |e| e.header_len());
         let alone = egresses.len() == 1;
+        let udp_join = self.udp_join;
         for &egress in egresses {
-            let Some(port) = self.port(egress) else {
+            let Some(port) = self
+                .ports
+                .get_mut(egress.0 as usize)
+                .and_then(Option::as_mut)
+            else {
                 continue;
             };
-            let (caps, mtu) = (port.caps, port.mtu);
-            let join = alone && self.udp_join && caps.udp_gso && !port.captured;
+            let caps = port.caps;
             let delivery = match offload {
                 Offload::Segment { tcp, size } => {
                     // The segments, each the same bytes a plain frame would be, must
                     // fit the egress, whether it or uswitch cuts them.
-                    if !segments_fit(frame, offload, mtu) || frame.len() > MAX_GSO_FRAME {
-                        self.count_drop(egress, DropReason::EgressTooBig);
+                    if !segments_fit(frame, offload, port.mtu) || frame.len() > MAX_GSO_FRAME {
+                        port.counters.count_drop(DropReason::EgressTooBig);
                         continue;
                     }
                     if caps.vnet_hdr {
@@ -679,9 +681,11 @@ impl Forwarder {
                     }
                 }
                 Offload::None | Offload::Checksum { .. } => {
-                    if !self.admit_egress(egress, frame, false) {
+                    if frame.len() > port.mtu.saturating_add(l2) {
+                        port.counters.count_drop(DropReason::EgressTooBig);
                         continue;
                     }
+                    let join = alone && udp_join && caps.udp_gso && !port.captured;
                     match (join, caps.vnet_hdr) {
                         (true, with_header) => Delivery::JoinUdp { with_header },
                         (false, true) => Delivery::WithHeader,

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
-use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
 
@@ -152,10 +154,11 @@ impl Capture {
             Sink::File(BufWriter::new(file))
         };
         let mut writer = PcapNgWriter::new(sink).map_err(io::Error::other)?;
+        // pcap-file writes timestamps in nanoseconds: say so (the default is microseconds).
         let idb = InterfaceDescriptionBlock {
             linktype: DataLink::ETHERNET,
             snaplen: SNAPLEN as u32,
-            options: Vec::new(),
+            options: vec![InterfaceDescriptionOption::IfTsResol(9)],
         };
         writer.write_pcapng_block(idb).map_err(io::Error::other)?;
         // A reader (tcpdump -r, tshark -r -) may open it at once: give it the headers now.
