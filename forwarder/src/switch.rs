@@ -625,14 +625,13 @@ impl Forwarder {
             Decision::Flood(net) => self.flood_targets(net, ingress, &mut egresses),
             Decision::Drop(_) => {}
         }
-        self.plan_egresses(ingress, frame, offload, &egresses, plan);
+        self.plan_egresses(frame, offload, &egresses, plan);
         self.scratch = egresses;
     }
 
     /// [`Forwarder::plan`] once the targets are known.
     fn plan_egresses(
         &mut self,
-        ingress: PortId,
         frame: &[u8],
         offload: Offload,
         egresses: &[PortId],
