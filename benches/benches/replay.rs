@@ -54,12 +54,7 @@ fn decide(c: &mut Criterion) {
     const PORTS: u32 = 4;
     let mut group = c.benchmark_group("decide");
     for (name, frames) in load() {
-        let ingress = ingress_ports(&frames, PORTS);
-        let mut fwd = Forwarder::new(FdbConfig::default());
-        for p in 0..PORTS {
-            fwd.add_port(&format!("p{p}"), "default", 1500)
-                .expect("adding a port");
-        }
+        let (mut fwd, ingress) = lab(&frames, PORTS);
         let mut targets = Vec::with_capacity(PORTS as usize);
         let mut now = 0;
         group.throughput(Throughput::Elements(frames.len() as u64));
@@ -78,10 +73,16 @@ fn decide(c: &mut Criterion) {
     group.finish();
 }
 
-/// Each source MAC always enters on the same port (chosen from its bytes), as it would on
-/// a real switch, so the table learns a stable picture.
-fn ingress_ports(frames: &[Vec<u8>], ports: u32) -> Vec<PortId> {
-    frames
+/// A forwarder with `ports` ports on one network, and the port each frame enters on: a
+/// source MAC always enters on the same port (chosen from its bytes), as it would on a
+/// real switch, so the table learns a stable picture.
+fn lab(frames: &[Vec<u8>], ports: u32) -> (Forwarder, Vec<PortId>) {
+    let mut fwd = Forwarder::new(FdbConfig::default());
+    for p in 0..ports {
+        fwd.add_port(&format!("p{p}"), "default", 1500)
+            .expect("adding a port");
+    }
+    let ingress = frames
         .iter()
         .map(|f| {
             PortId(
@@ -90,7 +91,8 @@ fn ingress_ports(frames: &[Vec<u8>], ports: u32) -> Vec<PortId> {
                     % ports,
             )
         })
-        .collect()
+        .collect();
+    (fwd, ingress)
 }
 
 /// Four ports on one network, planned exactly as the switch's loop does.
@@ -98,12 +100,7 @@ fn forward(c: &mut Criterion) {
     const PORTS: u32 = 4;
     let mut group = c.benchmark_group("forward");
     for (name, frames) in load() {
-        let ingress = ingress_ports(&frames, PORTS);
-        let mut fwd = Forwarder::new(FdbConfig::default());
-        for p in 0..PORTS {
-            fwd.add_port(&format!("p{p}"), "default", 1500)
-                .expect("adding a port");
-        }
+        let (mut fwd, ingress) = lab(&frames, PORTS);
         let mut plan = Plan::default();
         let mut now = 0;
         group.throughput(Throughput::Elements(frames.len() as u64));

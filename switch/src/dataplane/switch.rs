@@ -54,9 +54,11 @@ pub enum DataplaneError {
     /// The event loop could not be set up, or a device not registered with it.
     #[error("the event loop: {0}")]
     Poll(#[source] io::Error),
-    /// A VXLAN overlay could not be set up (the message says what and how to fix it).
+    /// A VXLAN overlay's spec is refused (the message says what and how to fix it).
     #[error("{0}")]
     Overlay(String),
+    #[error(transparent)]
+    Tunnel(#[from] super::io::udp_tunnel::TunnelError),
     #[error("no port named {0} (uswitch show ports lists them)")]
     NoSuchPort(String),
     #[error("port {0} is being captured already; stop that first with uswitch capture stop {0}")]
@@ -279,7 +281,7 @@ impl Switch {
         let id = self
             .fwd
             .add_endpoint(&std::net::SocketAddr::new(local, port).to_string());
-        let ep = Endpoint::open(local, port, id).map_err(DataplaneError::Overlay)?;
+        let ep = Endpoint::open(local, port, id)?;
         let idx = self.vxlan.len();
         let fd = ep.raw_fd();
         self.poll
@@ -392,6 +394,18 @@ impl Switch {
         Ok(())
     }
 
+    /// The port called `name` and its device.
+    fn port_io_named(&mut self, name: &str) -> Result<(PortId, &mut PortIo), DataplaneError> {
+        let gone = || DataplaneError::NoSuchPort(name.to_string());
+        let id = self.fwd.port_named(name).ok_or_else(gone)?;
+        let io = self
+            .ports
+            .get_mut(id.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or_else(gone)?;
+        Ok((id, io))
+    }
+
     /// Starts recording what `port` receives and sends into `file` (a FIFO streams).
     pub fn start_capture(
         &mut self,
@@ -399,15 +413,7 @@ impl Switch {
         file: &Path,
         count: Option<u64>,
     ) -> Result<(), DataplaneError> {
-        let id = self
-            .fwd
-            .port_named(port)
-            .ok_or_else(|| DataplaneError::NoSuchPort(port.to_string()))?;
-        let io = self
-            .ports
-            .get_mut(id.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or_else(|| DataplaneError::NoSuchPort(port.to_string()))?;
+        let (id, io) = self.port_io_named(port)?;
         if io.capture.is_some() {
             return Err(DataplaneError::CaptureBusy(port.to_string()));
         }
@@ -425,15 +431,10 @@ impl Switch {
 
     /// Ends the capture on `port`; returns its file and the frames it recorded.
     pub fn stop_capture(&mut self, port: &str) -> Result<(String, u64), DataplaneError> {
-        let id = self
-            .fwd
-            .port_named(port)
-            .ok_or_else(|| DataplaneError::NoSuchPort(port.to_string()))?;
-        let cap = self
-            .ports
-            .get_mut(id.0 as usize)
-            .and_then(Option::as_mut)
-            .and_then(|io| io.capture.take())
+        let (id, io) = self.port_io_named(port)?;
+        let cap = io
+            .capture
+            .take()
             .ok_or_else(|| DataplaneError::NoCapture(port.to_string()))?;
         self.fwd.set_captured(id, false);
         let (path, frames) = (cap.path().display().to_string(), cap.frames());

@@ -310,24 +310,42 @@ pub struct Endpoint {
     pub(crate) queued: bool,
 }
 
+/// Why an endpoint could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    #[error("binding the VXLAN socket {at}: {source}{}", if source.kind() == io::ErrorKind::AddrInUse {
+        " (a kernel vxlan device with this dstport, or another uswitch, holds it in this namespace)"
+    } else {
+        ""
+    })]
+    Bind {
+        at: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("opening the VXLAN sockets on {local}: {source}")]
+    Sockets {
+        local: IpAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("listing interfaces: {0}")]
+    Interfaces(#[source] io::Error),
+    #[error("local={local} is not an address of any interface in this namespace (add it first, e.g. ip addr add {local}/24 dev eth0{})", if local.is_ipv6() { " nodad" } else { "" })]
+    NotLocal { local: IpAddr },
+    #[error(transparent)]
+    Underlay(#[from] super::tap::TapError),
+}
+
 impl Endpoint {
     /// Binds the endpoint's sockets and finds its underlay interface and MTU.
-    pub fn open(local: IpAddr, port: u16, id: EndpointId) -> Result<Endpoint, String> {
+    pub fn open(local: IpAddr, port: u16, id: EndpointId) -> Result<Endpoint, TunnelError> {
         let (underlay, underlay_mtu) = underlay_of(local)?;
         let at = SocketAddr::new(local, port);
-        let socket = UdpSocket::bind(at).map_err(|e| {
-            let hint = if e.kind() == io::ErrorKind::AddrInUse {
-                " (a kernel vxlan device with this dstport, or another uswitch, holds it in this namespace)"
-            } else {
-                ""
-            };
-            format!("binding the VXLAN socket {at}: {e}{hint}")
-        })?;
-        socket
-            .set_nonblocking(true)
-            .map_err(|e| format!("VXLAN socket {at}: {e}"))?;
-        let senders = Senders::open(local)
-            .map_err(|e| format!("opening the VXLAN sending sockets on {local}: {e}"))?;
+        let socket = UdpSocket::bind(at).map_err(|source| TunnelError::Bind { at, source })?;
+        let sockets = |source| TunnelError::Sockets { local, source };
+        socket.set_nonblocking(true).map_err(sockets)?;
+        let senders = Senders::open(local).map_err(sockets)?;
         // Datagrams that crossed the underlay as one UDP GSO packet (a veth keeps them
         // whole) arrive as one read; without it the kernel cuts them up first.
         let gro = setsockopt_int(socket.as_raw_fd(), SOL_UDP, UDP_GRO, 1).is_ok();
@@ -436,14 +454,11 @@ pub struct Received {
 }
 
 /// The interface holding `local` and its MTU.
-pub fn underlay_of(local: IpAddr) -> Result<(String, usize), String> {
+pub fn underlay_of(local: IpAddr) -> Result<(String, usize), TunnelError> {
     let mut addrs: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills the pointer with a list we free below.
     if unsafe { libc::getifaddrs(&mut addrs) } < 0 {
-        return Err(format!(
-            "listing interfaces: {}",
-            io::Error::last_os_error()
-        ));
+        return Err(TunnelError::Interfaces(io::Error::last_os_error()));
     }
     let mut found = None;
     let mut cur = addrs;
@@ -478,13 +493,7 @@ pub fn underlay_of(local: IpAddr) -> Result<(String, usize), String> {
     }
     // SAFETY: addrs came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(addrs) };
-    let name = found.ok_or_else(|| {
-        format!(
-            "local={local} is not an address of any interface in this namespace \
-             (add it first, e.g. ip addr add {local}/24 dev eth0{})",
-            if local.is_ipv6() { " nodad" } else { "" }
-        )
-    })?;
-    let mtu = super::tap::interface_mtu(&name).map_err(|e| e.to_string())?;
+    let name = found.ok_or(TunnelError::NotLocal { local })?;
+    let mtu = super::tap::interface_mtu(&name)?;
     Ok((name, mtu))
 }
