@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! cli ──> control ──> dataplane ──> (forwarder ──> packets)
-//!  │         │            │
-//!  │         ├──> launcher│
+//!  │    ↗    │            │
+//! docker     ├──> launcher│
 //!  └──> config <──────────┘
 //! ```
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -16,4 +16,5 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dataplane;
+pub mod docker;
 pub mod launcher;

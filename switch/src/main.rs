@@ -6,6 +6,7 @@ use uswitch::cli::{one_line_error, Cli};
 use uswitch::config::Settings;
 use uswitch::control::{setup, socket_path, Control};
 use uswitch::dataplane::Switch;
+use uswitch::docker::Plugin;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -81,6 +82,25 @@ fn run_switch(settings: &Settings) -> ExitCode {
         // Dropping the switch closes the TAPs attached so far (created ones vanish).
         return ExitCode::FAILURE;
     }
+    let plugin = match &settings.docker_plugin {
+        Some(name) => {
+            let served = control
+                .handle(&switch)
+                .map_err(|e| format!("the Docker plugin's waker: {e}"))
+                .and_then(|h| {
+                    Plugin::serve(name, settings.docker_plugin_dir.as_deref(), h)
+                        .map_err(|e| e.to_string())
+                });
+            match served {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("uswitch: error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
     let nets = switch.forwarder().networks().count();
     info!(
         "uswitch running: {} port(s) in {nets} network(s) (fdb max {}, aging {} s), control socket {}",
@@ -91,7 +111,10 @@ fn run_switch(settings: &Settings) -> ExitCode {
     );
     let result = switch.run(&mut control);
     switch.shutdown();
+    // The control plane first: a Docker request still waiting on the loop is answered
+    // "shutting down" as its inbox goes, so the plugin's thread can stop.
     drop(control);
+    drop(plugin);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

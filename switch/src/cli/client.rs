@@ -142,6 +142,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
                     name,
                     subnet,
                     overlay,
+                    mtu: None,
                 };
                 show::<NetworkCreated>(&client, req, print_done)
             }

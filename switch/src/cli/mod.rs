@@ -132,6 +132,16 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
 
+    /// Serve Docker's remote network driver protocol as the plugin NAME
+    /// (/run/docker/plugins/NAME.sock): `docker network create -d NAME ...` then makes
+    /// uswitch networks, and containers' interfaces are TAPs uswitch holds
+    #[arg(long, value_name = "NAME", value_parser = parse_instance)]
+    pub docker_plugin: Option<String>,
+
+    /// Where the Docker plugin's socket goes [default: /run/docker/plugins]
+    #[arg(long, value_name = "DIR", requires = "docker_plugin")]
+    pub docker_plugin_dir: Option<PathBuf>,
+
     /// Instance name: picks the control socket /run/uswitch/NAME.sock, so several
     /// switches can run side by side.
     #[arg(long, value_name = "NAME", value_parser = parse_instance)]

@@ -114,6 +114,8 @@ impl Settings {
             },
             control: args.control.clone().or(file.control),
             name: args.name.clone().or(file.name),
+            docker_plugin: args.docker_plugin.clone().or(file.docker_plugin),
+            docker_plugin_dir: args.docker_plugin_dir.clone().or(file.docker_plugin_dir),
         })
     }
 }

@@ -53,6 +53,8 @@ pub struct FileConfig {
     pub loop_protect: Option<u64>,
     pub control: Option<PathBuf>,
     pub name: Option<String>,
+    pub docker_plugin: Option<String>,
+    pub docker_plugin_dir: Option<PathBuf>,
     #[serde(default)]
     pub network: Vec<FileNetwork>,
     #[serde(default)]

@@ -30,4 +30,7 @@ pub struct Settings {
     pub protection: Protection,
     pub control: Option<PathBuf>,
     pub name: Option<String>,
+    /// Serve Docker's network driver protocol as this plugin, its socket in this dir.
+    pub docker_plugin: Option<String>,
+    pub docker_plugin_dir: Option<PathBuf>,
 }

@@ -10,7 +10,7 @@ use forwarder::{NetworkId, PortId, PortKind};
 use packets::MacAddr;
 
 use super::protocol::*;
-use crate::config::specs::{validate_network_name, NetworkSpec, PortSpec, VxlanSpec};
+use crate::config::specs::{validate_network_name, HostPortSpec, NetworkSpec, PortSpec, VxlanSpec};
 use crate::dataplane::Switch;
 use crate::launcher::{validate_container_name, Containers, Interface};
 
@@ -68,7 +68,8 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             name,
             subnet,
             overlay,
-        } => network_create(sw, state, &name, subnet, overlay),
+            mtu,
+        } => network_create(sw, state, &name, subnet, overlay, mtu),
         Request::NetworkRm { name } => network_rm(sw, state, &name),
         Request::ShowVxlan => Ok(Response::ok(show_vxlan(sw))),
         Request::FdbFlush { network } => {
@@ -168,6 +169,32 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             Ok(Response::ok(PortRemoved {
                 name,
                 removed_tap: created,
+            }))
+        }
+        Request::HostPortAdd {
+            name,
+            network,
+            addresses,
+        } => {
+            let mut specs = Vec::new();
+            for a in &addresses {
+                specs.push(HostPortSpec::new(&name, &network, a)?);
+            }
+            let Some(first) = specs.first() else {
+                return Err(format!(
+                    "host port {name}: give it at least one ADDR/PREFIX"
+                ));
+            };
+            super::host::add_host_port(sw, first)?;
+            for more in &specs[1..] {
+                super::host::add_address(more)?;
+            }
+            let id = find_port(sw, &name)?;
+            Ok(Response::ok(PortAdded {
+                name,
+                network,
+                created: sw.port_view(id).is_some_and(|v| v.created),
+                mtu: sw.forwarder().port(id).map_or(0, |p| p.mtu()),
             }))
         }
         Request::Capture { port, file, count } => {
@@ -406,6 +433,7 @@ fn network_create(
     name: &str,
     subnet: Option<String>,
     overlay: Option<OverlayRequest>,
+    mtu: Option<u32>,
 ) -> Reply {
     if sw.forwarder().network_id(name).is_some() {
         return Err(format!("network {name} exists already"));
@@ -413,7 +441,7 @@ fn network_create(
     let spec = NetworkSpec {
         name: name.to_string(),
         subnet: subnet.clone(),
-        mtu: None,
+        mtu,
     };
     spec.validate()?;
     let vxlan = overlay.map(|o| overlay_spec(sw, name, o)).transpose()?;

@@ -8,7 +8,9 @@
 //! forwarding.
 
 pub mod client;
+pub mod handle;
 pub mod handlers;
+pub mod host;
 pub mod protocol;
 pub mod server;
 pub mod setup;
@@ -22,9 +24,11 @@ use server::{ControlEvent, ControlServer};
 
 pub use server::{socket_path, ControlError};
 
-/// The control socket and the state it keeps, sharing the data plane's poll.
+/// The control socket and the state it keeps, sharing the data plane's poll, and the
+/// inbox of front ends on threads of their own.
 pub struct Control {
     server: Option<ControlServer>,
+    inbox: Option<handle::Inbox>,
     pub state: ControlState,
 }
 
@@ -33,14 +37,23 @@ impl Control {
     pub fn bind(path: &std::path::Path, switch: &Switch) -> Result<Control, ControlError> {
         Ok(Control {
             server: Some(ControlServer::bind(path, switch.registry())?),
+            inbox: None,
             state: ControlState::default(),
         })
+    }
+
+    /// A handle for a front end on another thread (the first call registers the waker).
+    pub fn handle(&mut self, switch: &Switch) -> std::io::Result<handle::Handle> {
+        let (h, inbox) = handle::pair(switch.registry())?;
+        self.inbox = Some(inbox);
+        Ok(h)
     }
 
     /// State without a socket (for set-up before binding, and for tests).
     pub fn without_socket() -> Control {
         Control {
             server: None,
+            inbox: None,
             state: ControlState::default(),
         }
     }
@@ -52,6 +65,16 @@ impl Control {
 
 impl Sidecar for Control {
     fn ready(&mut self, switch: &mut Switch, n: usize) {
+        if n == handle::WAKER {
+            if let Some(inbox) = &self.inbox {
+                let state = &mut self.state;
+                inbox.drain(|req| {
+                    debug!("front-end request: {req:?}");
+                    handlers::execute(switch, state, req)
+                });
+            }
+            return;
+        }
         let Some(server) = self.server.as_mut() else {
             return;
         };

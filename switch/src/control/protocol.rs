@@ -65,6 +65,9 @@ pub enum Request {
         /// Joins the new network to a VXLAN overlay.
         #[serde(default)]
         overlay: Option<OverlayRequest>,
+        /// The MTU the network's TAPs get.
+        #[serde(default)]
+        mtu: Option<u32>,
     },
     NetworkRm {
         name: String,
@@ -91,6 +94,13 @@ pub enum Request {
     },
     PortDel {
         name: String,
+    },
+    /// A TAP left in the switch's namespace with these addresses (`ADDR/PREFIX`): the
+    /// host's door into the network, a Docker network's gateway.
+    HostPortAdd {
+        name: String,
+        network: String,
+        addresses: Vec<String>,
     },
     /// Records a port's traffic into `file` (a path on the switch's side).
     Capture {

@@ -2,12 +2,8 @@
 //! host ports and captures, in that order (an overlay sets the MTU its network's TAPs
 //! get), through the same handlers and data-plane calls as runtime requests.
 
-use std::process::Command;
-
-use log::info;
-
 use super::handlers::{declare_network, ControlState};
-use crate::config::specs::HostPortSpec;
+use super::host::add_host_port;
 use crate::config::Settings;
 use crate::dataplane::Switch;
 
@@ -43,30 +39,4 @@ pub fn apply(sw: &mut Switch, state: &mut ControlState, settings: &Settings) -> 
             .map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-/// Attaches a TAP that stays in uswitch's namespace with an address: the host's own
-/// door into the network (like docker0's address).
-pub fn add_host_port(sw: &mut Switch, spec: &HostPortSpec) -> Result<(), String> {
-    sw.add_tap_port(&spec.port.name, &spec.port.network, true)
-        .map_err(|e| e.to_string())?;
-    let out = Command::new("ip")
-        .args(["addr", "replace", &spec.address, "dev", &spec.port.name])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {
-            info!("host port {} has address {}", spec.port.name, spec.address);
-            Ok(())
-        }
-        Ok(o) => Err(format!(
-            "giving host port {} the address {}: {}",
-            spec.port.name,
-            spec.address,
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Err(format!(
-            "running ip (iproute2) for host port {}: {e}",
-            spec.port.name
-        )),
-    }
 }

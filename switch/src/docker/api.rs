@@ -1,0 +1,104 @@
+//! Docker's remote network driver protocol (a legacy v1 plugin), as moby's
+//! `libnetwork/docs/remote.md` and `drivers/remote/api` define it: the requests Docker
+//! POSTs and the answers it expects. Field names are Docker's.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The media type of every answer.
+pub const CONTENT_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamData {
+    #[serde(default)]
+    pub address_space: String,
+    #[serde(default)]
+    pub pool: String,
+    /// `ADDR/PREFIX`, as libnetwork sends it.
+    #[serde(default)]
+    pub gateway: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreateNetwork {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "IPv4Data", default)]
+    pub ipv4_data: Vec<IpamData>,
+    #[serde(rename = "IPv6Data", default)]
+    pub ipv6_data: Vec<IpamData>,
+    #[serde(rename = "Options", default)]
+    pub options: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NetworkRef {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointInterface {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub address: String,
+    #[serde(
+        rename = "AddressIPv6",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub address_ipv6: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac_address: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CreateEndpoint {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "Interface", default)]
+    pub interface: Option<EndpointInterface>,
+    #[serde(rename = "Options", default)]
+    pub options: BTreeMap<String, Value>,
+}
+
+/// DeleteEndpoint, EndpointOperInfo, Join and Leave name an endpoint of a network.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EndpointRef {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InterfaceName {
+    pub src_name: String,
+    pub dst_prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JoinResponse {
+    pub interface_name: InterfaceName,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gateway: String,
+    #[serde(rename = "GatewayIPv6", skip_serializing_if = "String::is_empty")]
+    pub gateway_ipv6: String,
+    /// An `--internal` network: no gateway, and no docker_gwbridge either.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disable_gateway_service: bool,
+}
+
+/// A failure, as Docker shows it: the message tells the user what to change.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorResponse {
+    #[serde(rename = "Err")]
+    pub err: String,
+}

@@ -1,0 +1,340 @@
+//! The driver: each Docker request translated into requests of the control API, and the
+//! answer Docker expects. It never calls back into Docker.
+//!
+//! Names: a Docker network `N…` is uswitch network `dk-` + its first 12 hex digits, its
+//! gateway the host port `ug` + 13; an endpoint `E…` is the TAP `ue` + 13 (15 bytes, the
+//! kernel's limit).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
+
+use super::api::*;
+use crate::control::handle::Handle;
+use crate::control::protocol::{OverlayRequest, Request, Response};
+
+/// Option keys of `docker network create -o` (under `com.docker.network.generic`).
+const OPTIONS: &[&str] = &[
+    "uswitch.vni",
+    "uswitch.remote",
+    "uswitch.local",
+    "uswitch.port",
+    "uswitch.mtu",
+    "uswitch.bum_rate",
+];
+
+/// What the driver remembers of a Docker network: its gateways (for Join), whether it is
+/// internal, and its endpoints' storm-control rate.
+#[derive(Debug, Clone, Default)]
+struct Net {
+    gateway4: Option<String>,
+    gateway6: Option<String>,
+    internal: bool,
+    bum_rate: Option<u64>,
+}
+
+pub struct Driver {
+    switch: Handle,
+    networks: HashMap<String, Net>,
+}
+
+type Answer = Result<Value, String>;
+
+fn short(id: &str, n: usize) -> Result<&str, String> {
+    let ok = id.len() >= n && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(&id[..n])
+    } else {
+        Err(format!(
+            "'{id}' is not an id Docker makes (hex digits expected)"
+        ))
+    }
+}
+
+pub fn network_name(id: &str) -> Result<String, String> {
+    Ok(format!("dk-{}", short(id, 12)?))
+}
+
+pub fn gateway_port(id: &str) -> Result<String, String> {
+    Ok(format!("ug{}", short(id, 13)?))
+}
+
+pub fn endpoint_tap(id: &str) -> Result<String, String> {
+    Ok(format!("ue{}", short(id, 13)?))
+}
+
+/// A stable, locally administered MAC from an endpoint id, for an endpoint Docker gave
+/// none.
+pub fn endpoint_mac(id: &str) -> String {
+    let mut b = [0u8; 5];
+    for (i, byte) in b.iter_mut().enumerate() {
+        *byte = id
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(i as u8);
+    }
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[0], b[1], b[2], b[3], b[4]
+    )
+}
+
+/// A string option, which Docker may send as a string or a bool.
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    }
+}
+
+impl Driver {
+    pub fn new(switch: Handle) -> Driver {
+        Driver {
+            switch,
+            networks: HashMap::new(),
+        }
+    }
+
+    fn ask(&self, req: Request) -> Answer {
+        let Response { ok, error, data } = self.switch.call(req);
+        if ok {
+            Ok(data)
+        } else {
+            Err(error.unwrap_or_else(|| "uswitch refused without saying why".into()))
+        }
+    }
+
+    /// Answers one request by its path (`/NetworkDriver.CreateNetwork`, ...).
+    pub fn handle(&mut self, path: &str, body: &[u8]) -> Answer {
+        fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+            serde_json::from_slice(body)
+                .map_err(|e| format!("uswitch could not read the request: {e}"))
+        }
+        match path {
+            "/Plugin.Activate" => Ok(json!({ "Implements": ["NetworkDriver"] })),
+            "/NetworkDriver.GetCapabilities" => {
+                Ok(json!({ "Scope": "local", "ConnectivityScope": "local" }))
+            }
+            "/NetworkDriver.CreateNetwork" => self.create_network(parse(body)?),
+            "/NetworkDriver.DeleteNetwork" => self.delete_network(parse(body)?),
+            "/NetworkDriver.CreateEndpoint" => self.create_endpoint(parse(body)?),
+            "/NetworkDriver.DeleteEndpoint" => {
+                let r: EndpointRef = parse(body)?;
+                let name = endpoint_tap(&r.endpoint_id)?;
+                // Best effort: an endpoint whose TAP is gone is deleted already.
+                let _ = self.ask(Request::PortDel { name });
+                Ok(json!({}))
+            }
+            "/NetworkDriver.EndpointOperInfo" => {
+                let _: EndpointRef = parse(body)?;
+                Ok(json!({ "Value": {} }))
+            }
+            "/NetworkDriver.Join" => self.join(parse(body)?),
+            "/NetworkDriver.Leave" => {
+                let _: EndpointRef = parse(body)?;
+                Ok(json!({}))
+            }
+            "/NetworkDriver.DiscoverNew"
+            | "/NetworkDriver.DiscoverDelete"
+            | "/NetworkDriver.ProgramExternalConnectivity"
+            | "/NetworkDriver.RevokeExternalConnectivity" => Ok(json!({})),
+            other => Err(format!("uswitch does not implement {other}")),
+        }
+    }
+
+    fn create_network(&mut self, r: CreateNetwork) -> Answer {
+        let name = network_name(&r.network_id)?;
+        let generic = match r.options.get("com.docker.network.generic") {
+            Some(Value::Object(m)) => m.clone(),
+            Some(Value::Null) | None => Default::default(),
+            Some(other) => return Err(format!("unexpected driver options {other}")),
+        };
+        let opt = |k: &str| generic.get(k).and_then(Value::as_str).map(str::to_string);
+        for key in generic.keys() {
+            if !OPTIONS.contains(&key.as_str()) {
+                return Err(format!(
+                    "unknown option {key}: the uswitch driver takes {}",
+                    OPTIONS.join(", ")
+                ));
+            }
+        }
+        let num = |k: &str| -> Result<Option<u64>, String> {
+            opt(k)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| format!("option {k}={v} is not a number"))
+                })
+                .transpose()
+        };
+        let vni = num("uswitch.vni")?;
+        let overlay = match vni {
+            Some(vni) => {
+                let vni = u32::try_from(vni)
+                    .ok()
+                    .filter(|v| *v <= packets::vxlan::MAX_VNI)
+                    .ok_or_else(|| {
+                        format!("option uswitch.vni={vni} does not fit 24 bits (at most 16777215)")
+                    })?;
+                let mut remotes = Vec::new();
+                for r in opt("uswitch.remote").unwrap_or_default().split(',') {
+                    let r = r.trim();
+                    if !r.is_empty() {
+                        remotes.push(r.parse::<IpAddr>().map_err(|_| {
+                            format!("option uswitch.remote: {r} is not an IP address")
+                        })?);
+                    }
+                }
+                let local = opt("uswitch.local")
+                    .map(|l| {
+                        l.parse::<IpAddr>()
+                            .map_err(|_| format!("option uswitch.local={l} is not an IP address"))
+                    })
+                    .transpose()?;
+                let port = num("uswitch.port")?
+                    .map(|p| {
+                        u16::try_from(p)
+                            .map_err(|_| format!("option uswitch.port={p} is not a UDP port"))
+                    })
+                    .transpose()?;
+                Some(OverlayRequest {
+                    vni,
+                    remotes,
+                    local,
+                    port,
+                    mtu: num("uswitch.mtu")?.map(|m| m as u32),
+                })
+            }
+            None => {
+                for k in ["uswitch.remote", "uswitch.local", "uswitch.port"] {
+                    if generic.contains_key(k) {
+                        return Err(format!("option {k} needs uswitch.vni (an overlay network)"));
+                    }
+                }
+                None
+            }
+        };
+        let mtu = num("uswitch.mtu")?
+            .map(|m| {
+                u32::try_from(m)
+                    .ok()
+                    .filter(|m| (68..=65_535).contains(m))
+                    .ok_or_else(|| format!("option uswitch.mtu={m} is outside 68..65535"))
+            })
+            .transpose()?;
+        let internal = truthy(r.options.get("com.docker.network.internal"));
+        let subnet = r
+            .ipv4_data
+            .first()
+            .map(|d| d.pool.clone())
+            .filter(|p| !p.is_empty());
+        self.ask(Request::NetworkCreate {
+            name: name.clone(),
+            subnet,
+            overlay,
+            mtu: if vni.is_some() { None } else { mtu },
+        })?;
+        let gateways: Vec<String> = r
+            .ipv4_data
+            .iter()
+            .chain(&r.ipv6_data)
+            .map(|d| d.gateway.clone())
+            .filter(|g| !g.is_empty())
+            .collect();
+        let mut net = Net {
+            internal,
+            bum_rate: num("uswitch.bum_rate")?,
+            ..Net::default()
+        };
+        if !internal && !gateways.is_empty() {
+            let added = self.ask(Request::HostPortAdd {
+                name: gateway_port(&r.network_id)?,
+                network: name.clone(),
+                addresses: gateways.clone(),
+            });
+            if let Err(e) = added {
+                let _ = self.ask(Request::NetworkRm { name });
+                return Err(format!("giving the network its gateway: {e}"));
+            }
+            let bare = |g: &String| g.split('/').next().unwrap_or_default().to_string();
+            net.gateway4 = gateways.iter().find(|g| !g.contains(':')).map(bare);
+            net.gateway6 = gateways.iter().find(|g| g.contains(':')).map(bare);
+        }
+        self.networks.insert(r.network_id, net);
+        Ok(json!({}))
+    }
+
+    fn delete_network(&mut self, r: NetworkRef) -> Answer {
+        let name = network_name(&r.network_id)?;
+        // The gateway goes first; a network that is gone already is deleted.
+        let _ = self.ask(Request::PortDel {
+            name: gateway_port(&r.network_id)?,
+        });
+        match self.ask(Request::NetworkRm { name }) {
+            Ok(_) => {}
+            Err(e) if e.contains("no network named") => {}
+            Err(e) => return Err(e),
+        }
+        self.networks.remove(&r.network_id);
+        Ok(json!({}))
+    }
+
+    fn create_endpoint(&mut self, r: CreateEndpoint) -> Answer {
+        let network = network_name(&r.network_id)?;
+        let name = endpoint_tap(&r.endpoint_id)?;
+        let bum_rate = self.networks.get(&r.network_id).and_then(|n| n.bum_rate);
+        self.ask(Request::PortAdd {
+            name,
+            network,
+            offload: true,
+            bum_rate,
+        })?;
+        let given = r
+            .interface
+            .as_ref()
+            .is_some_and(|i| !i.mac_address.is_empty());
+        if given {
+            // Docker chose the MAC: the answer must leave the interface alone.
+            return Ok(json!({}));
+        }
+        Ok(json!({
+            "Interface": { "MacAddress": endpoint_mac(&r.endpoint_id) }
+        }))
+    }
+
+    fn join(&mut self, r: EndpointRef) -> Answer {
+        let net = self
+            .networks
+            .get(&r.network_id)
+            .cloned()
+            .unwrap_or_default();
+        let resp = JoinResponse {
+            interface_name: InterfaceName {
+                src_name: endpoint_tap(&r.endpoint_id)?,
+                dst_prefix: "eth".into(),
+            },
+            gateway: net.gateway4.unwrap_or_default(),
+            gateway_ipv6: net.gateway6.unwrap_or_default(),
+            disable_gateway_service: net.internal,
+        };
+        serde_json::to_value(resp).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_the_kernel_and_macs_are_stable_and_local() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(network_name(id).unwrap(), "dk-0123456789ab");
+        assert_eq!(endpoint_tap(id).unwrap().len(), 15);
+        assert_eq!(gateway_port(id).unwrap().len(), 15);
+        assert_eq!(endpoint_mac(id), "02:01:23:45:67:89");
+        assert_eq!(endpoint_mac(id), endpoint_mac(id));
+        assert!(network_name("../../etc").is_err());
+        assert!(endpoint_tap("abc").is_err());
+    }
+}

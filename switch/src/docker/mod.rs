@@ -1,0 +1,130 @@
+//! uswitch as Docker's network driver: a legacy v1 plugin serving Docker's remote network
+//! driver protocol on `/run/docker/plugins/NAME.sock` (tiny_http, on a thread of its
+//! own). Each request becomes requests of the control API through a [`Handle`]; the data
+//! plane never waits for Docker, and the driver never calls Docker.
+
+pub mod api;
+pub mod driver;
+pub mod isolation;
+
+use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+use log::{debug, info, warn};
+
+use crate::control::handle::Handle;
+use driver::Driver;
+
+/// Where Docker looks for plugin sockets.
+pub const PLUGIN_DIR: &str = "/run/docker/plugins";
+/// Requests are a few hundred bytes; anything past this is refused.
+const MAX_BODY: u64 = 1 << 20;
+
+/// Why the plugin socket could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("another process serves the Docker plugin {0} already; stop it or pick another --docker-plugin name")]
+    InUse(PathBuf),
+    #[error("{0} exists and is not a socket; remove it or pick another --docker-plugin name")]
+    NotASocket(PathBuf),
+    #[error("serving the Docker plugin at {path}: {why}")]
+    Serve { path: PathBuf, why: String },
+}
+
+/// The plugin's server thread; dropping it stops serving and removes the socket.
+pub struct Plugin {
+    server: std::sync::Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+    path: PathBuf,
+    _isolation: isolation::Isolation,
+}
+
+impl Plugin {
+    /// Serves the plugin `name` under `dir` (Docker's plugin directory by default).
+    pub fn serve(name: &str, dir: Option<&Path>, switch: Handle) -> Result<Plugin, DockerError> {
+        let dir = dir.unwrap_or(Path::new(PLUGIN_DIR));
+        let path = dir.join(format!("{name}.sock"));
+        let serve_err = |why: String| DockerError::Serve {
+            path: path.clone(),
+            why,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| serve_err(e.to_string()))?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_socket() => {
+                if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                    return Err(DockerError::InUse(path));
+                }
+                // Left by a driver that died: take it over.
+                std::fs::remove_file(&path).map_err(|e| serve_err(e.to_string()))?;
+            }
+            Ok(_) => return Err(DockerError::NotASocket(path)),
+            Err(_) => {}
+        }
+        // Only the plugin's one server installs (and so, on drop, removes) its table.
+        let isolation = isolation::Isolation::install(name).map_err(&serve_err)?;
+        let server = tiny_http::Server::http_unix(&path).map_err(|e| serve_err(e.to_string()))?;
+        let server = std::sync::Arc::new(server);
+        let serving = std::sync::Arc::clone(&server);
+        let thread = std::thread::Builder::new()
+            .name("docker-plugin".into())
+            .spawn(move || run(&serving, Driver::new(switch)))
+            .map_err(|e| serve_err(e.to_string()))?;
+        info!("Docker network driver plugin on {}", path.display());
+        Ok(Plugin {
+            server,
+            thread: Some(thread),
+            path,
+            _isolation: isolation,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn run(server: &tiny_http::Server, mut driver: Driver) {
+    for mut request in server.incoming_requests() {
+        let path = request.url().to_string();
+        let mut body = Vec::new();
+        let read = request
+            .as_reader()
+            .take(MAX_BODY + 1)
+            .read_to_end(&mut body);
+        let answer = match read {
+            Err(e) => Err(format!("reading the request: {e}")),
+            Ok(_) if body.len() as u64 > MAX_BODY => {
+                Err(format!("the request is over {MAX_BODY} bytes"))
+            }
+            Ok(_) => driver.handle(&path, &body),
+        };
+        let (status, json) = match answer {
+            Ok(v) => {
+                debug!("docker {path}: ok");
+                (200, v)
+            }
+            Err(e) => {
+                warn!("docker {path}: {e}");
+                (200, serde_json::json!({ "Err": e }))
+            }
+        };
+        let bytes = serde_json::to_vec(&json).unwrap_or_else(|_| b"{}".to_vec());
+        let mut response = tiny_http::Response::from_data(bytes).with_status_code(status);
+        if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", api::CONTENT_TYPE) {
+            response = response.with_header(h);
+        }
+        let _ = request.respond(response);
+    }
+}

@@ -1,0 +1,307 @@
+//! uswitch as Docker's network driver, with real Docker: a private daemon of the test's
+//! own (its own data and exec roots, socket and pidfile; no bridge, no iptables, no
+//! registry: the image is imported from a root filesystem holding busybox).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Debian's client: a newer `docker` earlier on the PATH may ask for an API version
+/// Debian's daemon does not speak.
+const DOCKER: &str = "/usr/bin/docker";
+const IMAGE: &str = "uswitch-test-busybox:1";
+
+/// A private Docker daemon, stopped and cleaned on drop.
+struct Dockerd {
+    dir: PathBuf,
+    sock: String,
+    child: Child,
+}
+
+impl Dockerd {
+    /// Starts one, or None (a loud skip; a failure under USWITCH_REQUIRE_PRIV=1) when
+    /// dockerd or busybox is missing.
+    fn start(test: &str) -> Option<Dockerd> {
+        let missing: Vec<&str> = ["/usr/sbin/dockerd", DOCKER, "/bin/busybox"]
+            .into_iter()
+            .filter(|p| !std::path::Path::new(p).exists())
+            .collect();
+        if !missing.is_empty() {
+            if std::env::var("USWITCH_REQUIRE_PRIV").as_deref() == Ok("1") {
+                panic!("{test}: needs {missing:?} (apt-get install docker.io busybox-static)");
+            }
+            eprintln!("!!!!! SKIPPED {test}: needs {missing:?} (docker.io, busybox-static)");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(unique("usdk"));
+        std::fs::create_dir_all(&dir).expect("the daemon's dir");
+        let sock = format!("unix://{}", dir.join("docker.sock").display());
+        let log = std::fs::File::create(dir.join("dockerd.log")).expect("a log");
+        let child = Command::new("/usr/sbin/dockerd")
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .args(["-H", &sock])
+            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            .args(["--default-address-pool", "base=198.19.128.0/17,size=24"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting dockerd");
+        let d = Dockerd { dir, sock, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !d.docker(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "dockerd did not come up");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // The image: a root filesystem holding busybox, imported (no registry is reached).
+        let root = d.dir.join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        for applet in ["sh", "sleep", "ping", "ip", "cat", "nc", "httpd"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .args(["-c", "."])
+            .output()
+            .expect("tar");
+        let mut import = Command::new(DOCKER)
+            .args(["-H", &d.sock, "import", "-", IMAGE])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("docker import");
+        import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
+        assert!(import.wait().unwrap().success(), "docker import");
+        Some(d)
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .args(["-H", &self.sock])
+            .args(args)
+            .output()
+            .expect("running docker")
+    }
+
+    /// A docker command that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A container on `network` that sleeps.
+    fn run(&self, name: &str, network: &str) {
+        self.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            network,
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=4096:4096",
+            IMAGE,
+            "sleep",
+            "600",
+        ]);
+    }
+
+    fn pings(&self, from: &str, to: &str) -> bool {
+        self.docker(&["exec", from, "ping", "-c", "1", "-W", "2", to])
+            .status
+            .success()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let ids = self.docker(&["ps", "-aq"]);
+        for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+            self.docker(&["rm", "-f", id]);
+        }
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes what a plugin leaves when its uswitch is killed rather than stopped: its
+/// nftables table and its socket.
+struct PluginLeftovers(String);
+
+impl Drop for PluginLeftovers {
+    fn drop(&mut self) {
+        let table = format!("uswitch_{}", self.0);
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &table])
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_file(format!("/run/docker/plugins/{}.sock", self.0));
+    }
+}
+
+/// Sends `body` to the plugin at `path` as one HTTP POST; the reply's body.
+fn post(path: &str, url: &str, body: &[u8]) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(path).expect("the plugin socket");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = format!(
+        "POST {url} HTTP/1.1\r\nHost: plugin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    reply
+}
+
+/// The seed scenario: two networks isolated (by IP, and by name), `network
+/// connect` puts container2 on both, and it then reaches container1 by name; `network
+/// disconnect` takes that away. Bad input is refused with a message Docker shows, and
+/// `docker network rm` leaves nothing behind in uswitch.
+#[test]
+fn docker_networks_are_isolated_and_connect_joins_them() {
+    if !privileged("docker_networks_are_isolated_and_connect_joins_them") {
+        return;
+    }
+    let Some(d) = Dockerd::start("docker_networks_are_isolated_and_connect_joins_them") else {
+        return;
+    };
+    // Docker looks plugins up in /run/docker/plugins: the socket goes there, under a
+    // name unique to this run.
+    let plugin = unique("usw");
+    let _leftovers = PluginLeftovers(plugin.clone());
+    let mut sw = Uswitch::start(&["--docker-plugin", &plugin]);
+    let sock = format!("/run/docker/plugins/{plugin}.sock");
+    let (n1, n2) = (unique("dn"), unique("dn"));
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        &plugin,
+        "--subnet",
+        "198.18.40.0/24",
+        &n1,
+    ]);
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        &plugin,
+        "--subnet",
+        "198.18.41.0/24",
+        &n2,
+    ]);
+    let (c1, c2) = (unique("dc"), unique("dc"));
+    d.run(&c1, &n1);
+    d.run(&c2, &n2);
+    let addr1 = d
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &c1,
+        ])
+        .trim()
+        .to_string();
+    assert!(addr1.starts_with("198.18.40."), "{addr1}");
+    // Each container's eth0 is a TAP uswitch holds, with Docker's MAC.
+    let ports = sw.json(&["show", "ports"]);
+    let endpoints = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"].as_str().unwrap().starts_with("ue"))
+        .count();
+    assert_eq!(endpoints, 2, "{ports}");
+    assert!(
+        !d.pings(&c2, &addr1),
+        "separate networks reached each other"
+    );
+    assert!(
+        !d.pings(&c2, &c1),
+        "a name of another network resolved and answered"
+    );
+    d.ok(&["network", "connect", &n1, &c2]);
+    assert!(
+        d.pings(&c2, &addr1),
+        "container2 on both networks cannot reach container1"
+    );
+    assert!(
+        d.pings(&c2, &c1),
+        "Docker's DNS did not resolve container1 on a uswitch network"
+    );
+    d.ok(&["network", "disconnect", &n1, &c2]);
+    assert!(!d.pings(&c2, &addr1));
+
+    // Bad input: each a message naming what is wrong.
+    let out = d.docker(&[
+        "network",
+        "create",
+        "-d",
+        &plugin,
+        "-o",
+        "uswitch.bogus=1",
+        "bad1",
+    ]);
+    one_line_failure(&out, "unknown option uswitch.bogus");
+    let out = d.docker(&[
+        "network",
+        "create",
+        "-d",
+        &plugin,
+        "-o",
+        "uswitch.vni=99999999",
+        "bad2",
+    ]);
+    one_line_failure(&out, "does not fit 24 bits");
+    let reply = post(&sock, "/NetworkDriver.CreateNetwork", b"{not json");
+    assert!(reply.contains("\"Err\""), "{reply}");
+    assert!(post(&sock, "/Plugin.Activate", b"").contains("NetworkDriver"));
+    let second = std::process::Command::new(USWITCH)
+        .args(["--docker-plugin", &plugin, "--control", &control_path()])
+        .output()
+        .unwrap();
+    one_line_failure(&second, "serves the Docker plugin");
+
+    // docker network rm takes the gateway and the network out of uswitch.
+    d.ok(&["rm", "-f", &c1, &c2]);
+    d.ok(&["network", "rm", &n1, &n2]);
+    let left = sw.json(&["show", "ports"]);
+    assert_eq!(left.as_array().unwrap().len(), 0, "{left}");
+    assert_eq!(sw.json(&["network", "ls"]).as_array().unwrap().len(), 0);
+    // Stopped, uswitch takes its isolation table and its plugin socket with it.
+    assert!(sw.stop().success());
+    let tables = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&tables.stdout).contains(&format!("uswitch_{plugin}")),
+        "the isolation table outlived uswitch"
+    );
+    assert!(
+        !std::path::Path::new(&sock).exists(),
+        "the plugin socket outlived uswitch"
+    );
+}
