@@ -305,3 +305,117 @@ fn docker_networks_are_isolated_and_connect_joins_them() {
         "the plugin socket outlived uswitch"
     );
 }
+
+/// Outbound NAT and the gateway: the host reaches a container through its network's
+/// gateway; a container reaches a "WAN" host (a namespace behind a veth, in
+/// 198.19.0.0/16) through NAT, and the WAN host sees the host's address as the source; a
+/// container of an `--internal` network has no way out. `show nat` lists the rule.
+#[test]
+fn docker_containers_reach_out_through_nat_and_internal_networks_do_not() {
+    let test = "docker_containers_reach_out_through_nat_and_internal_networks_do_not";
+    if !privileged(test) {
+        return;
+    }
+    let Some(d) = Dockerd::start(test) else {
+        return;
+    };
+    let plugin = unique("usw");
+    let _leftovers = PluginLeftovers(plugin.clone());
+    let sw = Uswitch::start(&["--docker-plugin", &plugin]);
+    // The WAN: a namespace holding 198.19.0.2, joined to this host's 198.19.0.1.
+    let wan = Netns::new();
+    let up = unique("uw");
+    sh(&[
+        "ip", "link", "add", &up, "type", "veth", "peer", "name", "eth0", "netns", &wan.name,
+    ]);
+    let _link = LinkGuard(up.clone());
+    sh(&["ip", "addr", "add", "198.19.0.1/24", "dev", &up]);
+    sh(&["ip", "link", "set", &up, "up"]);
+    assert!(wan.exec_ok(&["ip", "addr", "add", "198.19.0.2/24", "dev", "eth0"]));
+    assert!(wan.exec_ok(&["ip", "link", "set", "eth0", "up"]));
+    let (n1, n3) = (unique("dn"), unique("dn"));
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        &plugin,
+        "--subnet",
+        "198.18.42.0/24",
+        &n1,
+    ]);
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        &plugin,
+        "--internal",
+        "--subnet",
+        "198.18.43.0/24",
+        &n3,
+    ]);
+    let (out, inside) = (unique("dc"), unique("dc"));
+    d.run(&out, &n1);
+    d.run(&inside, &n3);
+    let addr = d
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &out,
+        ])
+        .trim()
+        .to_string();
+    assert!(
+        sh_ok(&["ping", "-c", "1", "-W", "2", &addr]),
+        "the host cannot reach {addr}"
+    );
+    let nat = sw.json(&["show", "nat"]);
+    let rules = nat.as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{nat}");
+    assert_eq!(rules[0]["subnet"], "198.18.42.0/24");
+    // The WAN host accepts one connection and says where it came from.
+    let listener = wan.spawn(|| {
+        let l = std::net::TcpListener::bind("198.19.0.2:5000").expect("listen");
+        l.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match l.accept() {
+                Ok((_, peer)) => return Some(peer.ip().to_string()),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(_) => return None,
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    d.docker(&[
+        "exec",
+        &out,
+        "sh",
+        "-c",
+        "echo hi | nc -w 2 198.19.0.2 5000",
+    ]);
+    let seen = listener.join().expect("the WAN host");
+    assert_eq!(
+        seen.as_deref(),
+        Some("198.19.0.1"),
+        "the WAN host must see the host's address"
+    );
+    assert!(
+        !d.pings(&inside, "198.19.0.2"),
+        "a container of an --internal network reached the WAN"
+    );
+    d.ok(&["rm", "-f", &out, &inside]);
+    d.ok(&["network", "rm", &n1, &n3]);
+    assert_eq!(sw.json(&["show", "nat"]).as_array().unwrap().len(), 0);
+}
+
+/// Deletes a link of the root namespace on drop.
+struct LinkGuard(String);
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}

@@ -84,6 +84,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
             }
             ShowWhat::Stats => show(&client, Request::ShowStats, print_stats),
             ShowWhat::Vxlan => show(&client, Request::ShowVxlan, |v: &Vec<_>| print_vxlan(v)),
+            ShowWhat::Nat => show(&client, Request::ShowNat, |n: &Vec<_>| print_nat(n)),
         },
         Command::Fdb { client, what } => match what {
             FdbWhat::Flush { network } => {
@@ -340,6 +341,20 @@ fn print_ports(ports: &[PortRow]) {
         ],
         &rows,
     );
+}
+
+fn print_nat(rules: &[NatRule]) {
+    let rows: Vec<Vec<String>> = rules
+        .iter()
+        .map(|r| {
+            vec![
+                r.network.clone(),
+                r.subnet.clone(),
+                format!("masquerade, out of any interface but {}", r.gateway_port),
+            ]
+        })
+        .collect();
+    table(&["NETWORK", "SUBNET", "RULE"], &rows);
 }
 
 fn print_fdb(entries: &[FdbRow]) {

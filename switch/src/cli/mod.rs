@@ -279,6 +279,8 @@ pub enum ShowWhat {
     Stats,
     /// VXLAN endpoints, their VNIs and remotes, with counters and drops by reason
     Vxlan,
+    /// The outbound NAT uswitch keeps for its Docker networks
+    Nat,
 }
 
 #[derive(Debug, Subcommand)]

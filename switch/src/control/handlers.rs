@@ -20,6 +20,8 @@ use crate::launcher::{validate_container_name, Containers, Interface};
 pub struct ControlState {
     pub subnets: BTreeMap<String, String>,
     pub containers: Containers,
+    /// The outbound NAT the Docker driver keeps, as it last said it.
+    pub nat: Vec<NatRule>,
 }
 
 type Reply = Result<Response, String>;
@@ -61,6 +63,11 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             version: env!("CARGO_PKG_VERSION").to_string(),
         })),
         Request::ShowPorts => Ok(Response::ok(show_ports(sw))),
+        Request::NatSet { rules } => {
+            state.nat = rules;
+            Ok(Response::ok(&state.nat))
+        }
+        Request::ShowNat => Ok(Response::ok(&state.nat)),
         Request::ShowFdb { network } => Ok(Response::ok(show_fdb(sw, network.as_deref())?)),
         Request::ShowStats => Ok(Response::ok(show_stats(sw, state))),
         Request::NetworkLs => Ok(Response::ok(network_rows(sw, state))),

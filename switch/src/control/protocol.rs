@@ -123,6 +123,22 @@ pub enum Request {
     ContainerLs,
     /// Answers once the switch is up: what `uswitch wait` asks.
     Ping,
+    /// The outbound NAT now in force (the Docker driver says it after each change).
+    NatSet {
+        rules: Vec<NatRule>,
+    },
+    /// What `NatSet` last said: `uswitch show nat`.
+    ShowNat,
+}
+
+/// One network's outbound NAT: its IPv4 subnet masqueraded when it leaves through any
+/// interface but its gateway port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatRule {
+    pub network: String,
+    pub subnet: String,
+    pub gateway_port: String,
 }
 
 /// `uswitch network create ... --vni N --remote ADDR ...`: what the client knows of the

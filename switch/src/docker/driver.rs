@@ -11,8 +11,9 @@ use std::net::IpAddr;
 use serde_json::{json, Value};
 
 use super::api::*;
+use super::firewall::Firewall;
 use crate::control::handle::Handle;
-use crate::control::protocol::{OverlayRequest, Request, Response};
+use crate::control::protocol::{NatRule, OverlayRequest, Request, Response};
 
 /// Option keys of `docker network create -o` (under `com.docker.network.generic`).
 const OPTIONS: &[&str] = &[
@@ -32,11 +33,14 @@ struct Net {
     gateway6: Option<String>,
     internal: bool,
     bum_rate: Option<u64>,
+    /// Masqueraded when it leaves through anything but the gateway (not internal).
+    nat: Option<NatRule>,
 }
 
 pub struct Driver {
     switch: Handle,
     networks: HashMap<String, Net>,
+    firewall: Firewall,
 }
 
 type Answer = Result<Value, String>;
@@ -90,11 +94,26 @@ fn truthy(v: Option<&Value>) -> bool {
 }
 
 impl Driver {
-    pub fn new(switch: Handle) -> Driver {
+    pub fn new(switch: Handle, firewall: Firewall) -> Driver {
         Driver {
             switch,
             networks: HashMap::new(),
+            firewall,
         }
+    }
+
+    /// Writes the outbound NAT of every network into the firewall, and tells the switch
+    /// (for `show nat`).
+    fn refresh_nat(&self) -> Result<(), String> {
+        let mut rules: Vec<NatRule> = self
+            .networks
+            .values()
+            .filter_map(|n| n.nat.clone())
+            .collect();
+        rules.sort_by(|a, b| a.network.cmp(&b.network));
+        self.firewall.apply(&rules)?;
+        self.ask(Request::NatSet { rules })?;
+        Ok(())
     }
 
     fn ask(&self, req: Request) -> Answer {
@@ -260,8 +279,26 @@ impl Driver {
             let bare = |g: &String| g.split('/').next().unwrap_or_default().to_string();
             net.gateway4 = gateways.iter().find(|g| !g.contains(':')).map(bare);
             net.gateway6 = gateways.iter().find(|g| g.contains(':')).map(bare);
+            net.nat = r
+                .ipv4_data
+                .first()
+                .map(|d| d.pool.clone())
+                .filter(|p| !p.is_empty())
+                .map(|subnet| NatRule {
+                    network: name.clone(),
+                    subnet,
+                    gateway_port: gateway_port(&r.network_id).unwrap_or_default(),
+                });
         }
-        self.networks.insert(r.network_id, net);
+        self.networks.insert(r.network_id.clone(), net);
+        if let Err(e) = self.refresh_nat() {
+            self.networks.remove(&r.network_id);
+            let _ = self.ask(Request::PortDel {
+                name: gateway_port(&r.network_id)?,
+            });
+            let _ = self.ask(Request::NetworkRm { name });
+            return Err(format!("setting up the network's outbound NAT: {e}"));
+        }
         Ok(json!({}))
     }
 
@@ -277,6 +314,7 @@ impl Driver {
             Err(e) => return Err(e),
         }
         self.networks.remove(&r.network_id);
+        self.refresh_nat()?;
         Ok(json!({}))
     }
 

@@ -5,7 +5,7 @@
 
 pub mod api;
 pub mod driver;
-pub mod isolation;
+pub mod firewall;
 
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
@@ -38,7 +38,6 @@ pub struct Plugin {
     server: std::sync::Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
-    _isolation: isolation::Isolation,
 }
 
 impl Plugin {
@@ -63,20 +62,19 @@ impl Plugin {
             Err(_) => {}
         }
         // Only the plugin's one server installs (and so, on drop, removes) its table.
-        let isolation = isolation::Isolation::install(name).map_err(&serve_err)?;
+        let firewall = firewall::Firewall::install(name).map_err(&serve_err)?;
         let server = tiny_http::Server::http_unix(&path).map_err(|e| serve_err(e.to_string()))?;
         let server = std::sync::Arc::new(server);
         let serving = std::sync::Arc::clone(&server);
         let thread = std::thread::Builder::new()
             .name("docker-plugin".into())
-            .spawn(move || run(&serving, Driver::new(switch)))
+            .spawn(move || run(&serving, Driver::new(switch, firewall)))
             .map_err(|e| serve_err(e.to_string()))?;
         info!("Docker network driver plugin on {}", path.display());
         Ok(Plugin {
             server,
             thread: Some(thread),
             path,
-            _isolation: isolation,
         })
     }
 

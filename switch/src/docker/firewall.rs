@@ -1,0 +1,164 @@
+//! The host's packet filter for uswitch's Docker networks, in an nftables table of
+//! uswitch's own (`inet uswitch_NAME`), rewritten whole on every change and removed when
+//! the plugin stops; nothing outside it is touched.
+//!
+//! - Isolation: the networks' gateways are host ports in this namespace, so the host's
+//!   routing would carry a container's packets from one network to another (Docker's
+//!   `DOCKER-ISOLATION` chains stop the same between bridges). What is forwarded from one
+//!   gateway port to another is dropped.
+//! - Outbound NAT: what a network's subnet sends out through any interface but its own
+//!   gateway is masqueraded, as Docker's bridge does (not for `--internal` networks,
+//!   which have no gateway).
+//!
+//! Through the `nft` tool rather than a netlink crate: the Rust nftables bindings
+//! (nftnl, rustables) wrap libnftnl's object model for a handful of rules, and `nft -f`
+//! replaces a whole table atomically.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use log::{info, warn};
+
+pub use crate::control::protocol::NatRule as Masquerade;
+
+/// The gateway ports' names begin so (see `driver::gateway_port`).
+const GATEWAY_GLOB: &str = "ug*";
+
+pub struct Firewall {
+    table: String,
+}
+
+fn nft(script: &str) -> Result<(), String> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running nft (install nftables): {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| format!("writing to nft: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("running nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft refused uswitch's rules: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The whole table for these masquerades. A subnet or port name is written only after
+/// checking it is what it says, so nothing from Docker reaches nft as syntax.
+fn render(table: &str, masquerades: &[Masquerade]) -> Result<String, String> {
+    let mut nat = String::new();
+    for m in masquerades {
+        m.subnet
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .map(|_| ())
+            .or_else(|| {
+                let (a, p) = m.subnet.split_once('/')?;
+                a.parse::<std::net::Ipv4Addr>().ok()?;
+                p.parse::<u8>().ok().filter(|p| *p <= 32).map(|_| ())
+            })
+            .ok_or_else(|| format!("{} is not an IPv4 subnet", m.subnet))?;
+        if !m.gateway_port.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(format!("{} is not a port name", m.gateway_port));
+        }
+        nat.push_str(&format!(
+            "\t\tip saddr {} oifname != \"{}\" counter masquerade comment \"uswitch network {}\"\n",
+            m.subnet,
+            m.gateway_port,
+            m.network
+                .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+        ));
+    }
+    // Declaring then deleting makes the replacement work whether or not it exists.
+    Ok(format!(
+        "table inet {table}\ndelete table inet {table}\n\
+         table inet {table} {{\n\
+         \tchain forward {{\n\
+         \t\ttype filter hook forward priority -1; policy accept;\n\
+         \t\tiifname \"{GATEWAY_GLOB}\" oifname \"{GATEWAY_GLOB}\" counter drop comment \"uswitch: one Docker network never reaches another\"\n\
+         \t}}\n\
+         \tchain postrouting {{\n\
+         \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+         {nat}\t}}\n\
+         }}\n"
+    ))
+}
+
+impl Firewall {
+    /// Installs the table for plugin `name` (replacing one a crashed run left).
+    pub fn install(name: &str) -> Result<Firewall, String> {
+        let table = format!(
+            "uswitch_{}",
+            name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        );
+        let fw = Firewall { table };
+        fw.apply(&[])?;
+        info!(
+            "nftables table inet {}: uswitch's Docker networks are isolated from each other",
+            fw.table
+        );
+        Ok(fw)
+    }
+
+    /// Rewrites the table with these masquerades; IP forwarding is turned on for the
+    /// first, as Docker does.
+    pub fn apply(&self, masquerades: &[Masquerade]) -> Result<(), String> {
+        if !masquerades.is_empty() {
+            ensure_forwarding();
+        }
+        nft(&render(&self.table, masquerades)?)
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+/// Turns on IPv4 forwarding if it is off, and says so (Docker does the same).
+fn ensure_forwarding() {
+    let path = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
+        return;
+    }
+    match std::fs::write(path, "1") {
+        Ok(()) => info!("turned IPv4 forwarding on (net.ipv4.ip_forward=1) for outbound NAT"),
+        Err(e) => warn!("could not turn IPv4 forwarding on: {e}; containers will not reach out"),
+    }
+}
+
+impl Drop for Firewall {
+    fn drop(&mut self) {
+        if let Err(e) = nft(&format!("delete table inet {}\n", self.table)) {
+            warn!("removing table inet {}: {e}", self.table);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_checked_words_reach_nft() {
+        let m = |subnet: &str, port: &str| Masquerade {
+            network: "dk-1".into(),
+            subnet: subnet.into(),
+            gateway_port: port.into(),
+        };
+        let t = render("uswitch_x", &[m("198.18.40.0/24", "ug0123")]).unwrap();
+        assert!(t.contains("ip saddr 198.18.40.0/24 oifname != \"ug0123\" counter masquerade"));
+        assert!(render("t", &[m("198.18.40.0/24; flush ruleset", "ug0")]).is_err());
+        assert!(render("t", &[m("198.18.40.0/24", "ug\"; drop")]).is_err());
+        assert!(render("t", &[m("198.18.40.0/33", "ug0")]).is_err());
+    }
+}
