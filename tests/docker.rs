@@ -51,6 +51,8 @@ impl Dockerd {
             .arg(dir.join("docker.pid"))
             .args(["-H", &sock])
             .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            // No docker-proxy: a published port works only through uswitch's DNAT.
+            .arg("--userland-proxy=false")
             .args(["--default-address-pool", "base=198.19.128.0/17,size=24"])
             .stdout(Stdio::null())
             .stderr(log)
@@ -406,6 +408,45 @@ fn docker_containers_reach_out_through_nat_and_internal_networks_do_not() {
         !d.pings(&inside, "198.19.0.2"),
         "a container of an --internal network reached the WAN"
     );
+    // -p: the WAN host connects to this host's WAN address and port and reaches the
+    // container's server; once the container is gone, it does not.
+    let server = unique("dc");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &server,
+        "--network",
+        &n1,
+        "-p",
+        "18080:80",
+        "--ulimit",
+        "nofile=1024:1024",
+        IMAGE,
+        "sh",
+        "-c",
+        "while true; do echo hello | nc -l -p 80; done",
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    let fetch = || {
+        wan.spawn(|| {
+            let addr: std::net::SocketAddr = "198.19.0.1:18080".parse().unwrap();
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            let mut got = String::new();
+            let _ = s.read_to_string(&mut got);
+            Some(got)
+        })
+        .join()
+        .expect("the WAN host")
+    };
+    assert_eq!(
+        fetch().as_deref().map(str::trim),
+        Some("hello"),
+        "-p 18080:80 did not reach the container"
+    );
+    d.ok(&["rm", "-f", &server]);
+    assert_eq!(fetch(), None, "the published port outlived its container");
     d.ok(&["rm", "-f", &out, &inside]);
     d.ok(&["network", "rm", &n1, &n3]);
     assert_eq!(sw.json(&["show", "nat"]).as_array().unwrap().len(), 0);

@@ -102,3 +102,27 @@ pub struct ErrorResponse {
     #[serde(rename = "Err")]
     pub err: String,
 }
+
+/// ProgramExternalConnectivity: the endpoint and its port map.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExternalConnectivity {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "Options", default)]
+    pub options: BTreeMap<String, Value>,
+}
+
+/// One `-p` binding in `com.docker.network.portmap`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortBinding {
+    /// 6 TCP, 17 UDP.
+    pub proto: u8,
+    pub port: u16,
+    #[serde(default)]
+    pub host_port: u16,
+    #[serde(default)]
+    pub host_port_end: u16,
+}

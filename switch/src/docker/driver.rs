@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use serde_json::{json, Value};
 
 use super::api::*;
-use super::firewall::Firewall;
+use super::firewall::{Firewall, Publish};
 use crate::control::handle::Handle;
 use crate::control::protocol::{NatRule, OverlayRequest, Request, Response};
 
@@ -40,6 +40,10 @@ struct Net {
 pub struct Driver {
     switch: Handle,
     networks: HashMap<String, Net>,
+    /// Each endpoint's IPv4 address (from CreateEndpoint), for its published ports.
+    addresses: HashMap<String, std::net::Ipv4Addr>,
+    /// Each endpoint's published ports.
+    published: HashMap<String, Vec<Publish>>,
     firewall: Firewall,
 }
 
@@ -98,6 +102,8 @@ impl Driver {
         Driver {
             switch,
             networks: HashMap::new(),
+            addresses: HashMap::new(),
+            published: HashMap::new(),
             firewall,
         }
     }
@@ -111,7 +117,9 @@ impl Driver {
             .filter_map(|n| n.nat.clone())
             .collect();
         rules.sort_by(|a, b| a.network.cmp(&b.network));
-        self.firewall.apply(&rules)?;
+        let mut publish: Vec<Publish> = self.published.values().flatten().cloned().collect();
+        publish.sort_by_key(|p| (p.udp, p.host_port));
+        self.firewall.apply(&rules, &publish)?;
         self.ask(Request::NatSet { rules })?;
         Ok(())
     }
@@ -144,6 +152,7 @@ impl Driver {
                 let name = endpoint_tap(&r.endpoint_id)?;
                 // Best effort: an endpoint whose TAP is gone is deleted already.
                 let _ = self.ask(Request::PortDel { name });
+                self.addresses.remove(&r.endpoint_id);
                 Ok(json!({}))
             }
             "/NetworkDriver.EndpointOperInfo" => {
@@ -155,10 +164,15 @@ impl Driver {
                 let _: EndpointRef = parse(body)?;
                 Ok(json!({}))
             }
-            "/NetworkDriver.DiscoverNew"
-            | "/NetworkDriver.DiscoverDelete"
-            | "/NetworkDriver.ProgramExternalConnectivity"
-            | "/NetworkDriver.RevokeExternalConnectivity" => Ok(json!({})),
+            "/NetworkDriver.ProgramExternalConnectivity" => self.publish(parse(body)?),
+            "/NetworkDriver.RevokeExternalConnectivity" => {
+                let r: EndpointRef = parse(body)?;
+                if self.published.remove(&r.endpoint_id).is_some() {
+                    self.refresh_nat()?;
+                }
+                Ok(json!({}))
+            }
+            "/NetworkDriver.DiscoverNew" | "/NetworkDriver.DiscoverDelete" => Ok(json!({})),
             other => Err(format!("uswitch does not implement {other}")),
         }
     }
@@ -328,6 +342,13 @@ impl Driver {
             offload: true,
             bum_rate,
         })?;
+        let v4 = r
+            .interface
+            .as_ref()
+            .and_then(|i| i.address.split('/').next()?.parse().ok());
+        if let Some(a) = v4 {
+            self.addresses.insert(r.endpoint_id.clone(), a);
+        }
         let given = r
             .interface
             .as_ref()
@@ -339,6 +360,56 @@ impl Driver {
         Ok(json!({
             "Interface": { "MacAddress": endpoint_mac(&r.endpoint_id) }
         }))
+    }
+
+    /// `-p HOST:CONTAINER[/udp]`: DNAT from this host's addresses to the endpoint.
+    fn publish(&mut self, r: ExternalConnectivity) -> Answer {
+        let Some(&addr) = self.addresses.get(&r.endpoint_id) else {
+            return Err(format!(
+                "endpoint {} has no IPv4 address to publish ports to",
+                r.endpoint_id
+            ));
+        };
+        let maps = match r.options.get("com.docker.network.portmap") {
+            Some(v) => serde_json::from_value::<Vec<PortBinding>>(v.clone())
+                .map_err(|e| format!("unexpected port map: {e}"))?,
+            None => Vec::new(),
+        };
+        let mut publish = Vec::new();
+        for m in maps {
+            let udp = match m.proto {
+                6 => false,
+                17 => true,
+                p => {
+                    return Err(format!(
+                        "uswitch publishes TCP and UDP ports, not protocol {p}"
+                    ))
+                }
+            };
+            let end = m.host_port_end.max(m.host_port);
+            if end != m.host_port {
+                return Err(
+                    "uswitch publishes one host port per container port, not a range".into(),
+                );
+            }
+            if m.host_port == 0 {
+                return Err(
+                    "give the host port (-p HOST:CONTAINER): uswitch does not pick one".into(),
+                );
+            }
+            publish.push(Publish {
+                udp,
+                host_port: m.host_port,
+                addr,
+                port: m.port,
+            });
+        }
+        self.published.insert(r.endpoint_id.clone(), publish);
+        if let Err(e) = self.refresh_nat() {
+            self.published.remove(&r.endpoint_id);
+            return Err(e);
+        }
+        Ok(json!({}))
     }
 
     fn join(&mut self, r: EndpointRef) -> Answer {

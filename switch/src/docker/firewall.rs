@@ -21,6 +21,15 @@ use log::{info, warn};
 
 pub use crate::control::protocol::NatRule as Masquerade;
 
+/// A published port: what arrives for this host's `host_port` goes to `addr`:`port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    pub udp: bool,
+    pub host_port: u16,
+    pub addr: std::net::Ipv4Addr,
+    pub port: u16,
+}
+
 /// The gateway ports' names begin so (see `driver::gateway_port`).
 const GATEWAY_GLOB: &str = "ug*";
 
@@ -55,7 +64,18 @@ fn nft(script: &str) -> Result<(), String> {
 
 /// The whole table for these masquerades. A subnet or port name is written only after
 /// checking it is what it says, so nothing from Docker reaches nft as syntax.
-fn render(table: &str, masquerades: &[Masquerade]) -> Result<String, String> {
+fn render(table: &str, masquerades: &[Masquerade], publish: &[Publish]) -> Result<String, String> {
+    let mut dnat = String::new();
+    for p in publish {
+        // Typed fields: nothing here can be nft syntax.
+        dnat.push_str(&format!(
+            "\t\tfib daddr type local {} dport {} counter dnat ip to {}:{}\n",
+            if p.udp { "udp" } else { "tcp" },
+            p.host_port,
+            p.addr,
+            p.port
+        ));
+    }
     let mut nat = String::new();
     for m in masquerades {
         m.subnet
@@ -90,6 +110,12 @@ fn render(table: &str, masquerades: &[Masquerade]) -> Result<String, String> {
          \tchain postrouting {{\n\
          \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
          {nat}\t}}\n\
+         \tchain prerouting {{\n\
+         \t\ttype nat hook prerouting priority dstnat; policy accept;\n\
+         {dnat}\t}}\n\
+         \tchain output {{\n\
+         \t\ttype nat hook output priority -100; policy accept;\n\
+         {dnat}\t}}\n\
          }}\n"
     ))
 }
@@ -102,7 +128,7 @@ impl Firewall {
             name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         );
         let fw = Firewall { table };
-        fw.apply(&[])?;
+        fw.apply(&[], &[])?;
         info!(
             "nftables table inet {}: uswitch's Docker networks are isolated from each other",
             fw.table
@@ -112,11 +138,11 @@ impl Firewall {
 
     /// Rewrites the table with these masquerades; IP forwarding is turned on for the
     /// first, as Docker does.
-    pub fn apply(&self, masquerades: &[Masquerade]) -> Result<(), String> {
-        if !masquerades.is_empty() {
+    pub fn apply(&self, masquerades: &[Masquerade], publish: &[Publish]) -> Result<(), String> {
+        if !masquerades.is_empty() || !publish.is_empty() {
             ensure_forwarding();
         }
-        nft(&render(&self.table, masquerades)?)
+        nft(&render(&self.table, masquerades, publish)?)
     }
 
     pub fn table(&self) -> &str {
@@ -155,10 +181,19 @@ mod tests {
             subnet: subnet.into(),
             gateway_port: port.into(),
         };
-        let t = render("uswitch_x", &[m("198.18.40.0/24", "ug0123")]).unwrap();
+        let publish = Publish {
+            udp: false,
+            host_port: 18080,
+            addr: std::net::Ipv4Addr::new(198, 18, 40, 2),
+            port: 80,
+        };
+        let t = render("uswitch_x", &[m("198.18.40.0/24", "ug0123")], &[publish]).unwrap();
         assert!(t.contains("ip saddr 198.18.40.0/24 oifname != \"ug0123\" counter masquerade"));
-        assert!(render("t", &[m("198.18.40.0/24; flush ruleset", "ug0")]).is_err());
-        assert!(render("t", &[m("198.18.40.0/24", "ug\"; drop")]).is_err());
-        assert!(render("t", &[m("198.18.40.0/33", "ug0")]).is_err());
+        assert!(
+            t.contains("fib daddr type local tcp dport 18080 counter dnat ip to 198.18.40.2:80")
+        );
+        assert!(render("t", &[m("198.18.40.0/24; flush ruleset", "ug0")], &[]).is_err());
+        assert!(render("t", &[m("198.18.40.0/24", "ug\"; drop")], &[]).is_err());
+        assert!(render("t", &[m("198.18.40.0/33", "ug0")], &[]).is_err());
     }
 }
