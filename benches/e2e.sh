@@ -13,6 +13,10 @@
 # Switches: uswitch (TAPs with offloads), uswitch-busy (--busy-poll 50000), bridge (the
 # kernel bridge over veth: the limit), vde (vde_switch over TAPs), ovs and ovs-tso (Open
 # vSwitch's userspace datapath over TAPs, without and with userspace-tso-enable).
+# Docker rows: docker-bridge (two containers of a private Docker daemon on a network of
+# Docker's bridge driver) and docker-uswitch (the same two containers on a network of
+# uswitch's Docker driver); the daemon has no docker0, no iptables, no proxy, and runs an
+# image imported from busybox; iperf3 and ping run in the containers' namespaces.
 # VXLAN rows: vxlan-uswitch (two hosts, each a namespace running uswitch with --vxlan,
 # one container each) and vxlan-kernel (the same with the kernel's vxlan and a bridge on
 # each host), over a veth underlay on 198.18.1.0/24; the containers' MTU is 1450.
@@ -40,14 +44,66 @@ need() { command -v "$1" >/dev/null 2>&1 || MISSING+=("$2"); }
 MISSING=()
 need iperf3 iperf3; need ping iputils-ping; need python3 python3
 need vde_switch vde2; need ovs-vswitchd openvswitch-switch
+need dockerd docker.io; need busybox busybox-static
 if [ ${#MISSING[@]} -gt 0 ]; then
     apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${MISSING[@]}"
 fi
 cargo build --release -q -p uswitch
 USWITCH=target/release/uswitch
 
+DOCKERD_DIR=$WORK/docker DOCKERD_PID=
+dk() { /usr/bin/docker -H "unix://$DOCKERD_DIR/docker.sock" "$@"; }
+
+start_dockerd() {
+    [ -n "$DOCKERD_PID" ] && return 0
+    mkdir -p "$DOCKERD_DIR/rootfs/bin"
+    cp /bin/busybox "$DOCKERD_DIR/rootfs/bin/"; ln -sf busybox "$DOCKERD_DIR/rootfs/bin/sleep"
+    dockerd --data-root "$DOCKERD_DIR/data" --exec-root "$DOCKERD_DIR/exec" \
+        -H "unix://$DOCKERD_DIR/docker.sock" --pidfile "$DOCKERD_DIR/docker.pid" \
+        --bridge=none --iptables=false --ip6tables=false --userland-proxy=false \
+        --default-address-pool base=198.19.128.0/17,size=24 >"$DOCKERD_DIR/log" 2>&1 &
+    DOCKERD_PID=$!
+    until dk version >/dev/null 2>&1; do sleep 0.2; done
+    tar -C "$DOCKERD_DIR/rootfs" -c . | dk import - ue2e-bb:1 >/dev/null
+}
+
+stop_dockerd() {
+    [ -n "$DOCKERD_PID" ] || return 0
+    kill "$DOCKERD_PID" 2>/dev/null; wait "$DOCKERD_PID" 2>/dev/null || true
+    DOCKERD_PID=
+}
+
+# Two containers, $NSA at 198.18.0.1 and $NSB at .2, on a network of driver $1; their
+# namespaces named like them, so the tests below run in them unchanged.
+setup_docker() {
+    start_dockerd
+    local opts=()
+    [ "$1" = bridge ] && opts=(-o "com.docker.network.bridge.name=ue2k$ID")
+    dk network create -d "$1" --subnet 198.18.0.0/24 --gateway 198.18.0.254 "${opts[@]}" ue2e$ID >/dev/null
+    local x
+    for x in "$NSA 198.18.0.1" "$NSB 198.18.0.2"; do
+        set -- $x
+        dk run -d --name "$1" --network ue2e$ID --ip "$2" --ulimit nofile=1024:1024 \
+            --ulimit nproc=4096:4096 ue2e-bb:1 sleep 1d >/dev/null
+        mkdir -p /run/netns
+        ln -sf "/proc/$(dk inspect -f '{{.State.Pid}}' "$1")/ns/net" "/run/netns/$1"
+    done
+}
+
+setup_docker_uswitch() {
+    $USWITCH --docker-plugin ue2e$ID --control "$WORK/dk.sock" --log-level warn &
+    PIDS+=($!)
+    $USWITCH wait --control "$WORK/dk.sock" >/dev/null
+    setup_docker ue2e$ID
+}
+
 teardown() {
     [ -f "$WORK/iperf.pid" ] && kill "$(cat "$WORK/iperf.pid")" 2>/dev/null; rm -f "$WORK/iperf.pid"
+    if [ -n "$DOCKERD_PID" ]; then
+        dk rm -f $NSA $NSB >/dev/null 2>&1 || true
+        dk network rm ue2e$ID >/dev/null 2>&1 || true
+        rm -f /run/netns/$NSA /run/netns/$NSB
+    fi
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do while kill -0 "$p" 2>/dev/null; do sleep 0.05; done; done
     PIDS=()
@@ -64,7 +120,7 @@ teardown() {
     ip link del "$TA" 2>/dev/null || true
     ip link del "$TB" 2>/dev/null || true
 }
-trap 'teardown; rm -rf "$WORK"' EXIT
+trap 'teardown; stop_dockerd; rm -rf "$WORK"' EXIT
 
 wait_link() { for _ in $(seq 100); do ip link show "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no $1" >&2; return 1; }
 
@@ -168,6 +224,8 @@ setup() {
     case $1 in
         vxlan-uswitch) setup_vxlan_uswitch ;;
         vxlan-kernel) setup_vxlan_kernel ;;
+        docker-bridge) setup_docker bridge ;;
+        docker-uswitch) setup_docker_uswitch ;;
         uswitch) setup_uswitch ;;
         uswitch-before) BIN=${USWITCH_BEFORE:?set USWITCH_BEFORE to the other uswitch binary} setup_uswitch ;;
         vxlan-before) BIN=${USWITCH_BEFORE:?set USWITCH_BEFORE to the other uswitch binary} setup_vxlan_uswitch ;;
@@ -229,13 +287,19 @@ for sw in switches:
 print()
 print("uswitch / peer (higher is better for gbps and kpps; lower for ping)")
 for peer in switches:
-    if peer == "uswitch" or peer.startswith("vxlan-"):
+    if peer == "uswitch" or peer.startswith("vxlan-") or peer.startswith("docker-"):
         continue
     cells = []
     for m in metrics[:5]:
         a, b = med.get(("uswitch", m)), med.get((peer, m))
         cells.append("%s=%.2fx" % (m, a / b) if a and b else "%s=-" % m)
     print("  vs %-12s %s" % (peer, "  ".join(cells)))
+if "docker-uswitch" in switches and "docker-bridge" in switches:
+    cells = []
+    for m in metrics[:5]:
+        a, b = med.get(("docker-uswitch", m)), med.get(("docker-bridge", m))
+        cells.append("%s=%.2fx" % (m, a / b) if a and b else "%s=-" % m)
+    print("docker-uswitch / docker-bridge: %s" % "  ".join(cells))
 if "vxlan-uswitch" in switches and "vxlan-before" in switches:
     cells = []
     for m in metrics[:5]:
