@@ -128,6 +128,22 @@ impl Dockerd {
         ]);
     }
 
+    /// `docker network create -d DRIVER ARGS... NAME`.
+    fn network(&self, driver: &str, name: &str, args: &[&str]) {
+        let mut all = vec!["network", "create", "-d", driver];
+        all.extend_from_slice(args);
+        all.push(name);
+        self.ok(&all);
+    }
+
+    /// A field of the container's one network (`IPAddress`, `GlobalIPv6Address`).
+    fn address(&self, container: &str, field: &str) -> String {
+        let format = format!("{{{{range .NetworkSettings.Networks}}}}{{{{.{field}}}}}{{{{end}}}}");
+        self.ok(&["inspect", "-f", &format, container])
+            .trim()
+            .to_string()
+    }
+
     fn pings(&self, from: &str, to: &str) -> bool {
         self.docker(&["exec", from, "ping", "-c", "1", "-W", "2", to])
             .status
@@ -164,6 +180,15 @@ impl Drop for PluginLeftovers {
     }
 }
 
+/// uswitch serving the Docker driver under a name unique to this run (Docker looks
+/// plugins up in /run/docker/plugins), and what to clean if it is killed.
+fn driver() -> (String, PluginLeftovers, Uswitch) {
+    let plugin = unique("usw");
+    let leftovers = PluginLeftovers(plugin.clone());
+    let sw = Uswitch::start(&["--docker-plugin", &plugin]);
+    (plugin, leftovers, sw)
+}
+
 /// Sends `body` to the plugin at `path` as one HTTP POST; the reply's body.
 fn post(path: &str, url: &str, body: &[u8]) -> String {
     let mut s = std::os::unix::net::UnixStream::connect(path).expect("the plugin socket");
@@ -193,41 +218,15 @@ fn docker_networks_are_isolated_and_connect_joins_them() {
     };
     // Docker looks plugins up in /run/docker/plugins: the socket goes there, under a
     // name unique to this run.
-    let plugin = unique("usw");
-    let _leftovers = PluginLeftovers(plugin.clone());
-    let mut sw = Uswitch::start(&["--docker-plugin", &plugin]);
+    let (plugin, _leftovers, mut sw) = driver();
     let sock = format!("/run/docker/plugins/{plugin}.sock");
     let (n1, n2) = (unique("dn"), unique("dn"));
-    d.ok(&[
-        "network",
-        "create",
-        "-d",
-        &plugin,
-        "--subnet",
-        "198.18.40.0/24",
-        &n1,
-    ]);
-    d.ok(&[
-        "network",
-        "create",
-        "-d",
-        &plugin,
-        "--subnet",
-        "198.18.41.0/24",
-        &n2,
-    ]);
+    d.network(&plugin, &n1, &["--subnet", "198.18.40.0/24"]);
+    d.network(&plugin, &n2, &["--subnet", "198.18.41.0/24"]);
     let (c1, c2) = (unique("dc"), unique("dc"));
     d.run(&c1, &n1);
     d.run(&c2, &n2);
-    let addr1 = d
-        .ok(&[
-            "inspect",
-            "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            &c1,
-        ])
-        .trim()
-        .to_string();
+    let addr1 = d.address(&c1, "IPAddress");
     assert!(addr1.starts_with("198.18.40."), "{addr1}");
     // Each container's eth0 is a TAP uswitch holds, with Docker's MAC.
     let ports = sw.json(&["show", "ports"]);
@@ -323,9 +322,7 @@ fn docker_containers_reach_out_through_nat_and_internal_networks_do_not() {
     let Some(d) = Dockerd::start(test) else {
         return;
     };
-    let plugin = unique("usw");
-    let _leftovers = PluginLeftovers(plugin.clone());
-    let sw = Uswitch::start(&["--docker-plugin", &plugin]);
+    let (plugin, _leftovers, sw) = driver();
     // The WAN: a namespace holding 198.19.0.2, joined to this host's 198.19.0.1.
     let wan = Netns::new();
     let up = unique("uw");
@@ -338,37 +335,12 @@ fn docker_containers_reach_out_through_nat_and_internal_networks_do_not() {
     assert!(wan.exec_ok(&["ip", "addr", "add", "198.19.0.2/24", "dev", "eth0"]));
     assert!(wan.exec_ok(&["ip", "link", "set", "eth0", "up"]));
     let (n1, n3) = (unique("dn"), unique("dn"));
-    d.ok(&[
-        "network",
-        "create",
-        "-d",
-        &plugin,
-        "--subnet",
-        "198.18.42.0/24",
-        &n1,
-    ]);
-    d.ok(&[
-        "network",
-        "create",
-        "-d",
-        &plugin,
-        "--internal",
-        "--subnet",
-        "198.18.43.0/24",
-        &n3,
-    ]);
+    d.network(&plugin, &n1, &["--subnet", "198.18.42.0/24"]);
+    d.network(&plugin, &n3, &["--internal", "--subnet", "198.18.43.0/24"]);
     let (out, inside) = (unique("dc"), unique("dc"));
     d.run(&out, &n1);
     d.run(&inside, &n3);
-    let addr = d
-        .ok(&[
-            "inspect",
-            "-f",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            &out,
-        ])
-        .trim()
-        .to_string();
+    let addr = d.address(&out, "IPAddress");
     assert!(
         sh_ok(&["ping", "-c", "1", "-W", "2", &addr]),
         "the host cannot reach {addr}"
@@ -475,36 +447,26 @@ fn docker_dual_stack_networks_carry_bulk_tcp_intact() {
     let Some(d) = Dockerd::start(test) else {
         return;
     };
-    let plugin = unique("usw");
-    let _leftovers = PluginLeftovers(plugin.clone());
-    let _sw = Uswitch::start(&["--docker-plugin", &plugin]);
+    let (plugin, _leftovers, _sw) = driver();
     let net = unique("dn");
-    d.ok(&[
-        "network",
-        "create",
-        "-d",
+    d.network(
         &plugin,
-        "--ipv6",
-        "--subnet",
-        "198.18.44.0/24",
-        "--subnet",
-        "2001:2:0:44::/64",
         &net,
-    ]);
+        &[
+            "--ipv6",
+            "--subnet",
+            "198.18.44.0/24",
+            "--subnet",
+            "2001:2:0:44::/64",
+        ],
+    );
     let (a, b) = (unique("dc"), unique("dc"));
     d.run(&a, &net);
     d.run(&b, &net);
-    let addr = |c: &str, field: &str| {
-        d.ok(&[
-            "inspect",
-            "-f",
-            &format!("{{{{range .NetworkSettings.Networks}}}}{{{{.{field}}}}}{{{{end}}}}"),
-            c,
-        ])
-        .trim()
-        .to_string()
-    };
-    let (b4, b6) = (addr(&b, "IPAddress"), addr(&b, "GlobalIPv6Address"));
+    let (b4, b6) = (
+        d.address(&b, "IPAddress"),
+        d.address(&b, "GlobalIPv6Address"),
+    );
     assert!(b6.starts_with("2001:2:0:44:"), "{b6}");
     assert!(d.pings(&a, &b4));
     assert!(d
