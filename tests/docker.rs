@@ -169,8 +169,26 @@ impl Drop for Dockerd {
 /// nftables table and its socket.
 struct PluginLeftovers(String);
 
+impl PluginLeftovers {
+    /// Where the plugin keeps its state (a directory of this run's own).
+    fn state_dir(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("{}-state", self.0))
+    }
+
+    /// uswitch's flags for this plugin.
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--docker-plugin".into(),
+            self.0.clone(),
+            "--state-dir".into(),
+            self.state_dir().display().to_string(),
+        ]
+    }
+}
+
 impl Drop for PluginLeftovers {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.state_dir());
         let table = format!("uswitch_{}", self.0);
         let _ = Command::new("nft")
             .args(["delete", "table", "inet", &table])
@@ -185,7 +203,8 @@ impl Drop for PluginLeftovers {
 fn driver() -> (String, PluginLeftovers, Uswitch) {
     let plugin = unique("usw");
     let leftovers = PluginLeftovers(plugin.clone());
-    let sw = Uswitch::start(&["--docker-plugin", &plugin]);
+    let args = leftovers.args();
+    let sw = Uswitch::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     (plugin, leftovers, sw)
 }
 
@@ -529,4 +548,76 @@ fn docker_dual_stack_networks_carry_bulk_tcp_intact() {
     }
     d.ok(&["rm", "-f", &a, &b]);
     d.ok(&["network", "rm", &net]);
+}
+
+/// Restarts keep containers connected: uswitch is killed with SIGKILL while two
+/// containers talk; the containers keep their eth0 (a persistent TAP) with its MAC and
+/// address; a new uswitch with the same flags reopens each TAP where it lives now, from
+/// its state file, and the ping resumes within two seconds; a new `docker run` on the
+/// network works.
+#[test]
+fn docker_containers_keep_their_network_across_a_kill_9() {
+    let test = "docker_containers_keep_their_network_across_a_kill_9";
+    if !privileged(test) {
+        return;
+    }
+    let Some(d) = Dockerd::start(test) else {
+        return;
+    };
+    let plugin = unique("usw");
+    let leftovers = PluginLeftovers(plugin.clone());
+    let args = leftovers.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut sw = Uswitch::start(&args);
+    let net = unique("dn");
+    d.network(&plugin, &net, &["--subnet", "198.18.45.0/24"]);
+    let (c1, c2) = (unique("dc"), unique("dc"));
+    d.run(&c1, &net);
+    d.run(&c2, &net);
+    let addr2 = d.address(&c2, "IPAddress");
+    assert!(d.pings(&c1, &addr2));
+    let mac1 = d.ok(&["exec", &c1, "cat", "/sys/class/net/eth0/address"]);
+    sw.signal(libc::SIGKILL);
+    let _ = sw.stop();
+    // The interface outlives the switch: it is the container's.
+    let still = d.ok(&["exec", &c1, "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(still, mac1, "eth0 vanished or changed with uswitch");
+    let sw2 = Uswitch::start(&args);
+    let started = Instant::now();
+    let mut resumed = None;
+    while started.elapsed() < Duration::from_secs(5) {
+        let ok = d
+            .docker(&["exec", &c1, "ping", "-c", "1", "-W", "1", &addr2])
+            .status
+            .success();
+        if ok {
+            resumed = Some(started.elapsed());
+            break;
+        }
+    }
+    let resumed = resumed.expect("traffic did not resume after the restart");
+    assert!(
+        resumed < Duration::from_secs(2),
+        "traffic resumed after {resumed:?}"
+    );
+    let ports = sw2.json(&["show", "ports"]);
+    assert_eq!(
+        ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"].as_str().unwrap().starts_with("ue"))
+            .count(),
+        2,
+        "{ports}"
+    );
+    let c3 = unique("dc");
+    d.run(&c3, &net);
+    assert!(
+        d.pings(&c3, &addr2),
+        "a new container on the restored network"
+    );
+    d.ok(&["rm", "-f", &c1, &c2, &c3]);
+    d.ok(&["network", "rm", &net]);
+    assert_eq!(sw2.json(&["show", "ports"]).as_array().unwrap().len(), 0);
 }

@@ -88,7 +88,11 @@ fn run_switch(settings: &Settings) -> ExitCode {
                 .handle(&switch)
                 .map_err(|e| format!("the Docker plugin's waker: {e}"))
                 .and_then(|h| {
-                    Plugin::serve(name, settings.docker_plugin_dir.as_deref(), h)
+                    let state_dir = settings.state_dir.clone().unwrap_or_else(|| {
+                        std::path::Path::new("/var/lib/uswitch")
+                            .join(settings.name.as_deref().unwrap_or("uswitch"))
+                    });
+                    Plugin::serve(name, settings.docker_plugin_dir.as_deref(), &state_dir, h)
                         .map_err(|e| e.to_string())
                 });
             match served {

@@ -461,7 +461,7 @@ impl Uswitch {
         }
     }
 
-    fn signal(&self, sig: i32) {
+    pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on the pid of our own child, which we have not reaped.
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }

@@ -114,6 +114,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
                     network: spec.network,
                     offload: spec.offload,
                     bum_rate: spec.bum_rate,
+                    persistent: false,
                 },
                 print_done,
             ),

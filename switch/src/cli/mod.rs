@@ -138,6 +138,11 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "NAME", value_parser = parse_instance)]
     pub docker_plugin: Option<String>,
 
+    /// Where state that outlives the switch is kept (the Docker driver's networks and
+    /// endpoints) [default: /var/lib/uswitch/NAME]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// Where the Docker plugin's socket goes [default: /run/docker/plugins]
     #[arg(long, value_name = "DIR", requires = "docker_plugin")]
     pub docker_plugin_dir: Option<PathBuf>,

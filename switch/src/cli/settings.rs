@@ -116,6 +116,7 @@ impl Settings {
             name: args.name.clone().or(file.name),
             docker_plugin: args.docker_plugin.clone().or(file.docker_plugin),
             docker_plugin_dir: args.docker_plugin_dir.clone().or(file.docker_plugin_dir),
+            state_dir: args.state_dir.clone().or(file.state_dir),
         })
     }
 }

@@ -55,6 +55,7 @@ pub struct FileConfig {
     pub name: Option<String>,
     pub docker_plugin: Option<String>,
     pub docker_plugin_dir: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub network: Vec<FileNetwork>,
     #[serde(default)]

@@ -33,4 +33,6 @@ pub struct Settings {
     /// Serve Docker's network driver protocol as this plugin, its socket in this dir.
     pub docker_plugin: Option<String>,
     pub docker_plugin_dir: Option<PathBuf>,
+    /// Where state that outlives the switch is kept.
+    pub state_dir: Option<PathBuf>,
 }

@@ -130,6 +130,7 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             network,
             offload,
             bum_rate,
+            persistent,
         } => {
             let spec: PortSpec = format!("{name}@{network}").parse()?;
             if let Some(id) = sw.forwarder().port_named(&spec.name) {
@@ -149,6 +150,12 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
                 .map_err(|e| e.to_string())?;
             if let Some(rate) = bum_rate {
                 sw.forwarder_mut().set_bum_rate(id, rate);
+            }
+            if persistent {
+                if let Err(e) = sw.persist_port(id, true) {
+                    sw.remove_port(id);
+                    return Err(e.to_string());
+                }
             }
             let created = sw.port_view(id).is_some_and(|v| v.created);
             let mtu = sw.forwarder().port(id).map_or(0, |p| p.mtu());
@@ -172,10 +179,27 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
                     c.name
                 ));
             }
-            let (_, created) = sw.remove_port(id).ok_or("the port went away")?;
+            let (_, created) = sw.delete_port(id).ok_or("the port went away")?;
             Ok(Response::ok(PortRemoved {
                 name,
                 removed_tap: created,
+            }))
+        }
+        Request::PortReopen {
+            name,
+            network,
+            netns,
+            mac,
+        } => {
+            find_network(sw, &network)?;
+            let id = sw
+                .reopen_tap_port(&name, &network, Path::new(&netns), &mac)
+                .map_err(|e| e.to_string())?;
+            Ok(Response::ok(PortAdded {
+                name,
+                network,
+                created: false,
+                mtu: sw.forwarder().port(id).map_or(0, |p| p.mtu()),
             }))
         }
         Request::HostPortAdd {

@@ -91,6 +91,17 @@ pub enum Request {
         offload: bool,
         #[serde(default)]
         bum_rate: Option<u64>,
+        /// The TAP outlives uswitch (a container's interface, kept across restarts).
+        #[serde(default)]
+        persistent: bool,
+    },
+    /// Attaches again a persistent TAP that now lives in the namespace `netns`, found by
+    /// its MAC: a container's interface, after uswitch restarted.
+    PortReopen {
+        name: String,
+        network: String,
+        netns: String,
+        mac: String,
     },
     PortDel {
         name: String,

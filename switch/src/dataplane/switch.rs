@@ -216,6 +216,42 @@ impl Switch {
         self.attach(Device::Tap(tap), network, mtu, 0)
     }
 
+    /// Makes the TAP of port `id` outlive uswitch (a container's interface, kept across
+    /// restarts), or not.
+    pub fn persist_port(&mut self, id: PortId, on: bool) -> Result<(), DataplaneError> {
+        if let Some(Some(PortIo {
+            dev: Device::Tap(tap),
+            ..
+        })) = self.ports.get_mut(id.0 as usize)
+        {
+            tap.set_persist(on)?;
+        }
+        Ok(())
+    }
+
+    /// Attaches again, as port `name` of `network`, the persistent TAP with MAC `mac`
+    /// that lives in the network namespace `netns` now (a container's, after a restart of
+    /// uswitch).
+    pub fn reopen_tap_port(
+        &mut self,
+        name: &str,
+        network: &str,
+        netns: &Path,
+        mac: &str,
+    ) -> Result<PortId, DataplaneError> {
+        let (tap, mtu) = Tap::reopen_in(netns, mac, name, true)?;
+        self.attach(Device::Tap(tap), network, mtu, 0)
+    }
+
+    /// Detaches a port for good: a persistent TAP stops being persistent, so its netdev
+    /// goes with the fd. (Shutting down keeps persistent TAPs: they are the containers'.)
+    pub fn delete_port(&mut self, id: PortId) -> Option<(forwarder::Port, bool)> {
+        if let Err(e) = self.persist_port(id, false) {
+            warn!("{e}");
+        }
+        self.remove_port(id)
+    }
+
     /// Attaches the existing interface `name` to `network` as an uplink (AF_PACKET,
     /// promiscuous). The interface's own MTU and state are left alone.
     pub fn add_uplink_port(&mut self, name: &str, network: &str) -> Result<PortId, DataplaneError> {

@@ -10,7 +10,7 @@ use serde_json::Value;
 /// The media type of every answer.
 pub const CONTENT_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct IpamData {
     #[serde(default)]
@@ -22,7 +22,7 @@ pub struct IpamData {
     pub gateway: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateNetwork {
     #[serde(rename = "NetworkID")]
     pub network_id: String,
@@ -125,4 +125,15 @@ pub struct PortBinding {
     pub host_port: u16,
     #[serde(default)]
     pub host_port_end: u16,
+}
+
+/// Join: the endpoint, and the sandbox (a network namespace's path) it goes into.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JoinRequest {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "SandboxKey", default)]
+    pub sandbox_key: String,
 }

@@ -5,9 +5,12 @@
 //! gateway the host port `ug` + 13; an endpoint `E…` is the TAP `ue` + 13 (15 bytes, the
 //! kernel's limit).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::path::PathBuf;
 
+use log::{info, warn};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::api::*;
@@ -37,7 +40,29 @@ struct Net {
     nat: Option<NatRule>,
 }
 
+/// An endpoint as the state file keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedEndpoint {
+    network_id: String,
+    mac: String,
+    address: Option<std::net::Ipv4Addr>,
+    /// The container's namespace, once joined.
+    sandbox: Option<String>,
+    /// Published ports: (udp, host port, container port).
+    publish: Vec<(bool, u16, u16)>,
+}
+
+/// What survives a restart: every network's CreateNetwork as Docker sent it, and every
+/// endpoint. Docker does not resend them to a plugin that comes back.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    networks: BTreeMap<String, Value>,
+    endpoints: BTreeMap<String, SavedEndpoint>,
+}
+
 pub struct Driver {
+    state_file: Option<PathBuf>,
+    state: State,
     switch: Handle,
     networks: HashMap<String, Net>,
     /// Each endpoint's IPv4 address (from CreateEndpoint), for its published ports.
@@ -98,14 +123,111 @@ fn truthy(v: Option<&Value>) -> bool {
 }
 
 impl Driver {
-    pub fn new(switch: Handle, firewall: Firewall) -> Driver {
+    pub fn new(switch: Handle, firewall: Firewall, state_file: Option<PathBuf>) -> Driver {
         Driver {
+            state_file,
+            state: State::default(),
             switch,
             networks: HashMap::new(),
             addresses: HashMap::new(),
             published: HashMap::new(),
             firewall,
         }
+    }
+
+    /// Writes the state file, atomically (a temporary file renamed over it).
+    fn save(&self) {
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("json.tmp");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&serde_json::to_vec_pretty(&self.state).map_err(std::io::Error::other)?)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        if let Err(e) = write() {
+            warn!("writing the Docker state {}: {e}", path.display());
+        }
+    }
+
+    /// Brings back what the state file holds after a restart: the networks as Docker
+    /// created them, and each endpoint's TAP, reopened where it lives now (in its
+    /// container); an endpoint whose container is gone is forgotten.
+    pub fn restore(&mut self) -> Result<(), String> {
+        let Some(path) = self.state_file.clone() else {
+            return Ok(());
+        };
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("reading the Docker state {}: {e}", path.display())),
+        };
+        let saved: State = serde_json::from_slice(&text).map_err(|e| {
+            format!(
+                "the Docker state {} is not uswitch's: {e} (move it away to start afresh)",
+                path.display()
+            )
+        })?;
+        for body in saved.networks.values() {
+            let req: CreateNetwork =
+                serde_json::from_value(body.clone()).map_err(|e| e.to_string())?;
+            self.create_network(req)?;
+        }
+        for (id, ep) in saved.endpoints {
+            let name = endpoint_tap(&id)?;
+            let network = network_name(&ep.network_id)?;
+            let back = match &ep.sandbox {
+                Some(ns) => self.ask(Request::PortReopen {
+                    name,
+                    network,
+                    netns: ns.clone(),
+                    mac: ep.mac.clone(),
+                }),
+                None => self.ask(Request::PortAdd {
+                    name,
+                    network,
+                    offload: true,
+                    bum_rate: None,
+                    persistent: true,
+                }),
+            };
+            match back {
+                Ok(_) => {
+                    if let Some(a) = ep.address {
+                        self.addresses.insert(id.clone(), a);
+                        let publish = ep
+                            .publish
+                            .iter()
+                            .map(|&(udp, host_port, port)| Publish {
+                                udp,
+                                host_port,
+                                addr: a,
+                                port,
+                            })
+                            .collect();
+                        self.published.insert(id.clone(), publish);
+                    }
+                    info!("Docker endpoint {id} reattached");
+                    self.state.endpoints.insert(id, ep);
+                }
+                Err(e) => warn!("Docker endpoint {id} is gone ({e}); forgetting it"),
+            }
+        }
+        self.refresh_nat()?;
+        self.save();
+        Ok(())
     }
 
     /// Writes the outbound NAT of every network into the firewall, and tells the switch
@@ -153,6 +275,8 @@ impl Driver {
                 // Best effort: an endpoint whose TAP is gone is deleted already.
                 let _ = self.ask(Request::PortDel { name });
                 self.addresses.remove(&r.endpoint_id);
+                self.state.endpoints.remove(&r.endpoint_id);
+                self.save();
                 Ok(json!({}))
             }
             "/NetworkDriver.EndpointOperInfo" => {
@@ -161,12 +285,20 @@ impl Driver {
             }
             "/NetworkDriver.Join" => self.join(parse(body)?),
             "/NetworkDriver.Leave" => {
-                let _: EndpointRef = parse(body)?;
+                let r: EndpointRef = parse(body)?;
+                if let Some(ep) = self.state.endpoints.get_mut(&r.endpoint_id) {
+                    ep.sandbox = None;
+                }
+                self.save();
                 Ok(json!({}))
             }
             "/NetworkDriver.ProgramExternalConnectivity" => self.publish(parse(body)?),
             "/NetworkDriver.RevokeExternalConnectivity" => {
                 let r: EndpointRef = parse(body)?;
+                if let Some(ep) = self.state.endpoints.get_mut(&r.endpoint_id) {
+                    ep.publish.clear();
+                }
+                self.save();
                 if self.published.remove(&r.endpoint_id).is_some() {
                     self.refresh_nat()?;
                 }
@@ -179,6 +311,7 @@ impl Driver {
 
     fn create_network(&mut self, r: CreateNetwork) -> Answer {
         let name = network_name(&r.network_id)?;
+        let body = serde_json::to_value(&r).map_err(|e| e.to_string())?;
         let generic = match r.options.get("com.docker.network.generic") {
             Some(Value::Object(m)) => m.clone(),
             Some(Value::Null) | None => Default::default(),
@@ -313,6 +446,8 @@ impl Driver {
             let _ = self.ask(Request::NetworkRm { name });
             return Err(format!("setting up the network's outbound NAT: {e}"));
         }
+        self.state.networks.insert(r.network_id, body);
+        self.save();
         Ok(json!({}))
     }
 
@@ -328,6 +463,8 @@ impl Driver {
             Err(e) => return Err(e),
         }
         self.networks.remove(&r.network_id);
+        self.state.networks.remove(&r.network_id);
+        self.save();
         self.refresh_nat()?;
         Ok(json!({}))
     }
@@ -341,6 +478,7 @@ impl Driver {
             network,
             offload: true,
             bum_rate,
+            persistent: true,
         })?;
         let v4 = r
             .interface
@@ -352,8 +490,22 @@ impl Driver {
         let given = r
             .interface
             .as_ref()
-            .is_some_and(|i| !i.mac_address.is_empty());
-        if given {
+            .map(|i| i.mac_address.clone())
+            .filter(|m| !m.is_empty());
+        self.state.endpoints.insert(
+            r.endpoint_id.clone(),
+            SavedEndpoint {
+                network_id: r.network_id.clone(),
+                mac: given
+                    .clone()
+                    .unwrap_or_else(|| endpoint_mac(&r.endpoint_id)),
+                address: v4,
+                sandbox: None,
+                publish: Vec::new(),
+            },
+        );
+        self.save();
+        if given.is_some() {
             // Docker chose the MAC: the answer must leave the interface alone.
             return Ok(json!({}));
         }
@@ -404,6 +556,13 @@ impl Driver {
                 port: m.port,
             });
         }
+        if let Some(ep) = self.state.endpoints.get_mut(&r.endpoint_id) {
+            ep.publish = publish
+                .iter()
+                .map(|p| (p.udp, p.host_port, p.port))
+                .collect();
+        }
+        self.save();
         self.published.insert(r.endpoint_id.clone(), publish);
         if let Err(e) = self.refresh_nat() {
             self.published.remove(&r.endpoint_id);
@@ -412,7 +571,11 @@ impl Driver {
         Ok(json!({}))
     }
 
-    fn join(&mut self, r: EndpointRef) -> Answer {
+    fn join(&mut self, r: JoinRequest) -> Answer {
+        if let Some(ep) = self.state.endpoints.get_mut(&r.endpoint_id) {
+            ep.sandbox = Some(r.sandbox_key.clone()).filter(|k| !k.is_empty());
+        }
+        self.save();
         let net = self
             .networks
             .get(&r.network_id)

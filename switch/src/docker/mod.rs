@@ -41,8 +41,15 @@ pub struct Plugin {
 }
 
 impl Plugin {
-    /// Serves the plugin `name` under `dir` (Docker's plugin directory by default).
-    pub fn serve(name: &str, dir: Option<&Path>, switch: Handle) -> Result<Plugin, DockerError> {
+    /// Serves the plugin `name` under `dir` (Docker's plugin directory by default),
+    /// keeping its networks and endpoints in `state_dir` (restored first, once the loop
+    /// runs).
+    pub fn serve(
+        name: &str,
+        dir: Option<&Path>,
+        state_dir: &Path,
+        switch: Handle,
+    ) -> Result<Plugin, DockerError> {
         let dir = dir.unwrap_or(Path::new(PLUGIN_DIR));
         let path = dir.join(format!("{name}.sock"));
         let serve_err = |why: String| DockerError::Serve {
@@ -66,9 +73,16 @@ impl Plugin {
         let server = tiny_http::Server::http_unix(&path).map_err(|e| serve_err(e.to_string()))?;
         let server = std::sync::Arc::new(server);
         let serving = std::sync::Arc::clone(&server);
+        let state_file = state_dir.join(format!("docker-{name}.json"));
         let thread = std::thread::Builder::new()
             .name("docker-plugin".into())
-            .spawn(move || run(&serving, Driver::new(switch, firewall)))
+            .spawn(move || {
+                let mut driver = Driver::new(switch, firewall, Some(state_file));
+                if let Err(e) = driver.restore() {
+                    log::error!("restoring the Docker networks: {e}");
+                }
+                run(&serving, driver)
+            })
             .map_err(|e| serve_err(e.to_string()))?;
         info!("Docker network driver plugin on {}", path.display());
         Ok(Plugin {

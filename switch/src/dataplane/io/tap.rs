@@ -94,6 +94,8 @@ pub struct Tap {
     name: String,
     created: bool,
     offloads: Offloads,
+    /// Made persistent: the netdev outlives uswitch (a container's interface).
+    persistent: bool,
 }
 
 /// Opens one more queue of the multi-queue TAP `name` (the first call creates it), with
@@ -190,12 +192,19 @@ impl Tap {
     /// its setter, so it is set explicitly either way (a stale mask breaks TCP while ping
     /// still works).
     pub fn open(name: &str, offload: bool) -> Result<Tap, TapError> {
+        Self::open_checked(name, offload, true)
+    }
+
+    /// [`Tap::open`]; with `check`, an existing interface is first looked up in sysfs,
+    /// which shows the namespace sysfs was mounted in (so not when reopening a TAP that
+    /// lives in a container's namespace: TUNSETIFF refuses what is not a TAP anyway).
+    fn open_checked(name: &str, offload: bool, check: bool) -> Result<Tap, TapError> {
         validate_ifname(name).map_err(|why| TapError::InvalidName {
             name: name.to_string(),
             why,
         })?;
         let existed = interface_exists(name);
-        if existed {
+        if existed && check {
             check_is_tap(name)?;
         }
         let file = OpenOptions::new()
@@ -238,7 +247,98 @@ impl Tap {
             name: name.to_string(),
             created: !existed,
             offloads,
+            persistent: false,
         })
+    }
+
+    /// Makes the netdev outlive uswitch's fd (`TUNSETPERSIST`), or not.
+    pub fn set_persist(&mut self, on: bool) -> Result<(), TapError> {
+        // SAFETY: TUNSETPERSIST takes its int argument by value; the fd is ours and open.
+        let rc = unsafe {
+            libc::ioctl(
+                self.fd.as_raw_fd(),
+                libc::TUNSETPERSIST,
+                on as libc::c_ulong,
+            )
+        };
+        if rc < 0 {
+            return Err(TapError::Io {
+                name: self.name.clone(),
+                step: "TUNSETPERSIST",
+                source: io::Error::last_os_error(),
+            });
+        }
+        self.persistent = on;
+        Ok(())
+    }
+
+    pub fn persistent(&self) -> bool {
+        self.persistent
+    }
+
+    /// Reopens the persistent TAP whose MAC is `mac`, which lives in the network
+    /// namespace `netns` now (a container's, named there as the container's runtime
+    /// named it), with the offloads it had. Returns it, labelled `label` (its port name
+    /// in uswitch), and its MTU. The work runs on a thread of its own, which enters the
+    /// namespace; the fd then serves from any namespace.
+    pub fn reopen_in(
+        netns: &Path,
+        mac: &str,
+        label: &str,
+        offload: bool,
+    ) -> Result<(Tap, usize), TapError> {
+        let err = |step: &'static str, source: io::Error| TapError::Io {
+            name: label.to_string(),
+            step,
+            source,
+        };
+        let ns = File::open(netns).map_err(|e| err("opening the container's namespace", e))?;
+        let mac = mac.to_ascii_lowercase();
+        let found = std::thread::scope(|scope| {
+            scope
+                .spawn(move || -> Result<(Tap, usize), TapError> {
+                    // SAFETY: setns on this thread alone, with a namespace fd we own.
+                    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                        return Err(err(
+                            "entering the container's namespace",
+                            io::Error::last_os_error(),
+                        ));
+                    }
+                    let out = std::process::Command::new("ip")
+                        .args(["-o", "link", "show"])
+                        .output()
+                        .map_err(|e| err("listing the container's interfaces", e))?;
+                    let listing = String::from_utf8_lossy(&out.stdout);
+                    let name = listing
+                        .lines()
+                        .find(|l| l.contains(&format!("link/ether {mac} ")))
+                        .and_then(|l| l.split(':').nth(1))
+                        .map(|n| n.trim().split('@').next().unwrap_or_default().to_string())
+                        .ok_or_else(|| {
+                            err(
+                                "finding its interface in the container",
+                                io::Error::new(
+                                    io::ErrorKind::NotFound,
+                                    format!("no interface with MAC {mac}"),
+                                ),
+                            )
+                        })?;
+                    let mut tap = Tap::open_checked(&name, offload, false)?;
+                    let mtu = tap.mtu()?;
+                    tap.persistent = true;
+                    Ok((tap, mtu))
+                })
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(err(
+                        "reopening",
+                        io::Error::other("the helper thread panicked"),
+                    ))
+                })
+        })?;
+        let (mut tap, mtu) = found;
+        tap.name = label.to_string();
+        Ok((tap, mtu))
     }
 
     /// Whether frames on this TAP carry a virtio-net header.
