@@ -454,6 +454,7 @@ mod tests {
             network: "blue".into(),
             offload: true,
             bum_rate: None,
+            persistent: false,
         };
         let line = serde_json::to_vec(&Envelope::new(req.clone())).unwrap();
         assert_eq!(Envelope::parse(&line), Ok(req));
