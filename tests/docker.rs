@@ -621,3 +621,28 @@ fn docker_containers_keep_their_network_across_a_kill_9() {
     d.ok(&["network", "rm", &net]);
     assert_eq!(sw2.json(&["show", "ports"]).as_array().unwrap().len(), 0);
 }
+
+/// A state file that is not uswitch's is refused with a message naming it, never half
+/// applied, and kept aside (`*.bad`) rather than overwritten by the next save.
+#[test]
+fn a_corrupt_docker_state_file_is_refused_and_kept() {
+    if !privileged("a_corrupt_docker_state_file_is_refused_and_kept") {
+        return;
+    }
+    let plugin = unique("usw");
+    let leftovers = PluginLeftovers(plugin.clone());
+    std::fs::create_dir_all(leftovers.state_dir()).unwrap();
+    let file = leftovers.state_dir().join(format!("docker-{plugin}.json"));
+    std::fs::write(&file, b"{\"networks\": [torn").unwrap();
+    let args = leftovers.args();
+    let mut sw = Uswitch::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let line = sw.wait_for_log("restoring the Docker networks", Duration::from_secs(10));
+    assert!(line.contains("is not uswitch's"), "{line}");
+    assert!(line.contains(&file.display().to_string()), "{line}");
+    assert!(
+        file.with_extension("json.bad").exists(),
+        "the bad file was not kept"
+    );
+    assert_eq!(sw.json(&["network", "ls"]).as_array().unwrap().len(), 0);
+    assert!(sw.stop().success());
+}

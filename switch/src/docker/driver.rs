@@ -162,6 +162,19 @@ impl Driver {
         }
     }
 
+    /// Moves a state file that could not be restored out of the way (to `*.bad`), so the
+    /// next save does not overwrite it; says where it went.
+    pub fn set_state_aside(&mut self) -> String {
+        let Some(path) = &self.state_file else {
+            return "no state file".into();
+        };
+        let bad = path.with_extension("json.bad");
+        match std::fs::rename(path, &bad) {
+            Ok(()) => format!("the state file is kept as {}", bad.display()),
+            Err(e) => format!("moving the state file aside failed: {e}"),
+        }
+    }
+
     /// Brings back what the state file holds after a restart: the networks as Docker
     /// created them, and each endpoint's TAP, reopened where it lives now (in its
     /// container); an endpoint whose container is gone is forgotten.

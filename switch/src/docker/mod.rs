@@ -79,7 +79,9 @@ impl Plugin {
             .spawn(move || {
                 let mut driver = Driver::new(switch, firewall, Some(state_file));
                 if let Err(e) = driver.restore() {
-                    log::error!("restoring the Docker networks: {e}");
+                    // Kept for the operator, never half-applied again or overwritten.
+                    let aside = driver.set_state_aside();
+                    log::error!("restoring the Docker networks: {e}; {aside}");
                 }
                 run(&serving, driver)
             })
