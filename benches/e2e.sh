@@ -294,22 +294,12 @@ for peer in switches:
         a, b = med.get(("uswitch", m)), med.get((peer, m))
         cells.append("%s=%.2fx" % (m, a / b) if a and b else "%s=-" % m)
     print("  vs %-12s %s" % (peer, "  ".join(cells)))
-if "docker-uswitch" in switches and "docker-bridge" in switches:
-    cells = []
-    for m in metrics[:5]:
-        a, b = med.get(("docker-uswitch", m)), med.get(("docker-bridge", m))
-        cells.append("%s=%.2fx" % (m, a / b) if a and b else "%s=-" % m)
-    print("docker-uswitch / docker-bridge: %s" % "  ".join(cells))
-if "vxlan-uswitch" in switches and "vxlan-before" in switches:
-    cells = []
-    for m in metrics[:5]:
-        a, b = med.get(("vxlan-uswitch", m)), med.get(("vxlan-before", m))
-        cells.append("%s=%.2fx" % (m, a / b) if a and b else "%s=-" % m)
-    print("vxlan-uswitch / vxlan-before: %s" % "  ".join(cells))
-if "vxlan-uswitch" in switches and "vxlan-kernel" in switches:
-    cells = []
-    for m in metrics[:5]:
-        a, b = med.get(("vxlan-uswitch", m)), med.get(("vxlan-kernel", m))
-        cells.append("%s=%.2fx" % (m, a / b) if a and b else "%s=-" % m)
-    print("vxlan-uswitch / vxlan-kernel: %s" % "  ".join(cells))
+for a_sw, b_sw in [("docker-uswitch", "docker-bridge"), ("vxlan-uswitch", "vxlan-before"),
+                   ("vxlan-uswitch", "vxlan-kernel")]:
+    if a_sw in switches and b_sw in switches:
+        cells = []
+        for m in metrics[:5]:
+            a, b = med.get((a_sw, m)), med.get((b_sw, m))
+            cells.append("%s=%.2fx" % (m, a / b) if a and b else "%s=-" % m)
+        print("%s / %s: %s" % (a_sw, b_sw, "  ".join(cells)))
 PY

@@ -126,6 +126,9 @@ pub struct Switch {
     vxlan_ready: Vec<usize>,
     /// Ports resting from a storm (see [`Switch::rest_if_storming`]).
     resting: Vec<PortId>,
+    /// Ports that have (or lately had) a capture, so the loop's capture work scans these
+    /// and not every port.
+    capturing: Vec<PortId>,
     pub(crate) vanished: Vec<(PortId, String)>,
     pub(crate) tx: Tx,
     pub(crate) rx: Rx,
@@ -153,6 +156,7 @@ impl Switch {
             ready: Vec::new(),
             vxlan_ready: Vec::new(),
             resting: Vec::new(),
+            capturing: Vec::new(),
             vanished: Vec::new(),
             tx: Tx::new(FRAME_BUF),
             rx: Rx::new(FRAME_BUF),
@@ -461,6 +465,7 @@ impl Switch {
         })?;
         io.capture = Some(cap);
         self.fwd.set_captured(id, true);
+        self.capturing.push(id);
         info!("capturing port {port} into {}", file.display());
         Ok(())
     }
@@ -688,29 +693,43 @@ impl Switch {
             .resting
             .iter()
             .filter_map(|id| self.ports.get(id.0 as usize)?.as_ref()?.resting_until);
-        let captures = self
-            .ports
-            .iter()
-            .flatten()
-            .filter_map(|io| io.capture.as_ref()?.flush_due());
+        let captures = self.capturing.iter().filter_map(|id| {
+            self.ports
+                .get(id.0 as usize)?
+                .as_ref()?
+                .capture
+                .as_ref()?
+                .flush_due()
+        });
         rest.chain(captures).min()
     }
 
     /// Writes out captures whose records have waited long enough (all, with `all`).
     fn flush_captures(&mut self, all: bool) {
+        if self.capturing.is_empty() {
+            return;
+        }
         let now = Instant::now();
-        for io in self.ports.iter_mut().flatten() {
+        let (ports, fwd) = (&mut self.ports, &mut self.fwd);
+        // A capture that ended (its count, its cap, a stop, its port gone) leaves the list.
+        self.capturing.retain(|&id| {
+            let Some(io) = ports.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+                return false;
+            };
             let Some(cap) = io.capture.as_mut() else {
-                continue;
+                return false;
             };
             if !all && cap.flush_due().is_none_or(|t| t > now) {
-                continue;
+                return true;
             }
             if let Err(e) = cap.flush() {
                 warn!("capture into {}: {e}; stopping it", cap.path().display());
                 io.capture = None;
+                fwd.set_captured(id, false);
+                return false;
             }
-        }
+            true
+        });
     }
 
     /// Puts the ports whose rest is over back in the poll and on the ready list.
