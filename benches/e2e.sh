@@ -60,7 +60,7 @@ start_dockerd() {
     cp /bin/busybox "$DOCKERD_DIR/rootfs/bin/"; ln -sf busybox "$DOCKERD_DIR/rootfs/bin/sleep"
     dockerd --data-root "$DOCKERD_DIR/data" --exec-root "$DOCKERD_DIR/exec" \
         -H "unix://$DOCKERD_DIR/docker.sock" --pidfile "$DOCKERD_DIR/docker.pid" \
-        --bridge=none --iptables=false --ip6tables=false --userland-proxy=false \
+        --bridge=none --iptables=false --ip6tables=false --ip-forward=false --userland-proxy=false \
         --default-address-pool base=198.19.128.0/17,size=24 >"$DOCKERD_DIR/log" 2>&1 &
     DOCKERD_PID=$!
     until dk version >/dev/null 2>&1; do sleep 0.2; done
@@ -120,7 +120,10 @@ teardown() {
     ip link del "$TA" 2>/dev/null || true
     ip link del "$TB" 2>/dev/null || true
 }
-trap 'teardown; stop_dockerd; rm -rf "$WORK"' EXIT
+# uswitch's Docker driver turns IPv4 forwarding on for its NAT (as Docker does): put
+# back what was found.
+IP_FORWARD_WAS=$(cat /proc/sys/net/ipv4/ip_forward)
+trap 'teardown; stop_dockerd; echo "$IP_FORWARD_WAS" > /proc/sys/net/ipv4/ip_forward; rm -rf "$WORK"' EXIT
 
 wait_link() { for _ in $(seq 100); do ip link show "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no $1" >&2; return 1; }
 

@@ -27,6 +27,13 @@ impl Dockerd {
     /// Starts one, or None (a loud skip; a failure under USWITCH_REQUIRE_PRIV=1) when
     /// dockerd or busybox is missing.
     fn start(test: &str) -> Option<Dockerd> {
+        Self::start_in(test, None)
+    }
+
+    /// In `host` (a namespace standing for a Docker host), a daemon with Docker's own
+    /// defaults there: its iptables rules, `FORWARD` policy `DROP`, and a `docker0` (in
+    /// 198.19.200.0/24). None as `start` says.
+    fn start_in(test: &str, host: Option<&Netns>) -> Option<Dockerd> {
         let missing: Vec<&str> = ["/usr/sbin/dockerd", DOCKER, "/bin/busybox"]
             .into_iter()
             .filter(|p| !std::path::Path::new(p).exists())
@@ -42,7 +49,27 @@ impl Dockerd {
         std::fs::create_dir_all(&dir).expect("the daemon's dir");
         let sock = format!("unix://{}", dir.join("docker.sock").display());
         let log = std::fs::File::create(dir.join("dockerd.log")).expect("a log");
-        let child = Command::new("/usr/sbin/dockerd")
+        let mut cmd = match host {
+            // nsenter rather than `ip netns exec`, which remounts /sys and so hides the
+            // cgroups dockerd needs.
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{}", ns.name))
+                    .arg("/usr/sbin/dockerd")
+                    .args(["--bip", "198.19.200.1/24"]);
+                c
+            }
+            None => {
+                let mut c = Command::new("/usr/sbin/dockerd");
+                c.args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+                    // Docker turns forwarding on in its namespace even without iptables.
+                    .arg("--ip-forward=false")
+                    // No docker-proxy: a published port works only through uswitch's DNAT.
+                    .arg("--userland-proxy=false");
+                c
+            }
+        };
+        let child = cmd
             .arg("--data-root")
             .arg(dir.join("data"))
             .arg("--exec-root")
@@ -50,9 +77,6 @@ impl Dockerd {
             .arg("--pidfile")
             .arg(dir.join("docker.pid"))
             .args(["-H", &sock])
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
-            // No docker-proxy: a published port works only through uswitch's DNAT.
-            .arg("--userland-proxy=false")
             .args(["--default-address-pool", "base=198.19.128.0/17,size=24"])
             .stdout(Stdio::null())
             .stderr(log)
@@ -128,6 +152,28 @@ impl Dockerd {
         ]);
     }
 
+    /// A container on `network` publishing `publish` (`HOST:80`), whose server on port 80
+    /// says hello to each connection.
+    fn serve_hello(&self, name: &str, network: &str, publish: &str) {
+        self.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            network,
+            "-p",
+            publish,
+            "--ulimit",
+            "nofile=1024:1024",
+            IMAGE,
+            "sh",
+            "-c",
+            "while true; do echo hello | nc -l -p 80; done",
+        ]);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     /// `docker network create -d DRIVER ARGS... NAME`.
     fn network(&self, driver: &str, name: &str, args: &[&str]) {
         let mut all = vec!["network", "create", "-d", driver];
@@ -165,11 +211,46 @@ impl Drop for Dockerd {
     }
 }
 
+/// The root namespace's `net.ipv4.ip_forward`, which the driver turns on for its NAT (as
+/// Docker does): put back as it was found when the last test that may change it ends
+/// (the tests of this binary run in parallel, on threads of one process).
+static FORWARDING: std::sync::Mutex<(usize, Option<String>)> = std::sync::Mutex::new((0, None));
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+struct ForwardingRestored;
+
+impl ForwardingRestored {
+    fn take() -> ForwardingRestored {
+        let mut held = FORWARDING.lock().unwrap_or_else(|e| e.into_inner());
+        if held.0 == 0 {
+            held.1 = std::fs::read_to_string(IP_FORWARD).ok();
+        }
+        held.0 += 1;
+        ForwardingRestored
+    }
+}
+
+impl Drop for ForwardingRestored {
+    fn drop(&mut self) {
+        let mut held = FORWARDING.lock().unwrap_or_else(|e| e.into_inner());
+        held.0 -= 1;
+        if held.0 == 0 {
+            if let Some(found) = held.1.take() {
+                let _ = std::fs::write(IP_FORWARD, found);
+            }
+        }
+    }
+}
+
 /// Removes what a plugin leaves when its uswitch is killed rather than stopped: its
-/// nftables table and its socket.
-struct PluginLeftovers(String);
+/// nftables table and its socket; and puts the root namespace's IP forwarding back.
+struct PluginLeftovers(String, ForwardingRestored);
 
 impl PluginLeftovers {
+    fn new(plugin: &str) -> PluginLeftovers {
+        PluginLeftovers(plugin.to_string(), ForwardingRestored::take())
+    }
+
     /// Where the plugin keeps its state (a directory of this run's own).
     fn state_dir(&self) -> PathBuf {
         std::env::temp_dir().join(format!("{}-state", self.0))
@@ -202,7 +283,7 @@ impl Drop for PluginLeftovers {
 /// plugins up in /run/docker/plugins), and what to clean if it is killed.
 fn driver() -> (String, PluginLeftovers, Uswitch) {
     let plugin = unique("usw");
-    let leftovers = PluginLeftovers(plugin.clone());
+    let leftovers = PluginLeftovers::new(&plugin);
     let args = leftovers.args();
     let sw = Uswitch::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
     (plugin, leftovers, sw)
@@ -342,17 +423,7 @@ fn docker_containers_reach_out_through_nat_and_internal_networks_do_not() {
         return;
     };
     let (plugin, _leftovers, sw) = driver();
-    // The WAN: a namespace holding 198.19.0.2, joined to this host's 198.19.0.1.
-    let wan = Netns::new();
-    let up = unique("uw");
-    sh(&[
-        "ip", "link", "add", &up, "type", "veth", "peer", "name", "eth0", "netns", &wan.name,
-    ]);
-    let _link = LinkGuard(up.clone());
-    sh(&["ip", "addr", "add", "198.19.0.1/24", "dev", &up]);
-    sh(&["ip", "link", "set", &up, "up"]);
-    assert!(wan.exec_ok(&["ip", "addr", "add", "198.19.0.2/24", "dev", "eth0"]));
-    assert!(wan.exec_ok(&["ip", "link", "set", "eth0", "up"]));
+    let wan = Wan::new(None);
     let (n1, n3) = (unique("dn"), unique("dn"));
     d.network(&plugin, &n1, &["--subnet", "198.18.42.0/24"]);
     d.network(&plugin, &n3, &["--internal", "--subnet", "198.18.43.0/24"]);
@@ -368,32 +439,8 @@ fn docker_containers_reach_out_through_nat_and_internal_networks_do_not() {
     let rules = nat.as_array().unwrap();
     assert_eq!(rules.len(), 1, "{nat}");
     assert_eq!(rules[0]["subnet"], "198.18.42.0/24");
-    // The WAN host accepts one connection and says where it came from.
-    let listener = wan.spawn(|| {
-        let l = std::net::TcpListener::bind("198.19.0.2:5000").expect("listen");
-        l.set_nonblocking(true).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match l.accept() {
-                Ok((_, peer)) => return Some(peer.ip().to_string()),
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(_) => return None,
-            }
-        }
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    d.docker(&[
-        "exec",
-        &out,
-        "sh",
-        "-c",
-        "echo hi | nc -w 2 198.19.0.2 5000",
-    ]);
-    let seen = listener.join().expect("the WAN host");
     assert_eq!(
-        seen.as_deref(),
+        wan.source_of_a_connection_from(&d, &out).as_deref(),
         Some("198.19.0.1"),
         "the WAN host must see the host's address"
     );
@@ -404,42 +451,18 @@ fn docker_containers_reach_out_through_nat_and_internal_networks_do_not() {
     // -p: the WAN host connects to this host's WAN address and port and reaches the
     // container's server; once the container is gone, it does not.
     let server = unique("dc");
-    d.ok(&[
-        "run",
-        "-d",
-        "--name",
-        &server,
-        "--network",
-        &n1,
-        "-p",
-        "18080:80",
-        "--ulimit",
-        "nofile=1024:1024",
-        IMAGE,
-        "sh",
-        "-c",
-        "while true; do echo hello | nc -l -p 80; done",
-    ]);
-    std::thread::sleep(Duration::from_millis(500));
-    let fetch = || {
-        wan.spawn(|| {
-            let addr: std::net::SocketAddr = "198.19.0.1:18080".parse().unwrap();
-            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-            let mut got = String::new();
-            let _ = s.read_to_string(&mut got);
-            Some(got)
-        })
-        .join()
-        .expect("the WAN host")
-    };
+    d.serve_hello(&server, &n1, "18080:80");
     assert_eq!(
-        fetch().as_deref().map(str::trim),
+        wan.fetch(18080).as_deref().map(str::trim),
         Some("hello"),
         "-p 18080:80 did not reach the container"
     );
     d.ok(&["rm", "-f", &server]);
-    assert_eq!(fetch(), None, "the published port outlived its container");
+    assert_eq!(
+        wan.fetch(18080),
+        None,
+        "the published port outlived its container"
+    );
     d.ok(&["rm", "-f", &out, &inside]);
     d.ok(&["network", "rm", &n1, &n3]);
     assert_eq!(sw.json(&["show", "nat"]).as_array().unwrap().len(), 0);
@@ -452,6 +475,214 @@ impl Drop for LinkGuard {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["link", "del", &self.0]).status();
     }
+}
+
+/// The WAN: a namespace holding 198.19.0.2, joined by a veth to the Docker host's
+/// 198.19.0.1 (this namespace's, or `host`'s).
+struct Wan {
+    ns: Netns,
+    _link: Option<LinkGuard>,
+}
+
+impl Wan {
+    fn new(host: Option<&Netns>) -> Wan {
+        let ns = Netns::new();
+        let up = unique("uw");
+        sh(&[
+            "ip", "link", "add", &up, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+        ]);
+        // In `host`, the link goes with the namespace.
+        let link = match host {
+            None => Some(LinkGuard(up.clone())),
+            Some(h) => {
+                sh(&["ip", "link", "set", &up, "netns", &h.name]);
+                None
+            }
+        };
+        let on_host = |args: &[&str]| match host {
+            None => sh_ok(args),
+            Some(h) => h.exec_ok(args),
+        };
+        assert!(on_host(&["ip", "addr", "add", "198.19.0.1/24", "dev", &up]));
+        assert!(on_host(&["ip", "link", "set", &up, "up"]));
+        assert!(ns.exec_ok(&["ip", "addr", "add", "198.19.0.2/24", "dev", "eth0"]));
+        assert!(ns.exec_ok(&["ip", "link", "set", "eth0", "up"]));
+        Wan { ns, _link: link }
+    }
+
+    /// The WAN host accepts one connection, which `container` makes; where it came from.
+    fn source_of_a_connection_from(&self, d: &Dockerd, container: &str) -> Option<String> {
+        let listener = self.ns.spawn(|| {
+            let l = std::net::TcpListener::bind("198.19.0.2:5000").expect("listen");
+            l.set_nonblocking(true).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match l.accept() {
+                    Ok((_, peer)) => return Some(peer.ip().to_string()),
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    Err(_) => return None,
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        d.docker(&[
+            "exec",
+            container,
+            "sh",
+            "-c",
+            "echo hi | nc -w 2 198.19.0.2 5000",
+        ]);
+        listener.join().expect("the WAN host")
+    }
+
+    /// What the WAN host reads from a connection to the Docker host's `port`.
+    fn fetch(&self, port: u16) -> Option<String> {
+        self.ns
+            .spawn(move || {
+                let addr = std::net::SocketAddr::from(([198, 19, 0, 1], port));
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                let mut got = String::new();
+                let _ = s.read_to_string(&mut got);
+                Some(got)
+            })
+            .join()
+            .expect("the WAN host")
+    }
+}
+
+/// `iptables -S` (filter table) in `ns`: Docker's rules and anyone else's.
+fn iptables_rules(ns: &Netns) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "iptables", "-w", "-S"])
+        .output()
+        .expect("iptables");
+    assert!(out.status.success(), "iptables -S");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// On a host where Docker runs with its defaults (its own iptables rules, `FORWARD`
+/// policy `DROP`, a `docker0`), all in a namespace standing for that host: a uswitch
+/// network still reaches the WAN through NAT and publishes a port, its containers and
+/// those of Docker's bridge do not reach each other, Docker's own bridge still works, and
+/// uswitch adds only its tagged rules to `DOCKER-USER` and takes them away when it stops.
+#[test]
+fn docker_networks_live_beside_dockers_own_iptables_rules() {
+    let test = "docker_networks_live_beside_dockers_own_iptables_rules";
+    if !privileged(test) {
+        return;
+    }
+    let host = Netns::new();
+    // Docker sets the DROP policy when it turns forwarding on itself; a new namespace
+    // may inherit it on from the root namespace.
+    assert!(host.exec_ok(&["sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"]));
+    let Some(d) = Dockerd::start_in(test, Some(&host)) else {
+        return;
+    };
+    let wan = Wan::new(Some(&host));
+    let docker_rules = iptables_rules(&host);
+    assert!(
+        docker_rules.iter().any(|r| r == "-P FORWARD DROP")
+            && docker_rules.iter().any(|r| r == "-N DOCKER-USER"),
+        "Docker did not set up its rules: {docker_rules:?}"
+    );
+    let plugin = unique("usw");
+    let leftovers = PluginLeftovers::new(&plugin);
+    let args = leftovers.args();
+    let mut sw = Uswitch::start_in(&host, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let n1 = unique("dn");
+    d.network(&plugin, &n1, &["--subnet", "198.18.44.0/24"]);
+    let (out, bridged) = (unique("dc"), unique("dc"));
+    d.run(&out, &n1);
+    d.run(&bridged, "bridge");
+    let (addr, bridged_addr) = (
+        d.address(&out, "IPAddress"),
+        d.address(&bridged, "IPAddress"),
+    );
+    assert!(bridged_addr.starts_with("198.19.200."), "{bridged_addr}");
+
+    assert_eq!(
+        wan.source_of_a_connection_from(&d, &out).as_deref(),
+        Some("198.19.0.1"),
+        "past Docker's FORWARD policy, the WAN host must see the host's address"
+    );
+    let server = unique("dc");
+    d.serve_hello(&server, &n1, "18081:80");
+    assert_eq!(
+        wan.fetch(18081).as_deref().map(str::trim),
+        Some("hello"),
+        "-p 18081:80 did not pass Docker's FORWARD policy"
+    );
+    assert!(
+        !d.pings(&bridged, &addr) && !d.pings(&out, &bridged_addr),
+        "a container of Docker's bridge and one of a uswitch network reached each other"
+    );
+    // Docker's own bridge is as it was.
+    assert_eq!(
+        wan.source_of_a_connection_from(&d, &bridged).as_deref(),
+        Some("198.19.0.1"),
+        "Docker's bridge no longer reaches out"
+    );
+    // uswitch added its three tagged rules at the top of DOCKER-USER and nothing else.
+    let with_uswitch = iptables_rules(&host);
+    let tag = format!("uswitch_{plugin}");
+    let added: Vec<&String> = with_uswitch
+        .iter()
+        .filter(|r| !docker_rules.contains(r))
+        .collect();
+    assert_eq!(added.len(), 3, "{added:?}");
+    assert!(
+        added
+            .iter()
+            .all(|r| r.starts_with("-A DOCKER-USER") && r.contains(&tag)),
+        "{added:?}"
+    );
+    assert!(docker_rules.iter().all(|r| with_uswitch.contains(r)));
+    // Taken away by someone, they come back within the driver's next look.
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &host.name,
+        "iptables",
+        "-w",
+        "-F",
+        "DOCKER-USER",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &host.name,
+        "iptables",
+        "-w",
+        "-A",
+        "DOCKER-USER",
+        "-j",
+        "RETURN",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while iptables_rules(&host) != with_uswitch {
+        assert!(
+            Instant::now() < deadline,
+            "the DOCKER-USER rules did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    d.ok(&["rm", "-f", &server, &out]);
+    d.ok(&["network", "rm", &n1]);
+    assert!(sw.stop().success());
+    assert_eq!(
+        iptables_rules(&host),
+        docker_rules,
+        "uswitch left rules of its own, or took Docker's"
+    );
 }
 
 /// A dual-stack network: 50 MB of TCP between two containers, content verified, over
@@ -565,7 +796,7 @@ fn docker_containers_keep_their_network_across_a_kill_9() {
         return;
     };
     let plugin = unique("usw");
-    let leftovers = PluginLeftovers(plugin.clone());
+    let leftovers = PluginLeftovers::new(&plugin);
     let args = leftovers.args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut sw = Uswitch::start(&args);
@@ -630,7 +861,7 @@ fn a_corrupt_docker_state_file_is_refused_and_kept() {
         return;
     }
     let plugin = unique("usw");
-    let leftovers = PluginLeftovers(plugin.clone());
+    let leftovers = PluginLeftovers::new(&plugin);
     std::fs::create_dir_all(leftovers.state_dir()).unwrap();
     let file = leftovers.state_dir().join(format!("docker-{plugin}.json"));
     std::fs::write(&file, b"{\"networks\": [torn").unwrap();

@@ -243,6 +243,11 @@ impl Driver {
         Ok(())
     }
 
+    /// Puts back the firewall's rules in chains others own (see `Firewall::keep_up`).
+    pub fn keep_up(&self) {
+        self.firewall.keep_up();
+    }
+
     /// Writes the outbound NAT of every network into the firewall, and tells the switch
     /// (for `show nat`).
     fn refresh_nat(&self) -> Result<(), String> {

@@ -10,6 +10,12 @@
 //!   gateway is masqueraded, as Docker's bridge does (not for `--internal` networks,
 //!   which have no gateway).
 //!
+//! - Docker's bridges: uswitch networks are Docker networks, so what goes between a
+//!   gateway port and one of Docker's own bridges (`docker0`, `br-*`) is dropped too,
+//!   unless a published port's DNAT sent it.
+//! - Beside a Docker that runs its own iptables rules (`FORWARD` policy `DROP`), accept
+//!   rules in its `DOCKER-USER` chain ([`DockerUser`]).
+//!
 //! Through the `nft` tool rather than a netlink crate: the Rust nftables bindings
 //! (nftnl, rustables) wrap libnftnl's object model for a handful of rules, and `nft -f`
 //! replaces a whole table atomically.
@@ -18,6 +24,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use log::{info, warn};
+
+use super::docker_user::DockerUser;
 
 pub use crate::control::protocol::NatRule as Masquerade;
 
@@ -32,9 +40,12 @@ pub struct Publish {
 
 /// The gateway ports' names begin so (see `driver::gateway_port`).
 const GATEWAY_GLOB: &str = "ug*";
+/// The names of Docker's own bridges: `docker0`, `docker_gwbridge` and `br-<id>`.
+const DOCKER_BRIDGE_GLOBS: [&str; 2] = ["docker*", "br-*"];
 
 pub struct Firewall {
     table: String,
+    docker_user: DockerUser,
 }
 
 fn nft(script: &str) -> Result<(), String> {
@@ -99,6 +110,17 @@ fn render(table: &str, masquerades: &[Masquerade], publish: &[Publish]) -> Resul
                 .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
         ));
     }
+    // `ct status & dnat == 0`: the flag is not set (`!= dnat` would compare the whole
+    // status word).
+    let mut bridges = String::new();
+    for bridge in DOCKER_BRIDGE_GLOBS {
+        for (from, to) in [(GATEWAY_GLOB, bridge), (bridge, GATEWAY_GLOB)] {
+            bridges.push_str(&format!(
+                "\t\tiifname \"{from}\" oifname \"{to}\" ct status & dnat == 0 counter drop \
+                 comment \"uswitch: Docker's bridges and uswitch networks never meet\"\n"
+            ));
+        }
+    }
     // Declaring then deleting makes the replacement work whether or not it exists.
     Ok(format!(
         "table inet {table}\ndelete table inet {table}\n\
@@ -106,6 +128,7 @@ fn render(table: &str, masquerades: &[Masquerade], publish: &[Publish]) -> Resul
          \tchain forward {{\n\
          \t\ttype filter hook forward priority -1; policy accept;\n\
          \t\tiifname \"{GATEWAY_GLOB}\" oifname \"{GATEWAY_GLOB}\" counter drop comment \"uswitch: one Docker network never reaches another\"\n\
+         {bridges}\
          \t}}\n\
          \tchain postrouting {{\n\
          \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
@@ -127,7 +150,8 @@ impl Firewall {
             "uswitch_{}",
             name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         );
-        let fw = Firewall { table };
+        let docker_user = DockerUser::new(&table);
+        let fw = Firewall { table, docker_user };
         fw.apply(&[], &[])?;
         info!(
             "nftables table inet {}: uswitch's Docker networks are isolated from each other",
@@ -142,7 +166,15 @@ impl Firewall {
         if !masquerades.is_empty() || !publish.is_empty() {
             ensure_forwarding();
         }
-        nft(&render(&self.table, masquerades, publish)?)
+        nft(&render(&self.table, masquerades, publish)?)?;
+        self.docker_user.ensure();
+        Ok(())
+    }
+
+    /// Puts back what another program took away: Docker, started after uswitch, makes
+    /// its chains (and its `DROP` policy) then.
+    pub fn keep_up(&self) {
+        self.docker_user.ensure();
     }
 
     pub fn table(&self) -> &str {
@@ -164,6 +196,7 @@ fn ensure_forwarding() {
 
 impl Drop for Firewall {
     fn drop(&mut self) {
+        self.docker_user.remove();
         if let Err(e) = nft(&format!("delete table inet {}\n", self.table)) {
             warn!("removing table inet {}: {e}", self.table);
         }
@@ -192,6 +225,7 @@ mod tests {
         assert!(
             t.contains("fib daddr type local tcp dport 18080 counter dnat ip to 198.18.40.2:80")
         );
+        assert!(t.contains("iifname \"br-*\" oifname \"ug*\" ct status & dnat == 0 counter drop"));
         assert!(render("t", &[m("198.18.40.0/24; flush ruleset", "ug0")], &[]).is_err());
         assert!(render("t", &[m("198.18.40.0/24", "ug\"; drop")], &[]).is_err());
         assert!(render("t", &[m("198.18.40.0/33", "ug0")], &[]).is_err());

@@ -4,12 +4,15 @@
 //! plane never waits for Docker, and the driver never calls Docker.
 
 pub mod api;
+pub mod docker_user;
 pub mod driver;
 pub mod firewall;
 
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use log::{debug, info, warn};
@@ -36,6 +39,8 @@ pub enum DockerError {
 /// The plugin's server thread; dropping it stops serving and removes the socket.
 pub struct Plugin {
     server: std::sync::Arc<tiny_http::Server>,
+    /// Set before unblocking the server: `recv_timeout` reads an unblock as a timeout.
+    stopping: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
 }
@@ -73,6 +78,8 @@ impl Plugin {
         let server = tiny_http::Server::http_unix(&path).map_err(|e| serve_err(e.to_string()))?;
         let server = std::sync::Arc::new(server);
         let serving = std::sync::Arc::clone(&server);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&stopping);
         let state_file = state_dir.join(format!("docker-{name}.json"));
         let thread = std::thread::Builder::new()
             .name("docker-plugin".into())
@@ -83,12 +90,13 @@ impl Plugin {
                     let aside = driver.set_state_aside();
                     log::error!("restoring the Docker networks: {e}; {aside}");
                 }
-                run(&serving, driver)
+                run(&serving, &stop, driver)
             })
             .map_err(|e| serve_err(e.to_string()))?;
         info!("Docker network driver plugin on {}", path.display());
         Ok(Plugin {
             server,
+            stopping,
             thread: Some(thread),
             path,
         })
@@ -101,6 +109,7 @@ impl Plugin {
 
 impl Drop for Plugin {
     fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Release);
         self.server.unblock();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -109,8 +118,23 @@ impl Drop for Plugin {
     }
 }
 
-fn run(server: &tiny_http::Server, mut driver: Driver) {
-    for mut request in server.incoming_requests() {
+/// How often the driver checks that its rules in Docker's chains still stand.
+const KEEP_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn run(server: &tiny_http::Server, stopping: &AtomicBool, mut driver: Driver) {
+    loop {
+        let mut request = match server.recv_timeout(KEEP_UP_EVERY) {
+            Ok(Some(request)) => request,
+            Ok(None) if stopping.load(Ordering::Acquire) => return,
+            Ok(None) => {
+                driver.keep_up();
+                continue;
+            }
+            Err(e) => {
+                warn!("the Docker plugin's server failed: {e}; it stops serving");
+                return;
+            }
+        };
         let path = request.url().to_string();
         let mut body = Vec::new();
         let read = request
