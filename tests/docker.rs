@@ -211,37 +211,6 @@ impl Drop for Dockerd {
     }
 }
 
-/// The root namespace's `net.ipv4.ip_forward`, which the driver turns on for its NAT (as
-/// Docker does): put back as it was found when the last test that may change it ends
-/// (the tests of this binary run in parallel, on threads of one process).
-static FORWARDING: std::sync::Mutex<(usize, Option<String>)> = std::sync::Mutex::new((0, None));
-const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
-
-struct ForwardingRestored;
-
-impl ForwardingRestored {
-    fn take() -> ForwardingRestored {
-        let mut held = FORWARDING.lock().unwrap_or_else(|e| e.into_inner());
-        if held.0 == 0 {
-            held.1 = std::fs::read_to_string(IP_FORWARD).ok();
-        }
-        held.0 += 1;
-        ForwardingRestored
-    }
-}
-
-impl Drop for ForwardingRestored {
-    fn drop(&mut self) {
-        let mut held = FORWARDING.lock().unwrap_or_else(|e| e.into_inner());
-        held.0 -= 1;
-        if held.0 == 0 {
-            if let Some(found) = held.1.take() {
-                let _ = std::fs::write(IP_FORWARD, found);
-            }
-        }
-    }
-}
-
 /// Removes what a plugin leaves when its uswitch is killed rather than stopped: its
 /// nftables table and its socket; and puts the root namespace's IP forwarding back.
 struct PluginLeftovers(String, ForwardingRestored);

@@ -13,8 +13,11 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;
+pub mod cni;
 pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod docker;
+pub mod firewall;
 pub mod launcher;
+pub mod state_file;

@@ -4,7 +4,8 @@ use clap::Parser;
 use log::{error, info, LevelFilter};
 use uswitch::cli::{one_line_error, Cli};
 use uswitch::config::Settings;
-use uswitch::control::{setup, socket_path, Control};
+use uswitch::control::cni::CniRegistry;
+use uswitch::control::{handlers, setup, socket_path, Control};
 use uswitch::dataplane::Switch;
 use uswitch::docker::Plugin;
 
@@ -82,16 +83,22 @@ fn run_switch(settings: &Settings) -> ExitCode {
         // Dropping the switch closes the TAPs attached so far (created ones vanish).
         return ExitCode::FAILURE;
     }
+    let state_dir = settings.state_dir.clone().unwrap_or_else(|| {
+        std::path::Path::new("/var/lib/uswitch").join(settings.name.as_deref().unwrap_or("uswitch"))
+    });
+    // The CNI plugin's attachments come back before anything new is asked.
+    // The NAT table is named by the switch's name, or its socket's when it has none.
+    let owner = settings.name.clone().unwrap_or_else(|| {
+        uswitch::control::cni::hex_hash(path.as_os_str().as_encoded_bytes())[..8].to_string()
+    });
+    control.state.cni = CniRegistry::new(Some(state_dir.join("cni.json")), &owner);
+    handlers::restore_cni(&mut switch, &mut control.state);
     let plugin = match &settings.docker_plugin {
         Some(name) => {
             let served = control
                 .handle(&switch)
                 .map_err(|e| format!("the Docker plugin's waker: {e}"))
                 .and_then(|h| {
-                    let state_dir = settings.state_dir.clone().unwrap_or_else(|| {
-                        std::path::Path::new("/var/lib/uswitch")
-                            .join(settings.name.as_deref().unwrap_or("uswitch"))
-                    });
                     Plugin::serve(name, settings.docker_plugin_dir.as_deref(), &state_dir, h)
                         .map_err(|e| e.to_string())
                 });

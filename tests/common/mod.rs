@@ -368,8 +368,16 @@ impl Uswitch {
         Self::spawn(cmd, args)
     }
 
-    fn spawn(mut cmd: Command, args: &[&str]) -> Uswitch {
-        let control = control_path();
+    /// Starts uswitch with its control socket at `control` (a restart keeps the path).
+    pub fn start_at(control: &str, args: &[&str]) -> Uswitch {
+        Self::spawn_at(Command::new(USWITCH), control.to_string(), args)
+    }
+
+    fn spawn(cmd: Command, args: &[&str]) -> Uswitch {
+        Self::spawn_at(cmd, control_path(), args)
+    }
+
+    fn spawn_at(mut cmd: Command, control: String, args: &[&str]) -> Uswitch {
         let mut child = cmd
             .args(args)
             .args(["--control", &control])
@@ -909,4 +917,35 @@ pub fn receive_udp(addr: std::net::SocketAddr, expected: usize) -> Vec<Vec<u8>> 
         }
     }
     got
+}
+
+/// The root namespace's `net.ipv4.ip_forward`, which uswitch turns on for its NAT (as
+/// Docker does): put back as it was found when the last test that may change it ends
+/// (the tests of this binary run in parallel, on threads of one process).
+static FORWARDING: std::sync::Mutex<(usize, Option<String>)> = std::sync::Mutex::new((0, None));
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+pub struct ForwardingRestored;
+
+impl ForwardingRestored {
+    pub fn take() -> ForwardingRestored {
+        let mut held = FORWARDING.lock().unwrap_or_else(|e| e.into_inner());
+        if held.0 == 0 {
+            held.1 = std::fs::read_to_string(IP_FORWARD).ok();
+        }
+        held.0 += 1;
+        ForwardingRestored
+    }
+}
+
+impl Drop for ForwardingRestored {
+    fn drop(&mut self) {
+        let mut held = FORWARDING.lock().unwrap_or_else(|e| e.into_inner());
+        held.0 -= 1;
+        if held.0 == 0 {
+            if let Some(found) = held.1.take() {
+                let _ = std::fs::write(IP_FORWARD, found);
+            }
+        }
+    }
 }

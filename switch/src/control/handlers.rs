@@ -9,6 +9,7 @@ use std::path::Path;
 use forwarder::{NetworkId, PortId, PortKind};
 use packets::MacAddr;
 
+use super::cni::CniRegistry;
 use super::protocol::*;
 use crate::config::specs::{validate_network_name, HostPortSpec, NetworkSpec, PortSpec, VxlanSpec};
 use crate::dataplane::Switch;
@@ -22,6 +23,8 @@ pub struct ControlState {
     pub containers: Containers,
     /// The outbound NAT the Docker driver keeps, as it last said it.
     pub nat: Vec<NatRule>,
+    /// The CNI plugin's attachments and their networks' NAT.
+    pub cni: CniRegistry,
 }
 
 type Reply = Result<Response, String>;
@@ -67,7 +70,20 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             state.nat = rules;
             Ok(Response::ok(&state.nat))
         }
-        Request::ShowNat => Ok(Response::ok(&state.nat)),
+        Request::ShowNat => {
+            let mut all = state.nat.clone();
+            all.extend(state.cni.masquerades());
+            Ok(Response::ok(all))
+        }
+        Request::CniAdd { attachment } => cni_add(sw, state, *attachment),
+        Request::CniDel {
+            container_id,
+            ifname,
+        } => Ok(Response::ok(cni_del(sw, state, container_id, ifname))),
+        Request::CniLs => {
+            let all: Vec<&CniAttachment> = state.cni.attachments.values().collect();
+            Ok(Response::ok(all))
+        }
         Request::ShowFdb { network } => Ok(Response::ok(show_fdb(sw, network.as_deref())?)),
         Request::ShowStats => Ok(Response::ok(show_stats(sw, state))),
         Request::NetworkLs => Ok(Response::ok(network_rows(sw, state))),
@@ -173,6 +189,13 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
                     "port {name} is a VXLAN remote; it goes with its network's overlay"
                 ));
             }
+            if let Some(a) = state.cni.attachments.values().find(|a| a.port == name) {
+                return Err(format!(
+                    "port {name} is container {}'s {} (a CNI attachment); the runtime \
+                     removes it (CNI DEL)",
+                    a.container_id, a.ifname
+                ));
+            }
             if let Some(c) = state.containers.owner_of(&name) {
                 return Err(format!(
                     "port {name} belongs to container {0}; remove it with uswitch rm {0}",
@@ -270,6 +293,133 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             Ok(Response::ok(list))
         }
     }
+}
+
+/// CNI `ADD`, the switch's half: the network (created when absent), its gateway host
+/// port, a persistent TAP, the NAT, and the record that brings it back after a restart.
+fn cni_add(sw: &mut Switch, state: &mut ControlState, a: CniAttachment) -> Reply {
+    let key = (a.container_id.clone(), a.ifname.clone());
+    if a.container_id.is_empty() || a.ifname.is_empty() {
+        return Err("a CNI attachment needs a container id and an interface name".into());
+    }
+    if state.cni.attachments.contains_key(&key) {
+        return Err(format!(
+            "container {} has an interface {} on this switch already (CNI DEL removes it)",
+            a.container_id, a.ifname
+        ));
+    }
+    parse_mac(&a.mac)?;
+    let spec: PortSpec = format!("{}@{}", a.port, a.network).parse()?;
+    if sw.forwarder().port_named(&spec.name).is_some() {
+        return Err(format!("port {} is attached already", spec.name));
+    }
+    cni_network(sw, state, &a)?;
+    let before = state.cni.masquerades();
+    let id = sw
+        .add_tap_port(&spec.name, &spec.network, true)
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = sw.persist_port(id, true) {
+        sw.delete_port(id);
+        return Err(e.to_string());
+    }
+    state.cni.attachments.insert(key.clone(), a);
+    if let Err(e) = state.cni.apply_nat(&before) {
+        state.cni.attachments.remove(&key);
+        sw.delete_port(id);
+        return Err(e);
+    }
+    state.cni.save();
+    let mtu = sw.forwarder().port(id).map_or(0, |p| p.mtu());
+    Ok(Response::ok(PortAdded {
+        name: spec.name,
+        network: spec.network,
+        created: true,
+        mtu,
+    }))
+}
+
+/// The attachment's network, created as its configuration says when absent, and the
+/// host port holding its gateways.
+fn cni_network(sw: &mut Switch, state: &mut ControlState, a: &CniAttachment) -> Result<(), String> {
+    if find_network(sw, &a.network).is_err() {
+        network_create(sw, state, &a.network, a.subnet.clone(), None, a.mtu)?;
+    }
+    let gateway = state.cni.gateway_port(&a.network);
+    if a.gateways.is_empty() || sw.forwarder().port_named(&gateway).is_some() {
+        return Ok(());
+    }
+    let mut specs = Vec::new();
+    for g in &a.gateways {
+        specs.push(HostPortSpec::new(&gateway, &a.network, g)?);
+    }
+    if let Some(first) = specs.first() {
+        super::host::add_host_port(sw, first)?;
+    }
+    for more in specs.iter().skip(1) {
+        super::host::add_address(more)?;
+    }
+    Ok(())
+}
+
+/// CNI `DEL`, the switch's half: idempotent.
+fn cni_del(sw: &mut Switch, state: &mut ControlState, id: String, ifname: String) -> CniRemoved {
+    let before = state.cni.masquerades();
+    let Some(a) = state.cni.attachments.remove(&(id, ifname)) else {
+        return CniRemoved {
+            removed: false,
+            removed_tap: false,
+        };
+    };
+    let removed_tap = match sw.forwarder().port_named(&a.port) {
+        Some(port) => sw.delete_port(port).is_some_and(|(_, created)| created),
+        None => false,
+    };
+    if let Err(e) = state.cni.apply_nat(&before) {
+        log::warn!("CNI NAT after removing {}: {e}", a.port);
+    }
+    state.cni.save();
+    log::info!("CNI attachment {} {} removed", a.container_id, a.ifname);
+    CniRemoved {
+        removed: true,
+        removed_tap,
+    }
+}
+
+/// Brings back the CNI attachments the state file holds, after a restart: networks,
+/// gateways and NAT, and each TAP reopened in its container's namespace; one whose
+/// namespace or interface is gone is forgotten.
+pub fn restore_cni(sw: &mut Switch, state: &mut ControlState) {
+    let saved = match state.cni.load() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("restoring the CNI attachments: {e}");
+            return;
+        }
+    };
+    for a in saved {
+        let back = cni_network(sw, state, &a).and_then(|()| {
+            sw.reopen_tap_port(&a.port, &a.network, Path::new(&a.netns), &a.mac)
+                .map_err(|e| e.to_string())
+        });
+        match back {
+            Ok(_) => {
+                log::info!("CNI attachment {} {} reattached", a.container_id, a.ifname);
+                state
+                    .cni
+                    .attachments
+                    .insert((a.container_id.clone(), a.ifname.clone()), a);
+            }
+            Err(e) => log::warn!(
+                "CNI attachment {} {} is gone ({e}); forgetting it",
+                a.container_id,
+                a.ifname
+            ),
+        }
+    }
+    if let Err(e) = state.cni.apply_nat(&[]) {
+        log::error!("CNI NAT: {e}");
+    }
+    state.cni.save();
 }
 
 fn drop_container_ports(sw: &mut Switch, state: &mut ControlState, interfaces: &[Interface]) {

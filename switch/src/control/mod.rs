@@ -8,6 +8,7 @@
 //! forwarding.
 
 pub mod client;
+pub mod cni;
 pub mod handle;
 pub mod handlers;
 pub mod host;

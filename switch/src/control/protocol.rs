@@ -138,19 +138,51 @@ pub enum Request {
     NatSet {
         rules: Vec<NatRule>,
     },
-    /// What `NatSet` last said: `uswitch show nat`.
+    /// What `NatSet` last said, and the CNI networks' NAT: `uswitch show nat`.
     ShowNat,
+    /// The switch's half of a CNI `ADD`: the network (created when absent), its gateway
+    /// host port and NAT, and a persistent TAP for the container, remembered in the state
+    /// directory so that a restart reopens it where it lives.
+    CniAdd {
+        attachment: Box<CniAttachment>,
+    },
+    /// The switch's half of a CNI `DEL`: the attachment's TAP deleted and forgotten.
+    /// Nothing to remove is no error (DEL is idempotent).
+    CniDel {
+        container_id: String,
+        ifname: String,
+    },
+    /// Every CNI attachment (for `CHECK` and `GC`).
+    CniLs,
 }
 
-/// One network's outbound NAT: its IPv4 subnet masqueraded when it leaves through any
-/// interface but its gateway port.
+/// One container interface a CNI runtime asked for, as the switch keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NatRule {
+pub struct CniAttachment {
+    /// `CNI_CONTAINERID` and `CNI_IFNAME`: the attachment's key.
+    pub container_id: String,
+    pub ifname: String,
+    /// The configuration's `name` (GC looks at one configuration's attachments).
+    pub config: String,
+    /// The uswitch network, its subnet and MTU (used when it has to be created).
     pub network: String,
-    pub subnet: String,
-    pub gateway_port: String,
+    pub subnet: Option<String>,
+    pub mtu: Option<u32>,
+    /// Gateways from IPAM (`ADDR/PREFIX`), served by the network's host port.
+    pub gateways: Vec<String>,
+    /// Masquerade the subnet when it leaves through another interface.
+    pub ip_masq: bool,
+    /// `CNI_NETNS` and the MAC the interface has there (found by it after a restart).
+    pub netns: String,
+    pub mac: String,
+    /// The TAP's name on the switch's side.
+    pub port: String,
+    /// The addresses IPAM gave (`ADDR/PREFIX`).
+    pub ips: Vec<String>,
 }
+
+pub use crate::firewall::NatRule;
 
 /// `uswitch network create ... --vni N --remote ADDR ...`: what the client knows of the
 /// overlay; the switch fills in the local address and port from its endpoint when there
@@ -434,6 +466,13 @@ pub struct ContainerAdded {
     #[serde(flatten)]
     pub container: Container,
     pub switch_pid: u32,
+}
+
+/// CNI `DEL`: whether there was such an attachment, and whether its TAP went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CniRemoved {
+    pub removed: bool,
+    pub removed_tap: bool,
 }
 
 /// `ping`: the switch is up.

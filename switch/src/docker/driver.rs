@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::api::*;
-use super::firewall::{Firewall, Publish};
 use crate::control::handle::Handle;
 use crate::control::protocol::{NatRule, OverlayRequest, Request, Response};
+use crate::firewall::{Firewall, Publish};
 
 /// Option keys of `docker network create -o` (under `com.docker.network.generic`).
 const OPTIONS: &[&str] = &[
@@ -90,7 +90,11 @@ pub fn network_name(id: &str) -> Result<String, String> {
 }
 
 pub fn gateway_port(id: &str) -> Result<String, String> {
-    Ok(format!("ug{}", short(id, 13)?))
+    Ok(format!(
+        "{}{}",
+        crate::firewall::GATEWAY_PREFIX,
+        short(id, 13)?
+    ))
 }
 
 pub fn endpoint_tap(id: &str) -> Result<String, String> {
@@ -140,24 +144,7 @@ impl Driver {
         let Some(path) = &self.state_file else {
             return;
         };
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("json.tmp");
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&serde_json::to_vec_pretty(&self.state).map_err(std::io::Error::other)?)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        if let Err(e) = write() {
+        if let Err(e) = crate::state_file::write(path, &self.state) {
             warn!("writing the Docker state {}: {e}", path.display());
         }
     }
@@ -168,11 +155,7 @@ impl Driver {
         let Some(path) = &self.state_file else {
             return "no state file".into();
         };
-        let bad = path.with_extension("json.bad");
-        match std::fs::rename(path, &bad) {
-            Ok(()) => format!("the state file is kept as {}", bad.display()),
-            Err(e) => format!("moving the state file aside failed: {e}"),
-        }
+        crate::state_file::set_aside(path)
     }
 
     /// Brings back what the state file holds after a restart: the networks as Docker
@@ -182,17 +165,9 @@ impl Driver {
         let Some(path) = self.state_file.clone() else {
             return Ok(());
         };
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("reading the Docker state {}: {e}", path.display())),
+        let Some(saved): Option<State> = crate::state_file::read(&path, "Docker state")? else {
+            return Ok(());
         };
-        let saved: State = serde_json::from_slice(&text).map_err(|e| {
-            format!(
-                "the Docker state {} is not uswitch's: {e} (move it away to start afresh)",
-                path.display()
-            )
-        })?;
         for body in saved.networks.values() {
             let req: CreateNetwork =
                 serde_json::from_value(body.clone()).map_err(|e| e.to_string())?;

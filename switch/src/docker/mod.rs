@@ -4,9 +4,7 @@
 //! plane never waits for Docker, and the driver never calls Docker.
 
 pub mod api;
-pub mod docker_user;
 pub mod driver;
-pub mod firewall;
 
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
@@ -74,7 +72,7 @@ impl Plugin {
             Err(_) => {}
         }
         // Only the plugin's one server installs (and so, on drop, removes) its table.
-        let firewall = firewall::Firewall::install(name).map_err(&serve_err)?;
+        let firewall = crate::firewall::Firewall::install(name).map_err(&serve_err)?;
         let server = tiny_http::Server::http_unix(&path).map_err(|e| serve_err(e.to_string()))?;
         let server = std::sync::Arc::new(server);
         let serving = std::sync::Arc::clone(&server);

@@ -10,10 +10,25 @@ pub fn ip(args: &[&str]) -> Result<(), String> {
     ip_in(None, args)
 }
 
+/// iproute2's `ip`: from PATH, or where Debian puts it (a CNI runtime may call its
+/// plugins with a short PATH).
+fn ip_program() -> &'static str {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("ip").is_file()));
+    if on_path {
+        return "ip";
+    }
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .unwrap_or("ip")
+}
+
 /// Runs `ip ARGS`, inside the network namespace `netns` (a `/proc/PID/ns/net` path) when
-/// given; the mount namespace, and so the names in /run/netns, stay the caller's.
-fn ip_in(netns: Option<&Path>, args: &[&str]) -> Result<(), String> {
-    let mut cmd = Process::new("ip");
+/// given; the mount namespace, and so the names in /run/netns, stay the caller's. Its
+/// stdout, or one line saying why it failed.
+pub fn ip_output(netns: Option<&Path>, args: &[&str]) -> Result<String, String> {
+    let mut cmd = Process::new(ip_program());
     cmd.args(args);
     if let Some(ns) = netns {
         use std::os::fd::AsRawFd;
@@ -35,7 +50,7 @@ fn ip_in(netns: Option<&Path>, args: &[&str]) -> Result<(), String> {
         .output()
         .map_err(|e| format!("running ip (iproute2): {e}"))?;
     if out.status.success() {
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(format!(
             "ip {} failed: {}",
@@ -45,9 +60,14 @@ fn ip_in(netns: Option<&Path>, args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// `ip ARGS` in `netns` (see [`ip_output`]).
+pub fn ip_in(netns: Option<&Path>, args: &[&str]) -> Result<(), String> {
+    ip_output(netns, args).map(|_| ())
+}
+
 /// The switch's network namespace when it is not ours (a switch started with `ip netns
 /// exec HOST`, standing for another host): the TAPs it made live there.
-fn switch_netns(pid: Option<u32>) -> Option<PathBuf> {
+pub fn switch_netns(pid: Option<u32>) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let theirs = PathBuf::from(format!("/proc/{}/ns/net", pid?));
     let ino = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));

@@ -1,6 +1,6 @@
-//! The host's packet filter for uswitch's Docker networks, in an nftables table of
-//! uswitch's own (`inet uswitch_NAME`), rewritten whole on every change and removed when
-//! the plugin stops; nothing outside it is touched.
+//! The host's packet filter for uswitch's networks that have a gateway (Docker's and
+//! CNI's), in an nftables table of uswitch's own (`inet uswitch_NAME`), rewritten whole on
+//! every change and removed when its owner stops; nothing outside it is touched.
 //!
 //! - Isolation: the networks' gateways are host ports in this namespace, so the host's
 //!   routing would carry a container's packets from one network to another (Docker's
@@ -25,9 +25,21 @@ use std::process::{Command, Stdio};
 
 use log::{info, warn};
 
-use super::docker_user::DockerUser;
+pub mod docker_user;
 
-pub use crate::control::protocol::NatRule as Masquerade;
+use serde::{Deserialize, Serialize};
+
+use docker_user::DockerUser;
+
+/// One network's outbound NAT: its IPv4 subnet masqueraded when it leaves through any
+/// interface but its gateway port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatRule {
+    pub network: String,
+    pub subnet: String,
+    pub gateway_port: String,
+}
 
 /// A published port: what arrives for this host's `host_port` goes to `addr`:`port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +50,10 @@ pub struct Publish {
     pub port: u16,
 }
 
-/// The gateway ports' names begin so (see `driver::gateway_port`).
+/// Every gateway port's name begins so (Docker's and CNI's networks alike), and so the
+/// rules below name them all with one glob.
+pub const GATEWAY_PREFIX: &str = "ug";
+/// `GATEWAY_PREFIX` as an nft glob.
 const GATEWAY_GLOB: &str = "ug*";
 /// The names of Docker's own bridges: `docker0`, `docker_gwbridge` and `br-<id>`.
 const DOCKER_BRIDGE_GLOBS: [&str; 2] = ["docker*", "br-*"];
@@ -75,7 +90,7 @@ fn nft(script: &str) -> Result<(), String> {
 
 /// The whole table for these masquerades. A subnet or port name is written only after
 /// checking it is what it says, so nothing from Docker reaches nft as syntax.
-fn render(table: &str, masquerades: &[Masquerade], publish: &[Publish]) -> Result<String, String> {
+fn render(table: &str, masquerades: &[NatRule], publish: &[Publish]) -> Result<String, String> {
     let mut dnat = String::new();
     for p in publish {
         // Typed fields: nothing here can be nft syntax.
@@ -154,7 +169,7 @@ impl Firewall {
         let fw = Firewall { table, docker_user };
         fw.apply(&[], &[])?;
         info!(
-            "nftables table inet {}: uswitch's Docker networks are isolated from each other",
+            "nftables table inet {}: uswitch's networks are isolated from each other",
             fw.table
         );
         Ok(fw)
@@ -162,7 +177,7 @@ impl Firewall {
 
     /// Rewrites the table with these masquerades; IP forwarding is turned on for the
     /// first, as Docker does.
-    pub fn apply(&self, masquerades: &[Masquerade], publish: &[Publish]) -> Result<(), String> {
+    pub fn apply(&self, masquerades: &[NatRule], publish: &[Publish]) -> Result<(), String> {
         if !masquerades.is_empty() || !publish.is_empty() {
             ensure_forwarding();
         }
@@ -209,7 +224,7 @@ mod tests {
 
     #[test]
     fn only_checked_words_reach_nft() {
-        let m = |subnet: &str, port: &str| Masquerade {
+        let m = |subnet: &str, port: &str| NatRule {
             network: "dk-1".into(),
             subnet: subnet.into(),
             gateway_port: port.into(),

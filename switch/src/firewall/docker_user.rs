@@ -19,7 +19,7 @@ use std::process::Command;
 
 use log::{info, warn};
 
-/// The gateway ports' names begin so (see `driver::gateway_port`), in iptables' glob.
+/// The gateway ports' names begin so (`super::GATEWAY_PREFIX`), in iptables' glob.
 const GATEWAY_GLOB: &str = "ug+";
 const CHAIN: &str = "DOCKER-USER";
 const TOOLS: [&str; 2] = ["iptables", "ip6tables"];
