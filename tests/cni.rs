@@ -38,6 +38,9 @@ fn have(test: &str, what_else: &[&str]) -> bool {
 /// A uswitch of the test's own (own name, socket and state directory), host-local's
 /// data directory, and what to clean whichever way the test ends.
 struct Lab {
+    /// The namespace standing for the host the switch and the plugins run in (this
+    /// one's when None).
+    host: Option<Netns>,
     name: String,
     dir: PathBuf,
     sw: Option<Uswitch>,
@@ -47,10 +50,15 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
+        Self::new_in(None)
+    }
+
+    fn new_in(host: Option<Netns>) -> Lab {
         let name = unique("ucn");
         let dir = std::env::temp_dir().join(format!("{name}-lab"));
         std::fs::create_dir_all(&dir).unwrap();
         let mut lab = Lab {
+            host,
             name,
             dir,
             sw: None,
@@ -67,10 +75,11 @@ impl Lab {
         if self.control.is_empty() {
             self.control = control_path();
         }
-        let sw = Uswitch::start_at(
-            &self.control,
-            &["--name", &self.name, "--state-dir", &state],
-        );
+        let args = ["--name", &self.name, "--state-dir", &state];
+        let sw = match &self.host {
+            None => Uswitch::start_at(&self.control, &args),
+            Some(h) => Uswitch::start_in_at(h, &self.control, &args),
+        };
         self.sw = Some(sw);
     }
 
@@ -138,7 +147,25 @@ impl Drop for Lab {
 /// Runs the plugin as a runtime does: `CNI_*` from the arguments, `stdin` as given.
 /// Whether it succeeded, and what it printed (JSON, or Null for nothing).
 fn cni_raw(command: &str, env: &[(&str, &str)], stdin: &[u8]) -> (bool, Value) {
-    let mut cmd = Command::new(CNI);
+    plugin_in(None, CNI, command, env, stdin)
+}
+
+/// Runs the CNI plugin `program` in `host` (or here), as a runtime there would.
+fn plugin_in(
+    host: Option<&Netns>,
+    program: &str,
+    command: &str,
+    env: &[(&str, &str)],
+    stdin: &[u8],
+) -> (bool, Value) {
+    let mut cmd = match host {
+        None => Command::new(program),
+        Some(h) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &h.name, program]);
+            c
+        }
+    };
     cmd.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("CNI_COMMAND", command)
@@ -157,7 +184,7 @@ fn cni_raw(command: &str, env: &[(&str, &str)], stdin: &[u8]) -> (bool, Value) {
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!(
-        "$ CNI_COMMAND={command} uswitch-cni -> {}\n{text}{}",
+        "$ CNI_COMMAND={command} {program} -> {}\n{text}{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -236,24 +263,18 @@ fn cni_add_check_and_del_follow_the_spec() {
         "sysctl": {"net.ipv4.conf.eth0.arp_notify": "1"},
         "prevResult": result_b
     });
-    let mut t = Command::new(format!("{PLUGINS}/tuning"));
-    t.env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", "ctr-b")
-        .env("CNI_NETNS", netns_path(&b))
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", PLUGINS)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut child = t.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(tuning.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "tuning refused our prevResult");
-    let chained: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (ok, chained) = plugin_in(
+        None,
+        &format!("{PLUGINS}/tuning"),
+        "ADD",
+        &[
+            ("CNI_CONTAINERID", "ctr-b"),
+            ("CNI_NETNS", &netns_path(&b)),
+            ("CNI_IFNAME", "eth0"),
+        ],
+        tuning.to_string().as_bytes(),
+    );
+    assert!(ok, "tuning refused our prevResult: {chained}");
     for key in ["name", "mac", "sandbox"] {
         assert_eq!(
             chained["interfaces"][0][key],
@@ -409,6 +430,9 @@ fn cni_del_is_best_effort_and_gc_and_restarts_keep_the_books() {
         !link_exists(Some(&b.name), "eth0"),
         "GC left ctr-b's interface"
     );
+    let left = lab.sw().json(&["show", "cni"]);
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left[0]["container_id"], "gc-a");
 
     // DEL with the namespace gone, then with no switch at all: success both times.
     let mut a = a;
@@ -416,6 +440,96 @@ fn cni_del_is_best_effort_and_gc_and_restarts_keep_the_books() {
     assert!(cni("DEL", "gc-a", "/run/netns/no-such-ns", "eth0", &conf).0);
     lab.kill();
     assert!(cni("DEL", "gc-zz", &netns_path(&c), "eth0", &conf).0);
+}
+
+/// First in a conflist chain on a host (a namespace standing for it): `portmap` and
+/// `firewall` after uswitch-cni read its result as prevResult, the WAN reaches the
+/// container's server through portmap's DNAT from the host's address, and DEL runs the
+/// chain backwards without an error. portmap's and firewall's iptables rules stay in the
+/// host's namespace.
+#[test]
+fn cni_works_first_in_a_chain_with_portmap_and_firewall() {
+    let test = "cni_works_first_in_a_chain_with_portmap_and_firewall";
+    if !have(
+        test,
+        &[
+            &format!("{PLUGINS}/portmap"),
+            &format!("{PLUGINS}/firewall"),
+        ],
+    ) {
+        return;
+    }
+    let host = Netns::new();
+    let wan = Wan::new(Some(&host));
+    let hostns = host.handle();
+    let lab = Lab::new_in(Some(host));
+    let ctr = Netns::new();
+    let conf = lab.conf("cnchain", "198.18.79.0/24");
+    let env = [
+        ("CNI_CONTAINERID", "chain-a"),
+        ("CNI_NETNS", &netns_path(&ctr)),
+        ("CNI_IFNAME", "eth0"),
+    ];
+    let run = |program: &str, command: &str, conf: &Value| {
+        plugin_in(
+            Some(&hostns),
+            program,
+            command,
+            &env,
+            conf.to_string().as_bytes(),
+        )
+    };
+    let (ok, ours) = run(CNI, "ADD", &conf);
+    assert!(ok, "{ours}");
+    let portmap = json!({
+        "cniVersion": "1.0.0", "name": "cnchain", "type": "portmap",
+        "capabilities": {"portMappings": true}, "snat": true,
+        "runtimeConfig": {"portMappings": [
+            {"hostPort": 18090, "containerPort": 80, "protocol": "tcp"}
+        ]},
+        "prevResult": ours
+    });
+    let (ok, mapped) = run(&format!("{PLUGINS}/portmap"), "ADD", &portmap);
+    assert!(ok, "portmap refused our prevResult: {mapped}");
+    let firewall = json!({
+        "cniVersion": "1.0.0", "name": "cnchain", "type": "firewall", "backend": "iptables",
+        "prevResult": mapped
+    });
+    let (ok, last) = run(&format!("{PLUGINS}/firewall"), "ADD", &firewall);
+    assert!(ok, "firewall refused the chain's prevResult: {last}");
+    assert_eq!(last["ips"], ours["ips"], "the chain lost our addresses");
+
+    // The container serves on port 80; the WAN reaches it at the host's 18090.
+    let server = ctr.spawn(|| {
+        let l = std::net::TcpListener::bind("0.0.0.0:80").expect("listen");
+        l.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok((mut s, _)) = l.accept() {
+                let _ = s.write_all(b"hello\n");
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        wan.fetch(18090).as_deref().map(str::trim),
+        Some("hello"),
+        "portmap's DNAT did not reach the container on uswitch"
+    );
+    assert!(server.join().unwrap());
+
+    for (program, conf) in [
+        (format!("{PLUGINS}/firewall"), &firewall),
+        (format!("{PLUGINS}/portmap"), &portmap),
+        (CNI.to_string(), &conf),
+    ] {
+        let (ok, printed) = run(&program, "DEL", conf);
+        assert!(ok, "DEL by {program}: {printed}");
+    }
+    assert!(!link_exists(Some(&ctr.name), "eth0"));
 }
 
 /// podman (Debian's, CNI backend) with its own storage, run root, config and networks

@@ -409,7 +409,7 @@ fn docker_containers_reach_out_through_nat_and_internal_networks_do_not() {
     assert_eq!(rules.len(), 1, "{nat}");
     assert_eq!(rules[0]["subnet"], "198.18.42.0/24");
     assert_eq!(
-        wan.source_of_a_connection_from(&d, &out).as_deref(),
+        source_of_a_connection_from(&wan, &d, &out).as_deref(),
         Some("198.19.0.1"),
         "the WAN host must see the host's address"
     );
@@ -437,90 +437,31 @@ fn docker_containers_reach_out_through_nat_and_internal_networks_do_not() {
     assert_eq!(sw.json(&["show", "nat"]).as_array().unwrap().len(), 0);
 }
 
-/// Deletes a link of the root namespace on drop.
-struct LinkGuard(String);
-
-impl Drop for LinkGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
-    }
-}
-
-/// The WAN: a namespace holding 198.19.0.2, joined by a veth to the Docker host's
-/// 198.19.0.1 (this namespace's, or `host`'s).
-struct Wan {
-    ns: Netns,
-    _link: Option<LinkGuard>,
-}
-
-impl Wan {
-    fn new(host: Option<&Netns>) -> Wan {
-        let ns = Netns::new();
-        let up = unique("uw");
-        sh(&[
-            "ip", "link", "add", &up, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
-        ]);
-        // In `host`, the link goes with the namespace.
-        let link = match host {
-            None => Some(LinkGuard(up.clone())),
-            Some(h) => {
-                sh(&["ip", "link", "set", &up, "netns", &h.name]);
-                None
-            }
-        };
-        let on_host = |args: &[&str]| match host {
-            None => sh_ok(args),
-            Some(h) => h.exec_ok(args),
-        };
-        assert!(on_host(&["ip", "addr", "add", "198.19.0.1/24", "dev", &up]));
-        assert!(on_host(&["ip", "link", "set", &up, "up"]));
-        assert!(ns.exec_ok(&["ip", "addr", "add", "198.19.0.2/24", "dev", "eth0"]));
-        assert!(ns.exec_ok(&["ip", "link", "set", "eth0", "up"]));
-        Wan { ns, _link: link }
-    }
-
-    /// The WAN host accepts one connection, which `container` makes; where it came from.
-    fn source_of_a_connection_from(&self, d: &Dockerd, container: &str) -> Option<String> {
-        let listener = self.ns.spawn(|| {
-            let l = std::net::TcpListener::bind("198.19.0.2:5000").expect("listen");
-            l.set_nonblocking(true).unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match l.accept() {
-                    Ok((_, peer)) => return Some(peer.ip().to_string()),
-                    Err(_) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    Err(_) => return None,
+/// The WAN host accepts one connection, which `container` makes; where it came from.
+fn source_of_a_connection_from(wan: &Wan, d: &Dockerd, container: &str) -> Option<String> {
+    let listener = wan.ns.spawn(|| {
+        let l = std::net::TcpListener::bind("198.19.0.2:5000").expect("listen");
+        l.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match l.accept() {
+                Ok((_, peer)) => return Some(peer.ip().to_string()),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
                 }
+                Err(_) => return None,
             }
-        });
-        std::thread::sleep(Duration::from_millis(200));
-        d.docker(&[
-            "exec",
-            container,
-            "sh",
-            "-c",
-            "echo hi | nc -w 2 198.19.0.2 5000",
-        ]);
-        listener.join().expect("the WAN host")
-    }
-
-    /// What the WAN host reads from a connection to the Docker host's `port`.
-    fn fetch(&self, port: u16) -> Option<String> {
-        self.ns
-            .spawn(move || {
-                let addr = std::net::SocketAddr::from(([198, 19, 0, 1], port));
-                let mut s =
-                    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-                let mut got = String::new();
-                let _ = s.read_to_string(&mut got);
-                Some(got)
-            })
-            .join()
-            .expect("the WAN host")
-    }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    d.docker(&[
+        "exec",
+        container,
+        "sh",
+        "-c",
+        "echo hi | nc -w 2 198.19.0.2 5000",
+    ]);
+    listener.join().expect("the WAN host")
 }
 
 /// `iptables -S` (filter table) in `ns`: Docker's rules and anyone else's.
@@ -577,7 +518,7 @@ fn docker_networks_live_beside_dockers_own_iptables_rules() {
     assert!(bridged_addr.starts_with("198.19.200."), "{bridged_addr}");
 
     assert_eq!(
-        wan.source_of_a_connection_from(&d, &out).as_deref(),
+        source_of_a_connection_from(&wan, &d, &out).as_deref(),
         Some("198.19.0.1"),
         "past Docker's FORWARD policy, the WAN host must see the host's address"
     );
@@ -594,7 +535,7 @@ fn docker_networks_live_beside_dockers_own_iptables_rules() {
     );
     // Docker's own bridge is as it was.
     assert_eq!(
-        wan.source_of_a_connection_from(&d, &bridged).as_deref(),
+        source_of_a_connection_from(&wan, &d, &bridged).as_deref(),
         Some("198.19.0.1"),
         "Docker's bridge no longer reaches out"
     );

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 for pair in ip:iproute2 tshark:tshark ping:iputils-ping ethtool:ethtool \
-    dockerd:docker.io busybox:busybox-static nft:nftables iptables:iptables; do
+    dockerd:docker.io busybox:busybox-static nft:nftables iptables:iptables \
+    podman:podman /usr/lib/cni/host-local:containernetworking-plugins; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -368,6 +368,13 @@ impl Uswitch {
         Self::spawn(cmd, args)
     }
 
+    /// `start_in` with the control socket at `control`.
+    pub fn start_in_at(ns: &Netns, control: &str, args: &[&str]) -> Uswitch {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns.name, USWITCH]);
+        Self::spawn_at(cmd, control.to_string(), args)
+    }
+
     /// Starts uswitch with its control socket at `control` (a restart keeps the path).
     pub fn start_at(control: &str, args: &[&str]) -> Uswitch {
         Self::spawn_at(Command::new(USWITCH), control.to_string(), args)
@@ -947,5 +954,64 @@ impl Drop for ForwardingRestored {
                 let _ = std::fs::write(IP_FORWARD, found);
             }
         }
+    }
+}
+
+/// Deletes a link of the root namespace on drop.
+pub struct LinkGuard(pub String);
+
+impl Drop for LinkGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.0]).status();
+    }
+}
+
+/// The WAN: a namespace holding 198.19.0.2, joined by a veth to the Docker host's
+/// 198.19.0.1 (this namespace's, or `host`'s).
+pub struct Wan {
+    pub ns: Netns,
+    _link: Option<LinkGuard>,
+}
+
+impl Wan {
+    pub fn new(host: Option<&Netns>) -> Wan {
+        let ns = Netns::new();
+        let up = unique("uw");
+        sh(&[
+            "ip", "link", "add", &up, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+        ]);
+        // In `host`, the link goes with the namespace.
+        let link = match host {
+            None => Some(LinkGuard(up.clone())),
+            Some(h) => {
+                sh(&["ip", "link", "set", &up, "netns", &h.name]);
+                None
+            }
+        };
+        let on_host = |args: &[&str]| match host {
+            None => sh_ok(args),
+            Some(h) => h.exec_ok(args),
+        };
+        assert!(on_host(&["ip", "addr", "add", "198.19.0.1/24", "dev", &up]));
+        assert!(on_host(&["ip", "link", "set", &up, "up"]));
+        assert!(ns.exec_ok(&["ip", "addr", "add", "198.19.0.2/24", "dev", "eth0"]));
+        assert!(ns.exec_ok(&["ip", "link", "set", "eth0", "up"]));
+        Wan { ns, _link: link }
+    }
+
+    /// What the WAN host reads from a connection to the Docker host's `port`.
+    pub fn fetch(&self, port: u16) -> Option<String> {
+        self.ns
+            .spawn(move || {
+                let addr = std::net::SocketAddr::from(([198, 19, 0, 1], port));
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+                s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                let mut got = String::new();
+                let _ = s.read_to_string(&mut got);
+                Some(got)
+            })
+            .join()
+            .expect("the WAN host")
     }
 }

@@ -85,6 +85,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
             ShowWhat::Stats => show(&client, Request::ShowStats, print_stats),
             ShowWhat::Vxlan => show(&client, Request::ShowVxlan, |v: &Vec<_>| print_vxlan(v)),
             ShowWhat::Nat => show(&client, Request::ShowNat, |n: &Vec<_>| print_nat(n)),
+            ShowWhat::Cni => show(&client, Request::CniLs, |a: &Vec<_>| print_cni(a)),
         },
         Command::Fdb { client, what } => match what {
             FdbWhat::Flush { network } => {
@@ -356,6 +357,35 @@ fn print_nat(rules: &[NatRule]) {
         })
         .collect();
     table(&["NETWORK", "SUBNET", "RULE"], &rows);
+}
+
+fn print_cni(attachments: &[CniAttachment]) {
+    let rows: Vec<Vec<String>> = attachments
+        .iter()
+        .map(|a| {
+            vec![
+                a.container_id.chars().take(12).collect(),
+                a.ifname.clone(),
+                a.network.clone(),
+                a.port.clone(),
+                a.mac.clone(),
+                a.ips.join(","),
+                a.netns.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "CONTAINER",
+            "IFNAME",
+            "NETWORK",
+            "PORT",
+            "MAC",
+            "ADDRESSES",
+            "NETNS",
+        ],
+        &rows,
+    );
 }
 
 fn print_fdb(entries: &[FdbRow]) {

@@ -284,8 +284,10 @@ pub enum ShowWhat {
     Stats,
     /// VXLAN endpoints, their VNIs and remotes, with counters and drops by reason
     Vxlan,
-    /// The outbound NAT uswitch keeps for its Docker networks
+    /// The outbound NAT uswitch keeps for its Docker and CNI networks
     Nat,
+    /// The containers CNI runtimes attached (uswitch-cni)
+    Cni,
 }
 
 #[derive(Debug, Subcommand)]
