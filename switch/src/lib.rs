@@ -6,8 +6,9 @@
 //!
 //! ```text
 //! cli ──> control ──> dataplane ──> (forwarder ──> packets)
-//!  │    ↗    │            │
-//! docker     ├──> launcher│
+//!  │    ↗ ↗  │            │
+//! docker │   ├──> launcher│ <── cni (the uswitch-cni plugin)
+//!  │    cni  ├──> firewall, state_file
 //!  └──> config <──────────┘
 //! ```
 #![deny(clippy::undocumented_unsafe_blocks)]
