@@ -73,7 +73,11 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(None) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(mut e) => {
+            // In the configuration's version, when it names one this plugin speaks.
+            if let Some(v) = asked_version(&stdin) {
+                e.cni_version = v;
+            }
             println!(
                 "{}",
                 serde_json::to_string(&e).unwrap_or_else(|_| "{}".into())
@@ -101,12 +105,16 @@ pub fn run(env: &Env, stdin: &[u8]) -> Result<Option<String>, CniError> {
     }
 }
 
-fn version(stdin: &[u8]) -> String {
-    let asked = serde_json::from_slice::<serde_json::Value>(stdin)
+/// The `cniVersion` of stdin, if it is one this plugin speaks.
+fn asked_version(stdin: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(stdin)
         .ok()
         .and_then(|v| v["cniVersion"].as_str().map(str::to_string))
         .filter(|v| spec::SUPPORTED_VERSIONS.contains(&v.as_str()))
-        .unwrap_or_else(|| "1.1.0".into());
+}
+
+fn version(stdin: &[u8]) -> String {
+    let asked = asked_version(stdin).unwrap_or_else(|| "1.1.0".into());
     json!({"cniVersion": asked, "supportedVersions": spec::SUPPORTED_VERSIONS}).to_string()
 }
 
