@@ -14,6 +14,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;
+pub mod cluster;
 pub mod cni;
 pub mod config;
 pub mod control;

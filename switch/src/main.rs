@@ -3,8 +3,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use log::{error, info, LevelFilter};
 use uswitch::cli::{one_line_error, Cli};
+use uswitch::cluster::agent::Agent;
 use uswitch::config::Settings;
 use uswitch::control::cni::CniRegistry;
+use uswitch::control::protocol::ClusterStatus;
 use uswitch::control::{handlers, setup, socket_path, Control};
 use uswitch::dataplane::Switch;
 use uswitch::docker::Plugin;
@@ -93,6 +95,25 @@ fn run_switch(settings: &Settings) -> ExitCode {
     });
     control.state.cni = CniRegistry::new(Some(state_dir.join("cni.json")), &owner);
     handlers::restore_cni(&mut switch, &mut control.state);
+    // The cluster agent, on a thread of its own; it reaches the loop through a handle.
+    if let Some(spec) = &settings.cluster {
+        let status = std::sync::Arc::new(std::sync::Mutex::new(ClusterStatus {
+            node: spec.node.clone(),
+            vtep: format!("{}:{}", spec.vtep, spec.port),
+            endpoints: spec.endpoints.clone(),
+            prefix: spec.prefix.clone(),
+            etcd: "connecting".into(),
+            ..ClusterStatus::default()
+        }));
+        control.state.cluster = Some(status.clone());
+        let started = control
+            .handle(&switch)
+            .and_then(|h| Agent::new(spec.clone(), h, status).spawn());
+        if let Err(e) = started {
+            eprintln!("uswitch: error: starting the cluster agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let plugin = match &settings.docker_plugin {
         Some(name) => {
             let served = control

@@ -1015,3 +1015,120 @@ impl Wan {
             .expect("the WAN host")
     }
 }
+
+/// The underlay: a bridge in namespace `wire`, and hosts plugged into it, each with
+/// interface `ul` holding its underlay address.
+pub struct Underlay {
+    /// Held for its Drop: the wire goes when the test ends.
+    pub wire: Netns,
+    pub hosts: Vec<Netns>,
+    pub addrs: Vec<String>,
+    v6: bool,
+}
+
+/// The underlay address of host `i` (0-based).
+pub fn underlay_addr(i: usize, v6: bool) -> String {
+    if v6 {
+        format!("2001:2::{}", i + 1)
+    } else {
+        format!("198.18.1.{}", i + 1)
+    }
+}
+
+pub fn disable_ipv6(ns: &Netns) {
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns.name,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.all.disable_ipv6=1",
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &ns.name,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.default.disable_ipv6=1",
+    ]);
+}
+
+impl Underlay {
+    /// `n` hosts on one wire.
+    pub fn new(n: usize, v6: bool) -> Underlay {
+        let wire = Netns::new();
+        sh(&[
+            "ip", "-n", &wire.name, "link", "add", "name", "ulbr", "type", "bridge",
+        ]);
+        sh(&["ip", "-n", &wire.name, "link", "set", "ulbr", "up"]);
+        let mut u = Underlay {
+            wire,
+            hosts: Vec::new(),
+            addrs: Vec::new(),
+            v6,
+        };
+        for _ in 0..n {
+            u.add_host();
+        }
+        u
+    }
+
+    /// One more host plugged into the wire; its index.
+    pub fn add_host(&mut self) -> usize {
+        let (i, v6) = (self.hosts.len(), self.v6);
+        let host = Netns::new();
+        if !v6 {
+            disable_ipv6(&host);
+        }
+        let port = format!("h{i}");
+        sh(&[
+            "ip",
+            "-n",
+            &self.wire.name,
+            "link",
+            "add",
+            "name",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "ul",
+            "netns",
+            &host.name,
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &self.wire.name,
+            "link",
+            "set",
+            &port,
+            "master",
+            "ulbr",
+        ]);
+        sh(&["ip", "-n", &self.wire.name, "link", "set", &port, "up"]);
+        let addr = underlay_addr(i, v6);
+        let cidr = if v6 {
+            format!("{addr}/64")
+        } else {
+            format!("{addr}/24")
+        };
+        let mut add = vec!["ip", "-n", &host.name, "addr", "add", &cidr, "dev", "ul"];
+        if v6 {
+            // Duplicate address detection would hold the address back for a second
+            // or two, and binding to it would fail meanwhile.
+            add.push("nodad");
+        }
+        sh(&add);
+        sh(&["ip", "-n", &host.name, "link", "set", "ul", "up"]);
+        self.hosts.push(host);
+        self.addrs.push(addr);
+        i
+    }
+}

@@ -86,6 +86,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
             ShowWhat::Vxlan => show(&client, Request::ShowVxlan, |v: &Vec<_>| print_vxlan(v)),
             ShowWhat::Nat => show(&client, Request::ShowNat, |n: &Vec<_>| print_nat(n)),
             ShowWhat::Cni => show(&client, Request::CniLs, |a: &Vec<_>| print_cni(a)),
+            ShowWhat::Cluster => show(&client, Request::ShowCluster, print_cluster),
         },
         Command::Fdb { client, what } => match what {
             FdbWhat::Flush { network } => {
@@ -128,11 +129,29 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
             NetworkWhat::Create {
                 name,
                 subnet,
+                vni: Some(vni),
+                cluster: true,
+                mtu,
+                ..
+            } => cluster_network(&client, name, subnet, vni, mtu),
+            NetworkWhat::Create {
+                vni: Some(_),
+                remotes,
+                ..
+            } if remotes.is_empty() => Err(
+                "--vni needs the overlay's --remote ADDR (one per host), or --cluster to take \
+                 them from the cluster"
+                    .into(),
+            ),
+            NetworkWhat::Create {
+                name,
+                subnet,
                 vni,
                 remotes,
                 local,
                 vxlan_port,
                 mtu,
+                ..
             } => {
                 let overlay = vni.map(|vni| OverlayRequest {
                     vni,
@@ -359,6 +378,98 @@ fn print_nat(rules: &[NatRule]) {
     table(&["NETWORK", "SUBNET", "RULE"], &rows);
 }
 
+fn print_cluster(s: &ClusterStatus) {
+    println!(
+        "node {} (VTEP {}), etcd {} at {}, prefix {}, lease {}, revision {}",
+        s.node,
+        s.vtep,
+        s.etcd,
+        s.endpoints.join(","),
+        s.prefix,
+        s.lease.map_or("-".into(), |l| format!("{l:x}")),
+        s.revision
+    );
+    println!(
+        "MACs advertised {}, remote MACs installed {}, addresses held {}",
+        s.advertised_macs, s.remote_macs, s.addresses
+    );
+    let nodes: Vec<Vec<String>> = s
+        .nodes
+        .iter()
+        .map(|(n, v)| vec![n.clone(), v.clone()])
+        .collect();
+    table(&["NODE", "VTEP"], &nodes);
+    let nets: Vec<Vec<String>> = s
+        .networks
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                n.vni.to_string(),
+                n.subnet.clone().unwrap_or_else(|| "-".into()),
+                n.members.join(","),
+            ]
+        })
+        .collect();
+    table(&["NETWORK", "VNI", "SUBNET", "MEMBERS"], &nets);
+}
+
+/// `network create NAME --vni N --cluster`: the network made in etcd (a transaction
+/// that refuses a name or a VNI already taken), then waited for until this node's agent
+/// has declared it here.
+fn cluster_network(
+    client: &ClientArgs,
+    name: String,
+    subnet: Option<String>,
+    vni: u32,
+    mtu: Option<u32>,
+) -> Result<ExitCode, Failure> {
+    crate::config::specs::validate_network_name(&name)?;
+    if vni == 0 || vni > packets::vxlan::MAX_VNI {
+        return Err(format!(
+            "--vni {vni} does not fit 24 bits (1 to {})",
+            packets::vxlan::MAX_VNI
+        ));
+    }
+    if let Some(s) = &subnet {
+        crate::launcher::ipam::Subnet::parse(s)?;
+    }
+    let path = path_of(client);
+    let status: ClusterStatus = ask(&path, &Request::ShowCluster)?;
+    let record = crate::cluster::records::NetworkRecord {
+        name: name.clone(),
+        vni,
+        subnet: subnet.clone(),
+        mtu,
+    };
+    crate::cluster::store::create_network(&status, &record)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let nets: Vec<NetworkRow> = ask(&path, &Request::NetworkLs)?;
+        if nets.iter().any(|n| n.name == name) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "cluster network {name} is in etcd, but this switch has not declared it yet \
+                 (uswitch show cluster says why)"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if client.json {
+        print_json(&record);
+    } else {
+        print_done(&record);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The cluster as the switch sees it, when it is a node of one.
+fn cluster_of(path: &Path) -> Option<ClusterStatus> {
+    ask(path, &Request::ShowCluster).ok()
+}
+
 fn print_cni(attachments: &[CniAttachment]) {
     let rows: Vec<Vec<String>> = attachments
         .iter()
@@ -564,12 +675,47 @@ fn launch(args: RunArgs) -> Result<ExitCode, Failure> {
     }
     let mut ips: Vec<Option<String>> = args.ips.iter().cloned().map(Some).collect();
     ips.resize(args.networks.len(), None);
+    // On a cluster network the address is the cluster's: taken in etcd first.
+    let cluster = cluster_of(&path);
+    let mut taken = Vec::new();
+    if let Some(status) = &cluster {
+        for (net, ip) in args.networks.iter().zip(ips.iter_mut()) {
+            let Some(subnet) = status
+                .networks
+                .iter()
+                .find(|n| &n.name == net)
+                .and_then(|n| n.subnet.clone())
+            else {
+                continue;
+            };
+            if ip.is_none() {
+                let got = crate::cluster::store::allocate(status, net, &subnet, &args.name);
+                let got = match got {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let _ = crate::cluster::store::release(status, &taken);
+                        return Err(e);
+                    }
+                };
+                taken.push((net.clone(), got.clone()));
+                *ip = Some(got);
+            }
+        }
+    }
     let req = Request::ContainerAdd {
         name: args.name.clone(),
         networks: args.networks.clone(),
         ips,
     };
-    let added: ContainerAdded = ask(&path, &req)?;
+    let added: ContainerAdded = match ask(&path, &req) {
+        Ok(a) => a,
+        Err(e) => {
+            if let Some(status) = &cluster {
+                let _ = crate::cluster::store::release(status, &taken);
+            }
+            return Err(e);
+        }
+    };
     let c = added.container;
     if let Err(e) = netns::set_up(&c, Some(added.switch_pid)) {
         // set_up undid what it did; the switch forgets the container and its TAPs.
@@ -600,6 +746,25 @@ fn launch(args: RunArgs) -> Result<ExitCode, Failure> {
     netns::exec_in(&c.netns, &args.cmd)
 }
 
+/// Gives the container's addresses on cluster networks back to the cluster.
+fn release_cluster_addresses(path: &Path, c: &Container) {
+    let Some(status) = cluster_of(path) else {
+        return;
+    };
+    let held: Vec<(String, String)> = c
+        .interfaces
+        .iter()
+        .filter(|i| status.networks.iter().any(|n| n.name == i.network))
+        .filter_map(|i| Some((i.network.clone(), i.address.clone()?)))
+        .collect();
+    if let Err(e) = crate::cluster::store::release(&status, &held) {
+        eprintln!(
+            "uswitch: warning: {}: {e}; its addresses go with this node's lease",
+            c.name
+        );
+    }
+}
+
 /// `uswitch rm C...`: each container's ports and namespace; the first failure is
 /// reported after the others were tried.
 fn rm(client: &ClientArgs, names: &[String]) -> Result<ExitCode, Failure> {
@@ -616,6 +781,7 @@ fn rm(client: &ClientArgs, names: &[String]) -> Result<ExitCode, Failure> {
             if netns::exists(&c.netns) {
                 netns::ip(&["netns", "del", &c.netns])?;
             }
+            release_cluster_addresses(&path_of(client), &c);
             Ok(c)
         });
         match result {

@@ -12,7 +12,7 @@ use log::LevelFilter;
 pub use crate::config::specs::DEFAULT_NETWORK;
 use crate::config::specs::{
     parse_capture, parse_fdb_max, parse_host_port, parse_instance, parse_network, parse_secs,
-    HostPortSpec, NetworkSpec, PortSpec, VxlanSpec,
+    ClusterSpec, HostPortSpec, NetworkSpec, PortSpec, VxlanSpec,
 };
 
 /// uswitch: a userspace Ethernet switch for container and lab networks.
@@ -142,6 +142,27 @@ pub struct SwitchArgs {
     /// endpoints) [default: /var/lib/uswitch/NAME]
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// Be a node of a cluster whose state lives in etcd: overlay networks, their members
+    /// and MACs, and addresses shared by every node (needs --node and --vtep)
+    #[arg(long, value_name = "etcd=URL,...", value_parser = ClusterSpec::parse_endpoints)]
+    pub cluster: Option<Vec<String>>,
+
+    /// This node's name in the cluster (unique among the nodes)
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    pub node: Option<String>,
+
+    /// This node's VXLAN tunnel endpoint: its underlay address, where the others send
+    #[arg(long, value_name = "ADDR", requires = "cluster")]
+    pub vtep: Option<std::net::IpAddr>,
+
+    /// Seconds a node's records outlive it when it dies [default: 10]
+    #[arg(long, value_name = "SECS", requires = "cluster")]
+    pub cluster_ttl: Option<u64>,
+
+    /// Where in etcd the cluster keeps its keys [default: /uswitch/v1]
+    #[arg(long, value_name = "PREFIX", requires = "cluster")]
+    pub cluster_prefix: Option<String>,
 
     /// Where the Docker plugin's socket goes [default: /run/docker/plugins]
     #[arg(long, value_name = "DIR", requires = "docker_plugin")]
@@ -288,6 +309,8 @@ pub enum ShowWhat {
     Nat,
     /// The containers CNI runtimes attached (uswitch-cni)
     Cni,
+    /// The cluster as this node sees it: nodes, networks and members, MACs, etcd's state
+    Cluster,
 }
 
 #[derive(Debug, Subcommand)]
@@ -340,9 +363,13 @@ pub enum NetworkWhat {
         /// An IPv4 subnet such as 198.18.0.0/24
         #[arg(long, value_name = "CIDR")]
         subnet: Option<String>,
-        /// Join the network to a VXLAN overlay with this VNI
-        #[arg(long, value_name = "N", requires = "remotes")]
+        /// Join the network to a VXLAN overlay with this VNI (with --remote, or --cluster)
+        #[arg(long, value_name = "N")]
         vni: Option<u32>,
+        /// Make it a cluster network, in etcd: every node of the switch's cluster sees it,
+        /// and its members and addresses are the cluster's
+        #[arg(long, requires = "vni", conflicts_with_all = ["remotes", "local", "vxlan_port"])]
+        cluster: bool,
         /// A remote VTEP of the overlay; repeat for each host
         #[arg(long = "remote", value_name = "ADDR", requires = "vni")]
         remotes: Vec<std::net::IpAddr>,

@@ -7,7 +7,7 @@ use forwarder::{FdbConfig, Protection};
 
 use super::SwitchArgs;
 use crate::config::file::{self, FileConfig};
-use crate::config::specs::{HostPortSpec, NetworkSpec, PortSpec};
+use crate::config::specs::{ClusterSpec, HostPortSpec, NetworkSpec, PortSpec};
 use crate::config::Settings;
 
 /// The file's entries with the command line's laid over them: an entry of the command
@@ -31,6 +31,7 @@ impl Settings {
             Some(path) => file::read(path)?,
             None => FileConfig::default(),
         };
+        let cluster = cluster_spec(args, &file)?;
         let defaults = FdbConfig::default();
         let hold = args
             .mac_move_hold_down
@@ -117,8 +118,40 @@ impl Settings {
             docker_plugin: args.docker_plugin.clone().or(file.docker_plugin),
             docker_plugin_dir: args.docker_plugin_dir.clone().or(file.docker_plugin_dir),
             state_dir: args.state_dir.clone().or(file.state_dir),
+            cluster,
         })
     }
+}
+
+/// `--cluster` with `--node` and `--vtep` (each from the flags or the file), checked.
+fn cluster_spec(args: &SwitchArgs, file: &FileConfig) -> Result<Option<ClusterSpec>, String> {
+    let endpoints = match (&args.cluster, &file.cluster) {
+        (Some(e), _) => e.clone(),
+        (None, Some(s)) => ClusterSpec::parse_endpoints(s).map_err(|e| format!("cluster: {e}"))?,
+        (None, None) => return Ok(None),
+    };
+    let node = args
+        .node
+        .clone()
+        .or(file.node.clone())
+        .ok_or("--cluster needs --node NAME (this host's name among the nodes)")?;
+    let vtep = args.vtep.or(file.vtep).ok_or(
+        "--cluster needs --vtep ADDR (this host's underlay address, where the others send)",
+    )?;
+    let spec = ClusterSpec {
+        endpoints,
+        node,
+        vtep,
+        port: packets::vxlan::IANA_PORT,
+        ttl_secs: args.cluster_ttl.or(file.cluster_ttl).unwrap_or(10),
+        prefix: args
+            .cluster_prefix
+            .clone()
+            .or(file.cluster_prefix.clone())
+            .unwrap_or_else(|| "/uswitch/v1".into()),
+    };
+    spec.validate()?;
+    Ok(Some(spec))
 }
 
 #[cfg(test)]

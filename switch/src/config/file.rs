@@ -56,6 +56,13 @@ pub struct FileConfig {
     pub docker_plugin: Option<String>,
     pub docker_plugin_dir: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    /// `cluster = "etcd=http://...,http://..."`, with `node`, `vtep`, `cluster_ttl`,
+    /// `cluster_prefix` as the flags of the same names.
+    pub cluster: Option<String>,
+    pub node: Option<String>,
+    pub vtep: Option<std::net::IpAddr>,
+    pub cluster_ttl: Option<u64>,
+    pub cluster_prefix: Option<String>,
     #[serde(default)]
     pub network: Vec<FileNetwork>,
     #[serde(default)]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use forwarder::{FdbConfig, Protection};
 use log::LevelFilter;
 
-use specs::{HostPortSpec, NetworkSpec, PortSpec, VxlanSpec};
+use specs::{ClusterSpec, HostPortSpec, NetworkSpec, PortSpec, VxlanSpec};
 
 /// Everything the switch starts with, after merging the file and the flags.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,4 +35,6 @@ pub struct Settings {
     pub docker_plugin_dir: Option<PathBuf>,
     /// Where state that outlives the switch is kept.
     pub state_dir: Option<PathBuf>,
+    /// This switch as a node of an etcd cluster.
+    pub cluster: Option<ClusterSpec>,
 }

@@ -39,6 +39,74 @@ pub fn validate_ifname(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `--cluster etcd=URL,... --node NAME --vtep ADDR`: this switch is a node of a cluster
+/// whose state lives in etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSpec {
+    pub endpoints: Vec<String>,
+    pub node: String,
+    pub vtep: IpAddr,
+    /// The VTEP's UDP port.
+    pub port: u16,
+    pub ttl_secs: u64,
+    pub prefix: String,
+}
+
+impl ClusterSpec {
+    /// `etcd=URL[,URL...]`: the endpoints, each `http://HOST:PORT`.
+    pub fn parse_endpoints(s: &str) -> Result<Vec<String>, String> {
+        let list = s.strip_prefix("etcd=").ok_or_else(|| {
+            format!("'{s}': give etcd=http://HOST:PORT[,http://HOST:PORT...] (the only store uswitch speaks)")
+        })?;
+        let endpoints: Vec<String> = list.split(',').map(str::to_string).collect();
+        for e in &endpoints {
+            let rest = e.strip_prefix("http://").ok_or_else(|| {
+                format!("etcd endpoint '{e}': give http://HOST:PORT (TLS is not supported)")
+            })?;
+            let port_ok = rest
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !port_ok {
+                return Err(format!("etcd endpoint '{e}': give http://HOST:PORT"));
+            }
+        }
+        Ok(endpoints)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.node.is_empty()
+            || !self
+                .node
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(format!(
+                "--node '{}': a node name is letters, digits, - _ . (it is a key in etcd)",
+                self.node
+            ));
+        }
+        if !(2..=3600).contains(&self.ttl_secs) {
+            return Err(format!(
+                "--cluster-ttl {}: give 2 to 3600 seconds",
+                self.ttl_secs
+            ));
+        }
+        if !self.prefix.starts_with('/') {
+            return Err(format!(
+                "--cluster-prefix '{}': an etcd prefix starts with /",
+                self.prefix
+            ));
+        }
+        if self.vtep.is_unspecified() || self.vtep.is_multicast() {
+            return Err(format!(
+                "--vtep {}: give this host's unicast underlay address",
+                self.vtep
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One `--host-port NAME@NETWORK=ADDR/PREFIX`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPortSpec {

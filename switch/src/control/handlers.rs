@@ -25,6 +25,8 @@ pub struct ControlState {
     pub nat: Vec<NatRule>,
     /// The CNI plugin's attachments and their networks' NAT.
     pub cni: CniRegistry,
+    /// What the cluster agent last saw (`show cluster`), when this switch is a node.
+    pub cluster: Option<std::sync::Arc<std::sync::Mutex<ClusterStatus>>>,
 }
 
 type Reply = Result<Response, String>;
@@ -80,6 +82,31 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             container_id,
             ifname,
         } => Ok(Response::ok(cni_del(sw, state, container_id, ifname))),
+        Request::OverlayRemoteAdd { network, remote } => {
+            sw.add_overlay_remote(&network, remote)
+                .map_err(|e| e.to_string())?;
+            Ok(Response::ok(
+                serde_json::json!({ "network": network, "remote": remote }),
+            ))
+        }
+        Request::OverlayRemoteDel { network, remote } => {
+            let removed = sw
+                .remove_overlay_remote(&network, remote)
+                .map_err(|e| e.to_string())?;
+            Ok(Response::ok(
+                serde_json::json!({ "network": network, "removed": removed }),
+            ))
+        }
+        Request::ShowCluster => {
+            let status = state
+                .cluster
+                .as_ref()
+                .ok_or("this switch is not a cluster node (start it with --cluster etcd=URL --node NAME --vtep ADDR)")?
+                .lock()
+                .map(|s| s.clone())
+                .map_err(|_| "the cluster agent failed")?;
+            Ok(Response::ok(status))
+        }
         Request::CniLs => {
             let all: Vec<&CniAttachment> = state.cni.attachments.values().collect();
             Ok(Response::ok(all))

@@ -30,6 +30,8 @@ pub use server::{socket_path, ControlError};
 pub struct Control {
     server: Option<ControlServer>,
     inbox: Option<handle::Inbox>,
+    /// The first handle made, cloned for each later front end.
+    handle: Option<handle::Handle>,
     pub state: ControlState,
 }
 
@@ -39,14 +41,20 @@ impl Control {
         Ok(Control {
             server: Some(ControlServer::bind(path, switch.registry())?),
             inbox: None,
+            handle: None,
             state: ControlState::default(),
         })
     }
 
-    /// A handle for a front end on another thread (the first call registers the waker).
+    /// A handle for a front end on another thread (the first call registers the waker;
+    /// later ones share it: the Docker driver and the cluster agent both call in).
     pub fn handle(&mut self, switch: &Switch) -> std::io::Result<handle::Handle> {
+        if let Some(h) = &self.handle {
+            return Ok(h.clone());
+        }
         let (h, inbox) = handle::pair(switch.registry())?;
         self.inbox = Some(inbox);
+        self.handle = Some(h.clone());
         Ok(h)
     }
 
@@ -55,6 +63,7 @@ impl Control {
         Control {
             server: None,
             inbox: None,
+            handle: None,
             state: ControlState::default(),
         }
     }

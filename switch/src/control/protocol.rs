@@ -154,6 +154,46 @@ pub enum Request {
     },
     /// Every CNI attachment (for `CHECK` and `GC`).
     CniLs,
+    /// Adds `remote` to the flood list of overlay network `network` (the cluster agent).
+    OverlayRemoteAdd {
+        network: String,
+        remote: IpAddr,
+    },
+    /// Takes `remote` (its port, and the entries behind it) off `network`'s overlay.
+    OverlayRemoteDel {
+        network: String,
+        remote: IpAddr,
+    },
+    /// The cluster as this node sees it: `uswitch show cluster`.
+    ShowCluster,
+}
+
+/// What `show cluster` says: where etcd is, this node's lease, the nodes, the cluster
+/// networks and their members, and the MACs advertised and installed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub node: String,
+    pub vtep: String,
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    /// "connecting", "connected", or "unreachable: why".
+    pub etcd: String,
+    pub lease: Option<i64>,
+    pub revision: i64,
+    /// Node name -> its VTEP.
+    pub nodes: BTreeMap<String, String>,
+    pub networks: Vec<ClusterNetworkRow>,
+    pub advertised_macs: usize,
+    pub remote_macs: usize,
+    pub addresses: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNetworkRow {
+    pub name: String,
+    pub vni: u32,
+    pub subnet: Option<String>,
+    pub members: Vec<String>,
 }
 
 /// One container interface a CNI runtime asked for, as the switch keeps it.

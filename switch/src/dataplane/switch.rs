@@ -309,6 +309,54 @@ impl Switch {
         self.install(id, Device::Vxlan(peer))
     }
 
+    /// The endpoint and VNI that carry `network`'s overlay.
+    fn overlay_of(&self, network: &str) -> Result<(usize, u32), DataplaneError> {
+        let net = self.fwd.network_id(network);
+        self.vxlan
+            .iter()
+            .enumerate()
+            .find_map(|(idx, ep)| {
+                let b = self
+                    .fwd
+                    .endpoint(ep.id)?
+                    .bindings()
+                    .iter()
+                    .find(|b| Some(b.network) == net)?;
+                Some((idx, b.vni))
+            })
+            .ok_or_else(|| {
+                DataplaneError::Overlay(format!("network {network} has no VXLAN overlay"))
+            })
+    }
+
+    /// Adds `remote` to the flood list of `network`'s overlay (a cluster node that has
+    /// a port on it).
+    pub fn add_overlay_remote(
+        &mut self,
+        network: &str,
+        remote: IpAddr,
+    ) -> Result<(), DataplaneError> {
+        let (idx, vni) = self.overlay_of(network)?;
+        self.add_remote(idx, vni, remote)?;
+        info!("network {network}: VXLAN remote {remote} added");
+        Ok(())
+    }
+
+    /// Takes `remote` off `network`'s overlay, with the entries that pointed at it;
+    /// whether it was there.
+    pub fn remove_overlay_remote(
+        &mut self,
+        network: &str,
+        remote: IpAddr,
+    ) -> Result<bool, DataplaneError> {
+        let (_, vni) = self.overlay_of(network)?;
+        let name = forwarder::remote_port_name(vni, remote);
+        Ok(match self.fwd.port_named(&name) {
+            Some(id) => self.remove_port(id).is_some(),
+            None => false,
+        })
+    }
+
     /// The endpoint for `local`:`port`, opened if new (and whether it was).
     fn endpoint_for(&mut self, local: IpAddr, port: u16) -> Result<(usize, bool), DataplaneError> {
         if let Some(i) = self

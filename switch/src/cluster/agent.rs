@@ -1,0 +1,442 @@
+//! The cluster agent: a thread of its own with a current-thread tokio runtime (what
+//! etcd-client needs), talking to the loop only through a [`Handle`] (a channel and a
+//! waker), so the data plane never waits for etcd.
+//!
+//! A session: connect, grant the node's lease and keep it alive, write the node record,
+//! list the prefix into a [`View`] and watch it from the listing's revision. Every second
+//! (and after every watch event) the switch is brought in line with the view — cluster
+//! networks declared with their VNI at the node's VTEP, each network's flood list made of
+//! the VTEPs of the nodes that have a port on it, advertised MACs of other nodes installed
+//! as static FDB entries on their VTEP's remote port — and the node's own records are
+//! brought in line with the switch: a membership per cluster network with a local port, an
+//! advertisement per MAC learned on a local port.
+//!
+//! When etcd cannot be reached (or loses quorum) the session ends: the switch keeps
+//! forwarding on what it last had (fail static), the failure is logged once and shown by
+//! `show cluster`, and the next session lists afresh (a listing needs no revision, so a
+//! compacted history costs nothing) and re-asserts the node's records under a new lease.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
+use log::{info, warn};
+
+use super::records::{Keys, MacRecord, NodeRecord, View};
+use crate::config::specs::ClusterSpec;
+use crate::control::handle::Handle;
+use crate::control::protocol::{
+    ClusterNetworkRow, ClusterStatus, FdbRow, NetworkRow, OverlayRequest, PortRow, Request,
+    Response,
+};
+
+/// How often the node's records and the switch are brought in line.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+pub struct Agent {
+    spec: ClusterSpec,
+    keys: Keys,
+    switch: Handle,
+    status: Arc<Mutex<ClusterStatus>>,
+    /// What this process put into the switch: networks it declared, remotes per
+    /// network, static entries per (network, MAC) and the port they point at.
+    declared: BTreeSet<String>,
+    remotes: BTreeMap<String, BTreeSet<IpAddr>>,
+    installed: BTreeMap<(String, String), String>,
+    /// Conflicting MAC claims already alerted.
+    alerted: BTreeSet<(String, String)>,
+    /// This session's own keys in etcd.
+    mine: BTreeSet<String>,
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+enum End {
+    /// The switch is going away: the agent stops.
+    SwitchGone,
+    /// etcd failed: fail static, try again.
+    Etcd(String),
+}
+
+impl From<etcd_client::Error> for End {
+    fn from(e: etcd_client::Error) -> End {
+        End::Etcd(e.to_string())
+    }
+}
+
+impl Agent {
+    pub fn new(spec: ClusterSpec, switch: Handle, status: Arc<Mutex<ClusterStatus>>) -> Agent {
+        let keys = Keys::new(&spec.prefix);
+        Agent {
+            spec,
+            keys,
+            switch,
+            status,
+            declared: BTreeSet::new(),
+            remotes: BTreeMap::new(),
+            installed: BTreeMap::new(),
+            alerted: BTreeSet::new(),
+            mine: BTreeSet::new(),
+        }
+    }
+
+    /// Runs the agent on a thread of its own until the switch goes away.
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("cluster".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        log::error!("the cluster agent's runtime: {e}; no cluster");
+                        return;
+                    }
+                };
+                rt.block_on(self.run());
+            })
+    }
+
+    async fn run(mut self) {
+        let mut logged = false;
+        loop {
+            match self.session().await {
+                End::SwitchGone => return,
+                End::Etcd(e) => {
+                    if !logged {
+                        warn!(
+                            "cluster: etcd at {} is not reachable ({e}); forwarding goes on \
+                             with what the switch has, and uswitch keeps trying",
+                            self.spec.endpoints.join(",")
+                        );
+                        logged = true;
+                    }
+                    self.set_status(|s| {
+                        s.etcd = format!("unreachable: {e}");
+                        s.lease = None;
+                    });
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            if self.status().etcd == "connected" {
+                logged = false;
+            }
+        }
+    }
+
+    fn status(&self) -> ClusterStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut ClusterStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// Asks the switch; `Err(SwitchGone)` once it is shutting down.
+    fn ask(&self, req: Request) -> Result<Response, End> {
+        let r = self.switch.call(req);
+        if !r.ok
+            && r.error
+                .as_deref()
+                .is_some_and(|e| e.contains("shutting down"))
+        {
+            return Err(End::SwitchGone);
+        }
+        Ok(r)
+    }
+
+    fn ask_data<T: serde::de::DeserializeOwned>(&self, req: Request) -> Result<T, End> {
+        let r = self.ask(req)?;
+        serde_json::from_value(r.data).map_err(|e| End::Etcd(format!("the switch's answer: {e}")))
+    }
+
+    async fn session(&mut self) -> End {
+        match self.try_session().await {
+            Ok(never) => match never {},
+            Err(e) => e,
+        }
+    }
+
+    async fn try_session(&mut self) -> Result<std::convert::Infallible, End> {
+        let options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5));
+        let mut client = Client::connect(&self.spec.endpoints, Some(options)).await?;
+        let ttl = self.spec.ttl_secs as i64;
+        let lease = client.lease_grant(ttl, None).await?.id();
+        let (mut keeper, mut alive) = client.lease_keep_alive(lease).await?;
+        let node = NodeRecord {
+            name: self.spec.node.clone(),
+            vtep: self.spec.vtep,
+            port: self.spec.port,
+        };
+        let with_lease = || Some(PutOptions::new().with_lease(lease));
+        let value = serde_json::to_vec(&node).map_err(|e| End::Etcd(e.to_string()))?;
+        client
+            .put(self.keys.node(&self.spec.node), value, with_lease())
+            .await?;
+        self.mine.clear();
+        let listing = client
+            .get(self.keys.prefix(), Some(GetOptions::new().with_prefix()))
+            .await?;
+        let mut view = View::default();
+        for kv in listing.kvs() {
+            view.apply(
+                &self.keys,
+                &String::from_utf8_lossy(kv.key()),
+                Some(kv.value()),
+                kv.mod_revision(),
+            );
+        }
+        view.revision = listing.header().map_or(0, |h| h.revision());
+        let mut watch = client
+            .watch(
+                self.keys.prefix(),
+                Some(
+                    WatchOptions::new()
+                        .with_prefix()
+                        .with_start_revision(view.revision + 1),
+                ),
+            )
+            .await?;
+        info!(
+            "cluster: node {} (VTEP {}:{}) joined through etcd at {}, lease {lease:x}, revision {}",
+            self.spec.node,
+            self.spec.vtep,
+            self.spec.port,
+            self.spec.endpoints.join(","),
+            view.revision
+        );
+        self.set_status(|s| {
+            s.etcd = "connected".into();
+            s.lease = Some(lease);
+        });
+        let mut tick = tokio::time::interval(SYNC_EVERY);
+        let keep_every = Duration::from_secs((self.spec.ttl_secs / 3).max(1));
+        let mut kept = Instant::now();
+        loop {
+            tokio::select! {
+                msg = watch.message() => {
+                    let Some(resp) = msg? else {
+                        return Err(End::Etcd("the watch ended".into()));
+                    };
+                    if resp.canceled() || resp.compact_revision() > 0 {
+                        return Err(End::Etcd(format!(
+                            "the watch was cancelled (compacted at {}); listing again",
+                            resp.compact_revision()
+                        )));
+                    }
+                    for ev in resp.events() {
+                        let Some(kv) = ev.kv() else { continue };
+                        let key = String::from_utf8_lossy(kv.key()).into_owned();
+                        let value = (ev.event_type() == EventType::Put).then(|| kv.value());
+                        view.apply(&self.keys, &key, value, kv.mod_revision());
+                    }
+                    if let Some(h) = resp.header() {
+                        view.revision = view.revision.max(h.revision());
+                    }
+                    self.reconcile(&view)?;
+                }
+                _ = tick.tick() => {
+                    if kept.elapsed() >= keep_every {
+                        keeper.keep_alive().await?;
+                        kept = Instant::now();
+                    }
+                    self.advertise(&mut client, lease, &view).await?;
+                    self.reconcile(&view)?;
+                }
+                ka = alive.message() => {
+                    match ka? {
+                        Some(r) if r.ttl() > 0 => {}
+                        Some(_) => return Err(End::Etcd("the node's lease expired".into())),
+                        None => return Err(End::Etcd("the lease keep-alive ended".into())),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The node's own records in line with the switch: a membership per cluster network
+    /// with a local port, an advertisement per MAC learned on one.
+    async fn advertise(&mut self, client: &mut Client, lease: i64, view: &View) -> Result<(), End> {
+        let ports: Vec<PortRow> = self.ask_data(Request::ShowPorts)?;
+        let fdb: Vec<FdbRow> = self.ask_data(Request::ShowFdb { network: None })?;
+        let local: BTreeSet<&str> = ports
+            .iter()
+            .filter(|p| p.kind != "vxlan" && view.networks.contains_key(&p.network))
+            .map(|p| p.name.as_str())
+            .collect();
+        let me = &self.spec.node;
+        let mut want = BTreeSet::new();
+        for p in ports.iter().filter(|p| local.contains(p.name.as_str())) {
+            want.insert(self.keys.member(&p.network, me));
+        }
+        for e in fdb.iter().filter(|e| local.contains(e.port.as_str())) {
+            want.insert(self.keys.mac(&e.network, &e.mac, me));
+        }
+        let value = serde_json::to_vec(&MacRecord::default()).unwrap_or_default();
+        for key in want.difference(&self.mine) {
+            let v = if key.contains("/members/") {
+                Vec::new()
+            } else {
+                value.clone()
+            };
+            client
+                .put(key.as_str(), v, Some(PutOptions::new().with_lease(lease)))
+                .await?;
+        }
+        for key in self.mine.difference(&want) {
+            client.delete(key.as_str(), None).await?;
+        }
+        let advertised = want.iter().filter(|k| k.contains("/macs/")).count();
+        self.mine = want;
+        self.set_status(|s| s.advertised_macs = advertised);
+        Ok(())
+    }
+
+    /// The switch in line with the view.
+    fn reconcile(&mut self, view: &View) -> Result<(), End> {
+        let me = self.spec.node.clone();
+        let local: Vec<NetworkRow> = self.ask_data(Request::NetworkLs)?;
+        for (name, net) in &view.networks {
+            if self.declared.contains(name) {
+                continue;
+            }
+            if local.iter().any(|n| &n.name == name) {
+                // Made before (a restarted agent, or by hand): adopt it as it is.
+                self.declared.insert(name.clone());
+                continue;
+            }
+            let r = self.ask(Request::NetworkCreate {
+                name: name.clone(),
+                subnet: net.subnet.clone(),
+                overlay: Some(OverlayRequest {
+                    vni: net.vni,
+                    remotes: Vec::new(),
+                    local: Some(self.spec.vtep),
+                    port: Some(self.spec.port),
+                    mtu: net.mtu,
+                }),
+                mtu: net.mtu,
+            })?;
+            if r.ok {
+                info!("cluster: network {name} (vni {}) declared here", net.vni);
+                self.declared.insert(name.clone());
+            } else {
+                warn!("cluster: network {name}: {}", r.error.unwrap_or_default());
+            }
+        }
+        // Flood lists: the VTEPs of the other nodes with a port on the network.
+        let declared: Vec<String> = self.declared.iter().cloned().collect();
+        for name in &declared {
+            let want = view.flood_list(name, &me);
+            let have = self.remotes.entry(name.clone()).or_default().clone();
+            for gone in have.difference(&want) {
+                self.ask(Request::OverlayRemoteDel {
+                    network: name.clone(),
+                    remote: *gone,
+                })?;
+                self.remotes.entry(name.clone()).or_default().remove(gone);
+            }
+            for new in want.difference(&have) {
+                let r = self.ask(Request::OverlayRemoteAdd {
+                    network: name.clone(),
+                    remote: *new,
+                })?;
+                if r.ok {
+                    self.remotes.entry(name.clone()).or_default().insert(*new);
+                } else {
+                    warn!(
+                        "cluster: remote {new} on {name}: {}",
+                        r.error.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        // Remote MACs: static entries on their VTEP's remote port.
+        let mut want: BTreeMap<(String, String), String> = BTreeMap::new();
+        for (net, mac) in view.macs.keys() {
+            let (Some(record), Some((owner, contested))) =
+                (view.networks.get(net), view.mac_owner(net, mac))
+            else {
+                continue;
+            };
+            if contested && self.alerted.insert((net.clone(), mac.clone())) {
+                warn!(
+                    "cluster: MAC {mac} on {net} is claimed by several nodes; the latest \
+                     claim ({owner}) wins"
+                );
+            }
+            if owner == me {
+                continue;
+            }
+            let Some(vtep) = view.nodes.get(owner).map(|n| n.vtep) else {
+                continue;
+            };
+            if self.remotes.get(net).is_some_and(|r| r.contains(&vtep)) {
+                let port = forwarder::remote_port_name(record.vni, vtep);
+                want.insert((net.clone(), mac.clone()), port);
+            }
+        }
+        let stale: Vec<(String, String)> = self
+            .installed
+            .iter()
+            .filter(|(k, port)| want.get(*k) != Some(*port))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (net, mac) in stale {
+            self.ask(Request::FdbDel {
+                mac: mac.clone(),
+                network: Some(net.clone()),
+            })?;
+            self.installed.remove(&(net, mac));
+        }
+        for (k, port) in want {
+            if self.installed.get(&k) == Some(&port) {
+                continue;
+            }
+            let r = self.ask(Request::FdbAdd {
+                mac: k.1.clone(),
+                port: port.clone(),
+            })?;
+            if r.ok {
+                self.installed.insert(k, port);
+            }
+        }
+        let networks = view
+            .networks
+            .values()
+            .map(|n| ClusterNetworkRow {
+                name: n.name.clone(),
+                vni: n.vni,
+                subnet: n.subnet.clone(),
+                members: view
+                    .members
+                    .get(&n.name)
+                    .map(|m| m.iter().cloned().collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let nodes = view
+            .nodes
+            .values()
+            .map(|n| (n.name.clone(), format!("{}:{}", n.vtep, n.port)))
+            .collect();
+        let (remote_macs, revision, addresses) =
+            (self.installed.len(), view.revision, view.addresses);
+        self.set_status(|s| {
+            s.nodes = nodes;
+            s.networks = networks;
+            s.remote_macs = remote_macs;
+            s.revision = revision;
+            s.addresses = addresses;
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,155 @@
+//! The cluster's objects as the command line changes them, one transaction each, from
+//! the client's own process (a short-lived tokio runtime): a network created only if its
+//! name and its VNI are both free, an address taken only if nobody holds it. The switch
+//! tells the client where etcd is and the node's lease (`show cluster`), so an address
+//! hangs on the node that asked and goes with it.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
+
+use super::records::{AddressRecord, Keys, NetworkRecord};
+use crate::control::protocol::ClusterStatus;
+use crate::launcher::ipam::Subnet;
+
+fn block_on<T>(f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("a runtime for the etcd client: {e}"))?
+        .block_on(f)
+}
+
+async fn connect(status: &ClusterStatus) -> Result<Client, String> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(5));
+    Client::connect(&status.endpoints, Some(options))
+        .await
+        .map_err(|e| unreachable(status, e))
+}
+
+fn unreachable(status: &ClusterStatus, e: etcd_client::Error) -> String {
+    format!(
+        "etcd at {} did not answer ({e}); the cluster cannot be changed until it does",
+        status.endpoints.join(",")
+    )
+}
+
+/// Creates the cluster network `record`: refused if the name or the VNI is taken.
+pub fn create_network(status: &ClusterStatus, record: &NetworkRecord) -> Result<(), String> {
+    let keys = Keys::new(&status.prefix);
+    block_on(async {
+        let mut client = connect(status).await?;
+        let (nk, vk) = (keys.network(&record.name), keys.vni(record.vni));
+        let value = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(nk.as_str(), CompareOp::Equal, 0),
+                Compare::create_revision(vk.as_str(), CompareOp::Equal, 0),
+            ])
+            .and_then([
+                TxnOp::put(nk.as_str(), value, None),
+                TxnOp::put(vk.as_str(), record.name.as_str(), None),
+            ]);
+        let done = client.txn(txn).await.map_err(|e| unreachable(status, e))?;
+        if done.succeeded() {
+            return Ok(());
+        }
+        let holder = client.get(vk.as_str(), None).await.ok().and_then(|r| {
+            r.kvs()
+                .first()
+                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
+        });
+        Err(match holder {
+            Some(h) if h != record.name => format!(
+                "VNI {} is cluster network {h}'s; pick another --vni",
+                record.vni
+            ),
+            _ => format!(
+                "the cluster has a network named {} already; pick another name",
+                record.name
+            ),
+        })
+    })
+}
+
+/// Takes the first free address of `subnet` on cluster network `network` for `owner`,
+/// on the node's lease; refused when the subnet is full. Two clients racing for one
+/// address: one transaction wins, the other takes the next.
+pub fn allocate(
+    status: &ClusterStatus,
+    network: &str,
+    subnet: &str,
+    owner: &str,
+) -> Result<String, String> {
+    let keys = Keys::new(&status.prefix);
+    let sub = Subnet::parse(subnet)?;
+    let lease = status.lease.ok_or_else(|| {
+        format!(
+            "the switch has no lease from etcd ({}); new containers on cluster networks wait \
+             until etcd answers",
+            status.etcd
+        )
+    })?;
+    block_on(async {
+        let mut client = connect(status).await?;
+        let taken = client
+            .get(
+                keys.addresses(network),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
+            .await
+            .map_err(|e| unreachable(status, e))?;
+        let mut used: std::collections::BTreeSet<Ipv4Addr> = taken
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let key = String::from_utf8_lossy(kv.key()).into_owned();
+                key.rsplit('/').next()?.parse().ok()
+            })
+            .collect();
+        let record = AddressRecord {
+            node: status.node.clone(),
+            owner: owner.to_string(),
+        };
+        let value = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
+        loop {
+            let Some(a) = sub.hosts().find(|a| !used.contains(a)) else {
+                return Err(format!(
+                    "cluster network {network}'s subnet {subnet} is full"
+                ));
+            };
+            let key = keys.address(network, &a.to_string());
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(
+                    key.as_str(),
+                    value.clone(),
+                    Some(PutOptions::new().with_lease(lease)),
+                )]);
+            let done = client.txn(txn).await.map_err(|e| unreachable(status, e))?;
+            if done.succeeded() {
+                return Ok(format!("{a}/{}", sub.prefix));
+            }
+            used.insert(a);
+        }
+    })
+}
+
+/// Gives back the addresses (`ADDR/PREFIX`) a container held on cluster networks.
+pub fn release(status: &ClusterStatus, addresses: &[(String, String)]) -> Result<(), String> {
+    let keys = Keys::new(&status.prefix);
+    block_on(async {
+        let mut client = connect(status).await?;
+        for (network, cidr) in addresses {
+            let ip = cidr.split('/').next().unwrap_or(cidr);
+            client
+                .delete(keys.address(network, ip), None)
+                .await
+                .map_err(|e| unreachable(status, e))?;
+        }
+        Ok(())
+    })
+}
