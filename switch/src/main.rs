@@ -99,6 +99,7 @@ fn run_switch(settings: &Settings) -> ExitCode {
     if let Some(spec) = &settings.cluster {
         let status = std::sync::Arc::new(std::sync::Mutex::new(ClusterStatus {
             node: spec.node.clone(),
+            pid: std::process::id(),
             vtep: format!("{}:{}", spec.vtep, spec.port),
             endpoints: spec.endpoints.clone(),
             prefix: spec.prefix.clone(),

@@ -145,8 +145,8 @@ pub struct SwitchArgs {
 
     /// Be a node of a cluster whose state lives in etcd: overlay networks, their members
     /// and MACs, and addresses shared by every node (needs --node and --vtep)
-    #[arg(long, value_name = "etcd=URL,...", value_parser = ClusterSpec::parse_endpoints)]
-    pub cluster: Option<Vec<String>>,
+    #[arg(long, value_name = "etcd=URL,...", value_parser = parse_cluster)]
+    pub cluster: Option<String>,
 
     /// This node's name in the cluster (unique among the nodes)
     #[arg(long, value_name = "NAME", requires = "cluster")]
@@ -388,6 +388,11 @@ pub enum NetworkWhat {
         #[arg(id = "network", value_name = "NETWORK")]
         name: String,
     },
+}
+
+/// `--cluster etcd=URL,...`, checked (and parsed again into the settings).
+fn parse_cluster(s: &str) -> Result<String, String> {
+    ClusterSpec::parse_endpoints(s).map(|_| s.to_string())
 }
 
 /// `uswitch run`.

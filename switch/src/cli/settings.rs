@@ -125,11 +125,10 @@ impl Settings {
 
 /// `--cluster` with `--node` and `--vtep` (each from the flags or the file), checked.
 fn cluster_spec(args: &SwitchArgs, file: &FileConfig) -> Result<Option<ClusterSpec>, String> {
-    let endpoints = match (&args.cluster, &file.cluster) {
-        (Some(e), _) => e.clone(),
-        (None, Some(s)) => ClusterSpec::parse_endpoints(s).map_err(|e| format!("cluster: {e}"))?,
-        (None, None) => return Ok(None),
+    let Some(given) = args.cluster.as_ref().or(file.cluster.as_ref()) else {
+        return Ok(None);
     };
+    let endpoints = ClusterSpec::parse_endpoints(given).map_err(|e| format!("cluster: {e}"))?;
     let node = args
         .node
         .clone()

@@ -13,12 +13,43 @@ use super::records::{AddressRecord, Keys, NetworkRecord};
 use crate::control::protocol::ClusterStatus;
 use crate::launcher::ipam::Subnet;
 
-fn block_on<T>(f: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("a runtime for the etcd client: {e}"))?
-        .block_on(f)
+/// Runs `f` to its end on a runtime of a thread of its own, in the switch's network
+/// namespace when it is not ours: etcd is reached from where the switch reaches it.
+fn block_on<T: Send + 'static>(
+    status: &ClusterStatus,
+    f: impl std::future::Future<Output = Result<T, String>> + Send + 'static,
+) -> Result<T, String> {
+    let netns = crate::launcher::netns::switch_netns(Some(status.pid));
+    std::thread::spawn(move || {
+        if let Some(ns) = netns {
+            enter(&ns)?;
+        }
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("a runtime for the etcd client: {e}"))?
+            .block_on(f)
+    })
+    .join()
+    .map_err(|_| "the etcd client's thread failed".to_string())?
+}
+
+/// Moves this thread into the network namespace at `path`.
+fn enter(path: &std::path::Path) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: setns(2) on a descriptor we hold open; it changes only the calling thread,
+    // which is ours alone and ends with the request.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "entering the switch's namespace {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ))
+    }
 }
 
 async fn connect(status: &ClusterStatus) -> Result<Client, String> {
@@ -40,10 +71,12 @@ fn unreachable(status: &ClusterStatus, e: etcd_client::Error) -> String {
 /// Creates the cluster network `record`: refused if the name or the VNI is taken.
 pub fn create_network(status: &ClusterStatus, record: &NetworkRecord) -> Result<(), String> {
     let keys = Keys::new(&status.prefix);
-    block_on(async {
+    let (status, record) = (status.clone(), record.clone());
+    block_on(&status.clone(), async move {
+        let status = &status;
         let mut client = connect(status).await?;
         let (nk, vk) = (keys.network(&record.name), keys.vni(record.vni));
-        let value = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+        let value = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
         let txn = Txn::new()
             .when([
                 Compare::create_revision(nk.as_str(), CompareOp::Equal, 0),
@@ -86,6 +119,7 @@ pub fn allocate(
 ) -> Result<String, String> {
     let keys = Keys::new(&status.prefix);
     let sub = Subnet::parse(subnet)?;
+    let (network, subnet, owner) = (network.to_string(), subnet.to_string(), owner.to_string());
     let lease = status.lease.ok_or_else(|| {
         format!(
             "the switch has no lease from etcd ({}); new containers on cluster networks wait \
@@ -93,11 +127,13 @@ pub fn allocate(
             status.etcd
         )
     })?;
-    block_on(async {
+    let status = status.clone();
+    block_on(&status.clone(), async move {
+        let status = &status;
         let mut client = connect(status).await?;
         let taken = client
             .get(
-                keys.addresses(network),
+                keys.addresses(&network),
                 Some(GetOptions::new().with_prefix().with_keys_only()),
             )
             .await
@@ -112,7 +148,7 @@ pub fn allocate(
             .collect();
         let record = AddressRecord {
             node: status.node.clone(),
-            owner: owner.to_string(),
+            owner: owner.clone(),
         };
         let value = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
         loop {
@@ -121,7 +157,7 @@ pub fn allocate(
                     "cluster network {network}'s subnet {subnet} is full"
                 ));
             };
-            let key = keys.address(network, &a.to_string());
+            let key = keys.address(&network, &a.to_string());
             let txn = Txn::new()
                 .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
                 .and_then([TxnOp::put(
@@ -141,9 +177,11 @@ pub fn allocate(
 /// Gives back the addresses (`ADDR/PREFIX`) a container held on cluster networks.
 pub fn release(status: &ClusterStatus, addresses: &[(String, String)]) -> Result<(), String> {
     let keys = Keys::new(&status.prefix);
-    block_on(async {
+    let (status, addresses) = (status.clone(), addresses.to_vec());
+    block_on(&status.clone(), async move {
+        let status = &status;
         let mut client = connect(status).await?;
-        for (network, cidr) in addresses {
+        for (network, cidr) in &addresses {
             let ip = cidr.split('/').next().unwrap_or(cidr);
             client
                 .delete(keys.address(network, ip), None)

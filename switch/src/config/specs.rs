@@ -352,12 +352,6 @@ impl VxlanSpec {
                 self.network, self.vni
             ));
         }
-        if self.remotes.is_empty() {
-            return Err(format!(
-                "--vxlan {}: give at least one remote=ADDR",
-                self.network
-            ));
-        }
         if self.local.is_unspecified() || self.local.is_multicast() {
             return Err(format!(
                 "--vxlan {}: local={} must be a unicast address of this host",
@@ -456,6 +450,14 @@ impl FromStr for VxlanSpec {
             return Err(format!("--vxlan {s}: local=ADDR is missing"));
         }
         spec.validate()?;
+        // A static overlay needs its remotes; a cluster network's come from the cluster
+        // (through the control API, not this flag).
+        if spec.remotes.is_empty() {
+            return Err(format!(
+                "--vxlan {}: give at least one remote=ADDR",
+                spec.network
+            ));
+        }
         Ok(spec)
     }
 }

@@ -173,6 +173,8 @@ pub enum Request {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterStatus {
     pub node: String,
+    /// The switch's pid: a client reaches etcd from the switch's network namespace.
+    pub pid: u32,
     pub vtep: String,
     pub endpoints: Vec<String>,
     pub prefix: String,

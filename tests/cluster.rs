@@ -1,0 +1,369 @@
+//! Overlay networks across hosts through etcd: hosts are namespaces on one underlay
+//! wire (198.18.1.0/24), a three-member etcd cluster (Debian's etcd-server) runs with its
+//! members in the first three hosts, and each host runs uswitch as a node of the cluster.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+const ETCD: &str = "/usr/bin/etcd";
+
+/// Whether etcd is here (a loud skip, or a failure under USWITCH_REQUIRE_PRIV=1).
+fn have_etcd(test: &str) -> bool {
+    if !privileged(test) {
+        return false;
+    }
+    if std::path::Path::new(ETCD).exists() {
+        return true;
+    }
+    if std::env::var("USWITCH_REQUIRE_PRIV").as_deref() == Ok("1") {
+        panic!("{test}: needs {ETCD} (apt-get install etcd-server)");
+    }
+    eprintln!("!!!!! SKIPPED {test}: needs {ETCD} (etcd-server)");
+    false
+}
+
+/// A three-member etcd cluster, one member in each of the underlay's first three hosts;
+/// stopped (by pid) and its data removed on drop.
+struct Etcd {
+    members: Vec<Option<Child>>,
+    dir: PathBuf,
+    hosts: Vec<String>,
+    addrs: Vec<String>,
+    token: String,
+}
+
+impl Etcd {
+    fn start(u: &Underlay) -> Etcd {
+        let token = unique("etc");
+        let dir = std::env::temp_dir().join(format!("{token}-etcd"));
+        let mut e = Etcd {
+            members: Vec::new(),
+            dir,
+            hosts: u.hosts[..3].iter().map(|h| h.name.clone()).collect(),
+            addrs: u.addrs[..3].to_vec(),
+            token,
+        };
+        for i in 0..3 {
+            let m = e.spawn(i);
+            e.members.push(Some(m));
+        }
+        e
+    }
+
+    fn spawn(&self, i: usize) -> Child {
+        let a = &self.addrs[i];
+        let cluster: Vec<String> = self
+            .addrs
+            .iter()
+            .enumerate()
+            .map(|(j, a)| format!("e{j}=http://{a}:2380"))
+            .collect();
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let log = std::fs::File::create(self.dir.join(format!("e{i}.log"))).unwrap();
+        Command::new("ip")
+            .args(["netns", "exec", &self.hosts[i], ETCD])
+            .args(["--name", &format!("e{i}")])
+            .arg("--data-dir")
+            .arg(self.dir.join(format!("e{i}")))
+            .args(["--listen-client-urls", &format!("http://{a}:2379")])
+            .args(["--advertise-client-urls", &format!("http://{a}:2379")])
+            .args(["--listen-peer-urls", &format!("http://{a}:2380")])
+            .args(["--initial-advertise-peer-urls", &format!("http://{a}:2380")])
+            .args(["--initial-cluster", &cluster.join(",")])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", &self.token])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting etcd")
+    }
+
+    /// `etcd=http://A:2379,...`.
+    fn endpoints(&self) -> String {
+        let urls: Vec<String> = self
+            .addrs
+            .iter()
+            .map(|a| format!("http://{a}:2379"))
+            .collect();
+        format!("etcd={}", urls.join(","))
+    }
+
+    fn stop(&mut self, i: usize) {
+        if let Some(mut m) = self.members[i].take() {
+            let _ = Command::new("kill").arg(m.id().to_string()).status();
+            let _ = m.wait();
+        }
+    }
+
+    fn restart(&mut self, i: usize) {
+        if self.members[i].is_none() {
+            self.members[i] = Some(self.spawn(i));
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.stop(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A host's uswitch as a cluster node, and how to run the client there.
+struct Node {
+    host: String,
+    sw: Uswitch,
+    state: PathBuf,
+}
+
+const TTL: u64 = 3;
+
+impl Node {
+    fn start(u: &Underlay, i: usize, etcd: &Etcd, prefix: &str) -> Node {
+        let state = std::env::temp_dir().join(unique("ucls"));
+        let node = format!("n{i}");
+        let ttl = TTL.to_string();
+        let state_arg = state.display().to_string();
+        let sw = Uswitch::start_in(
+            &u.hosts[i],
+            &[
+                "--cluster",
+                &etcd.endpoints(),
+                "--node",
+                &node,
+                "--vtep",
+                &u.addrs[i],
+                "--cluster-ttl",
+                &ttl,
+                "--cluster-prefix",
+                prefix,
+                "--state-dir",
+                &state_arg,
+            ],
+        );
+        let n = Node {
+            host: u.hosts[i].name.clone(),
+            sw,
+            state,
+        };
+        n.wait_for(|s| s["etcd"] == "connected", "connects to etcd");
+        n
+    }
+
+    /// `uswitch ARGS` against this node (the client reaches etcd from the switch's
+    /// namespace).
+    fn client(&self, args: &[&str]) -> std::process::Output {
+        self.sw.client(args)
+    }
+
+    fn cluster(&self) -> Value {
+        self.sw.json(&["show", "cluster"])
+    }
+
+    fn wait_for(&self, ok: impl Fn(&Value) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let s = self.cluster();
+            if ok(&s) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{} never {what}: {s}", self.host);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A container on `network`; its address (without the prefix).
+    fn run(&self, name: &str, network: &str) -> Result<String, String> {
+        let out = self.client(&["run", "--name", name, "--network", network, "--json"]);
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let c: Value = serde_json::from_slice(&out.stdout).expect("run --json");
+        Ok(c["interfaces"][0]["address"]
+            .as_str()
+            .and_then(|a| a.split('/').next())
+            .unwrap_or_default()
+            .to_string())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+/// The remote VTEPs `node` floods `network` to.
+fn remotes_of(node: &Node, network: &str) -> Vec<String> {
+    let vx = node.sw.json(&["show", "vxlan"]);
+    let mut found: Vec<String> = vx
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|ep| ep["segments"].as_array().cloned().unwrap_or_default())
+        .filter(|seg| seg["network"] == network)
+        .flat_map(|seg| seg["peers"].as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["remote"].as_str().map(str::to_string))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Containers by name: their namespaces deleted on drop.
+struct Containers(Vec<Netns>);
+
+impl Containers {
+    fn add(&mut self, name: &str) -> Netns {
+        self.0.push(Netns::guard(name));
+        Netns::named(name)
+    }
+}
+
+/// Three hosts with a container each on one cluster network reach each other; a fourth
+/// host joins while they run (nobody else restarted or reconfigured) and is reached; a
+/// second cluster network stays apart from the first; `kill -9` of a host withdraws it
+/// from the others within TTL + 1 s, and the rest keep working.
+#[test]
+fn cluster_networks_span_hosts_that_find_each_other_through_etcd() {
+    let test = "cluster_networks_span_hosts_that_find_each_other_through_etcd";
+    if !have_etcd(test) {
+        return;
+    }
+    let mut u = Underlay::new(3, false);
+    let etcd = Etcd::start(&u);
+    let prefix = format!("/{}", unique("ucp"));
+    let mut nodes: Vec<Node> = (0..3).map(|i| Node::start(&u, i, &etcd, &prefix)).collect();
+    let out = nodes[0].client(&[
+        "network",
+        "create",
+        "blue",
+        "--subnet",
+        "198.18.60.0/24",
+        "--vni",
+        "60",
+        "--cluster",
+    ]);
+    assert!(out.status.success(), "network create --cluster");
+    // A second one with the same VNI is refused, by the cluster.
+    let out = nodes[1].client(&[
+        "network",
+        "create",
+        "red",
+        "--subnet",
+        "198.18.61.0/24",
+        "--vni",
+        "60",
+        "--cluster",
+    ]);
+    one_line_failure(&out, "VNI 60 is cluster network blue's");
+    let mut ctrs = Containers(Vec::new());
+    let mut addrs = Vec::new();
+    let mut names = Vec::new();
+    for n in &nodes {
+        let name = short_unique("cc");
+        ctrs.add(&name);
+        addrs.push(
+            n.run(&name, "blue")
+                .expect("uswitch run on a cluster network"),
+        );
+        names.push(name);
+    }
+    let distinct: std::collections::BTreeSet<&String> = addrs.iter().collect();
+    assert_eq!(distinct.len(), 3, "addresses given twice: {addrs:?}");
+    let reach_all = |names: &[String], addrs: &[String]| {
+        for (i, from) in names.iter().enumerate() {
+            for (j, to) in addrs.iter().enumerate() {
+                if i != j {
+                    assert!(
+                        Netns::named(from).ping(to),
+                        "{from} cannot reach {to} across the cluster"
+                    );
+                }
+            }
+        }
+    };
+    reach_all(&names, &addrs);
+    // Each node installed the others' MACs as static entries on their VTEP.
+    nodes[0].wait_for(
+        |s| s["remote_macs"].as_u64() >= Some(2),
+        "installs remote MACs",
+    );
+
+    // A fourth host joins; nobody else is touched.
+    let pid0 = nodes[0].sw.pid();
+    let i = u.add_host();
+    nodes.push(Node::start(&u, i, &etcd, &prefix));
+    let name = short_unique("cc");
+    ctrs.add(&name);
+    addrs.push(
+        nodes[3]
+            .run(&name, "blue")
+            .expect("a container on the new host"),
+    );
+    names.push(name);
+    reach_all(&names, &addrs);
+    assert_eq!(nodes[0].sw.pid(), pid0);
+
+    // Another cluster network: its container does not reach blue's, and a host with no
+    // port on it gets none of its floods.
+    let out = nodes[0].client(&[
+        "network",
+        "create",
+        "green",
+        "--subnet",
+        "198.18.62.0/24",
+        "--vni",
+        "62",
+        "--cluster",
+    ]);
+    assert!(out.status.success());
+    let g = short_unique("cg");
+    ctrs.add(&g);
+    let g_addr = nodes[1].run(&g, "green").unwrap();
+    assert!(g_addr.starts_with("198.18.62."), "{g_addr}");
+    assert!(!Netns::named(&g).ping(&addrs[0]), "green reached blue");
+    // Only n1 has a port on green: it alone is green's flood list, everywhere.
+    let green_members = |s: &Value| {
+        s["networks"]
+            .as_array()
+            .and_then(|ns| ns.iter().find(|n| n["name"] == "green"))
+            .map(|n| n["members"].clone())
+    };
+    nodes[2].wait_for(
+        |s| green_members(s) == Some(serde_json::json!(["n1"])),
+        "sees green's one member",
+    );
+    assert_eq!(remotes_of(&nodes[0], "green"), [u.addrs[1].clone()]);
+    // kill -9 host 2: the others drop it within TTL + 1 s (its lease expires).
+    nodes[2].sw.signal(libc::SIGKILL);
+    let killed = Instant::now();
+    let deadline = Duration::from_secs(TTL + 1) + Duration::from_millis(900);
+    loop {
+        let s = nodes[0].cluster();
+        let gone = s["nodes"].get("n2").is_none()
+            && s["networks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| !n["members"].as_array().unwrap().iter().any(|m| m == "n2"));
+        let remotes = remotes_of(&nodes[0], "blue");
+        if gone && !remotes.contains(&u.addrs[2]) {
+            break;
+        }
+        assert!(
+            killed.elapsed() < deadline,
+            "n2 not withdrawn within TTL + 1 s: {s} {remotes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(Netns::named(&names[0]).ping(&addrs[1]));
+    assert!(Netns::named(&names[3]).ping(&addrs[0]));
+}
