@@ -367,3 +367,103 @@ fn cluster_networks_span_hosts_that_find_each_other_through_etcd() {
     assert!(Netns::named(&names[0]).ping(&addrs[1]));
     assert!(Netns::named(&names[3]).ping(&addrs[0]));
 }
+
+/// Fifty containers started at once on three hosts get fifty distinct addresses (each
+/// taken by a transaction); one etcd member dying changes nothing; all three stopped,
+/// traffic between existing containers flows on, a new container is refused with a clear
+/// error, and once etcd is back everything converges without restarting uswitch.
+#[test]
+fn cluster_addresses_are_unique_and_etcd_failures_leave_forwarding_alone() {
+    let test = "cluster_addresses_are_unique_and_etcd_failures_leave_forwarding_alone";
+    if !have_etcd(test) {
+        return;
+    }
+    let u = Underlay::new(3, false);
+    let mut etcd = Etcd::start(&u);
+    let prefix = format!("/{}", unique("ucp"));
+    let nodes: Vec<Node> = (0..3).map(|i| Node::start(&u, i, &etcd, &prefix)).collect();
+    let out = nodes[0].client(&[
+        "network",
+        "create",
+        "blue",
+        "--subnet",
+        "198.18.63.0/24",
+        "--vni",
+        "63",
+        "--cluster",
+    ]);
+    assert!(out.status.success());
+    for n in &nodes {
+        n.wait_for(
+            |s| s["networks"].as_array().is_some_and(|a| !a.is_empty()),
+            "sees the network",
+        );
+    }
+    let mut ctrs = Containers(Vec::new());
+    let names: Vec<String> = (0..50).map(|_| short_unique("ca")).collect();
+    for n in &names {
+        ctrs.add(n);
+    }
+    let addrs: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(k, name)| {
+                let node = &nodes[k % 3];
+                s.spawn(move || node.run(name, "blue"))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap().expect("a container of fifty"))
+            .collect()
+    });
+    let distinct: std::collections::BTreeSet<&String> = addrs.iter().collect();
+    assert_eq!(distinct.len(), 50, "an address was given twice: {addrs:?}");
+    assert!(
+        addrs.iter().all(|a| a.starts_with("198.18.63.")),
+        "{addrs:?}"
+    );
+    let (c0, c1) = (Netns::named(&names[0]), Netns::named(&names[1]));
+    assert!(c0.ping(&addrs[1]), "host 0 to host 1");
+
+    // One member down: the cluster has its quorum; nothing changes.
+    etcd.stop(2);
+    let extra = short_unique("cb");
+    ctrs.add(&extra);
+    nodes[0]
+        .run(&extra, "blue")
+        .expect("a new container with two members of three");
+    assert!(c0.ping(&addrs[1]));
+
+    // All down: forwarding goes on; new containers are refused, saying why.
+    etcd.stop(0);
+    etcd.stop(1);
+    nodes[0].wait_for(|s| s["etcd"] != "connected", "notices etcd is gone");
+    assert!(c0.ping(&addrs[1]), "traffic stopped with etcd");
+    assert!(c1.ping(&addrs[0]));
+    let refused = short_unique("cr");
+    ctrs.add(&refused);
+    let err = nodes[0].run(&refused, "blue").unwrap_err();
+    assert!(err.contains("etcd"), "{err}");
+
+    // etcd back: the node lists again and new containers work and are reached.
+    for i in 0..3 {
+        etcd.restart(i);
+    }
+    nodes[0].wait_for(|s| s["etcd"] == "connected", "reconnects");
+    nodes[1].wait_for(|s| s["etcd"] == "connected", "reconnects");
+    let late = short_unique("cl");
+    ctrs.add(&late);
+    let late_addr = nodes[0]
+        .run(&late, "blue")
+        .expect("a container after etcd came back");
+    assert!(!addrs.contains(&late_addr), "{late_addr} was given before");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !c1.ping(&late_addr) {
+        assert!(
+            Instant::now() < deadline,
+            "the new container is not reached"
+        );
+    }
+    assert!(c0.ping(&addrs[1]));
+}

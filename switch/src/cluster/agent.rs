@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
+use etcd_client::{Client, EventType, GetOptions, PutOptions, WatchOptions};
 use log::{info, warn};
 
 use super::records::{Keys, MacRecord, NodeRecord, View};
@@ -49,6 +49,12 @@ pub struct Agent {
     alerted: BTreeSet<(String, String)>,
     /// This session's own keys in etcd.
     mine: BTreeSet<String>,
+    /// The node's lease, kept across sessions while etcd still has it: what hangs on it
+    /// (the addresses containers hold, above all) must not go because one connection
+    /// broke.
+    lease: Option<i64>,
+    /// Sessions tried: where the next one starts among the endpoints.
+    attempts: usize,
 }
 
 /// Why a session ended.
@@ -79,6 +85,8 @@ impl Agent {
             installed: BTreeMap::new(),
             alerted: BTreeSet::new(),
             mine: BTreeSet::new(),
+            lease: None,
+            attempts: 0,
         }
     }
 
@@ -115,10 +123,9 @@ impl Agent {
                         );
                         logged = true;
                     }
-                    self.set_status(|s| {
-                        s.etcd = format!("unreachable: {e}");
-                        s.lease = None;
-                    });
+                    // The lease stays: etcd keeps it (and refreshes it on a new leader),
+                    // and the next session takes it back if it is still there.
+                    self.set_status(|s| s.etcd = format!("unreachable: {e}"));
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -164,12 +171,23 @@ impl Agent {
     }
 
     async fn try_session(&mut self) -> Result<std::convert::Infallible, End> {
-        let options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(5));
-        let mut client = Client::connect(&self.spec.endpoints, Some(options)).await?;
+        self.attempts += 1;
+        let mut client = super::connect_any(&self.spec.endpoints, self.attempts).await?;
         let ttl = self.spec.ttl_secs as i64;
-        let lease = client.lease_grant(ttl, None).await?.id();
+        let kept = match self.lease {
+            Some(id) => client
+                .lease_time_to_live(id, None)
+                .await
+                .ok()
+                .filter(|r| r.ttl() > 0)
+                .map(|_| id),
+            None => None,
+        };
+        let lease = match kept {
+            Some(id) => id,
+            None => client.lease_grant(ttl, None).await?.id(),
+        };
+        self.lease = Some(lease);
         let (mut keeper, mut alive) = client.lease_keep_alive(lease).await?;
         let node = NodeRecord {
             name: self.spec.node.clone(),

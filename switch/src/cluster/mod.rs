@@ -7,3 +7,31 @@
 pub mod agent;
 pub mod records;
 pub mod store;
+
+use std::time::Duration;
+
+/// A client of the first of `endpoints` that answers (starting at `start`, so that
+/// retries go round). One endpoint per client: a client given several sends some
+/// requests to a member that is down and fails them, where one healthy member would do.
+pub async fn connect_any(
+    endpoints: &[String],
+    start: usize,
+) -> Result<etcd_client::Client, etcd_client::Error> {
+    let options = etcd_client::ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_timeout(Duration::from_secs(5));
+    let mut last = None;
+    for k in 0..endpoints.len().max(1) {
+        let Some(e) = endpoints.get((start + k) % endpoints.len().max(1)) else {
+            break;
+        };
+        match etcd_client::Client::connect([e], Some(options.clone())).await {
+            Ok(mut c) => match c.status().await {
+                Ok(_) => return Ok(c),
+                Err(err) => last = Some(err),
+            },
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| etcd_client::Error::InvalidArgs("no etcd endpoint given".into())))
+}

@@ -5,9 +5,8 @@
 //! hangs on the node that asked and goes with it.
 
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
 
 use super::records::{AddressRecord, Keys, NetworkRecord};
 use crate::control::protocol::ClusterStatus;
@@ -53,10 +52,7 @@ fn enter(path: &std::path::Path) -> Result<(), String> {
 }
 
 async fn connect(status: &ClusterStatus) -> Result<Client, String> {
-    let options = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(2))
-        .with_timeout(Duration::from_secs(5));
-    Client::connect(&status.endpoints, Some(options))
+    super::connect_any(&status.endpoints, std::process::id() as usize)
         .await
         .map_err(|e| unreachable(status, e))
 }
