@@ -327,4 +327,38 @@ port = 8472
         let err = Settings::from_args(&args(&["--config", "/nonexistent/x.toml"])).unwrap_err();
         assert!(err.contains("cannot read config"));
     }
+
+    #[test]
+    fn a_cluster_needs_a_node_and_a_vtep_from_the_flags_or_the_file() {
+        let e = "etcd=http://198.18.100.1:2379,http://198.18.100.2:2379";
+        let err = Settings::from_args(&args(&["--cluster", e, "--vtep", "198.18.100.1"]));
+        assert!(err.unwrap_err().contains("--node"));
+        let s = Settings::from_args(&args(&[
+            "--cluster",
+            e,
+            "--node",
+            "h1",
+            "--vtep",
+            "198.18.100.1",
+            "--cluster-ttl",
+            "5",
+        ]))
+        .unwrap();
+        let c = s.cluster.unwrap();
+        assert_eq!(c.endpoints.len(), 2);
+        assert_eq!((c.ttl_secs, c.prefix.as_str()), (5, "/uswitch/v1"));
+        let bad = crate::cli::Cli::try_parse_from(["uswitch", "--cluster", "consul=x"]);
+        assert!(bad.is_err());
+        let dir = std::env::temp_dir().join(format!("uswitch-cl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            format!("cluster = \"{e}\"\nnode = \"h2\"\nvtep = \"198.18.100.2\"\n"),
+        )
+        .unwrap();
+        let s = Settings::from_args(&args(&["--config", file.to_str().unwrap()])).unwrap();
+        assert_eq!(s.cluster.unwrap().node, "h2");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
