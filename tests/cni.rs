@@ -710,13 +710,7 @@ impl Podman {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.command(args).output().expect("podman");
-        assert!(
-            out.status.success(),
-            "podman {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stdout_ok(&mut self.command(args), &format!("podman {args:?}"))
     }
 
     fn run(&self, name: &str, network: &str) {

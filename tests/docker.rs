@@ -124,13 +124,9 @@ impl Dockerd {
 
     /// A docker command that must succeed; its stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let mut cmd = Command::new(DOCKER);
+        cmd.args(["-H", &self.sock]).args(args);
+        stdout_ok(&mut cmd, &format!("docker {args:?}"))
     }
 
     /// A container on `network` that sleeps.

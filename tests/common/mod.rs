@@ -1036,26 +1036,23 @@ pub fn underlay_addr(i: usize, v6: bool) -> String {
 }
 
 pub fn disable_ipv6(ns: &Netns) {
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &ns.name,
-        "sysctl",
-        "-q",
-        "-w",
-        "net.ipv6.conf.all.disable_ipv6=1",
-    ]);
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &ns.name,
-        "sysctl",
-        "-q",
-        "-w",
-        "net.ipv6.conf.default.disable_ipv6=1",
-    ]);
+    for conf in ["all", "default"] {
+        let key = format!("net.ipv6.conf.{conf}.disable_ipv6=1");
+        sh(&["ip", "netns", "exec", &ns.name, "sysctl", "-q", "-w", &key]);
+    }
+}
+
+/// Runs `cmd` (`what`, for the message), which must succeed; its stdout.
+pub fn stdout_ok(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Underlay {
