@@ -467,3 +467,136 @@ fn cluster_addresses_are_unique_and_etcd_failures_leave_forwarding_alone() {
     }
     assert!(c0.ping(&addrs[1]));
 }
+
+/// The MAC of `ifname` in namespace `ns`.
+fn mac_of(ns: &str, ifname: &str) -> [u8; 6] {
+    let out = sh(&["ip", "-n", ns, "-j", "link", "show", ifname]);
+    let v: Value = serde_json::from_str(&out).expect("ip -j link");
+    mac(v[0]["address"].as_str().expect("an address"))
+}
+
+/// An inner frame's destination, source and EtherType.
+type Inner = ([u8; 6], [u8; 6], u16);
+
+/// The frame a VXLAN datagram seen on an underlay carries: (inner destination, inner
+/// source, inner EtherType), if `f` is IPv4/UDP to port 4789 (a [`Seen`] keeps 64 bytes:
+/// 20 of IP, 8 of UDP, 8 of VXLAN, then the inner Ethernet header).
+fn inner(f: &Seen) -> Option<Inner> {
+    let p = &f.payload;
+    if f.ethertype != 0x0800 || p.len() < 50 || p[9] != 17 || p[22..24] != [0x12, 0xb5] {
+        return None;
+    }
+    Some((
+        p[36..42].try_into().ok()?,
+        p[42..48].try_into().ok()?,
+        u16::from_be_bytes([p[48], p[49]]),
+    ))
+}
+
+/// Known unicast between two hosts never reaches the third (whose switch has a port on
+/// the network, so it is on the flood list); ARP requests for addresses the cluster
+/// advertised are answered by the asker's own switch, so no broadcast ARP crosses the
+/// underlay; the answers are counted.
+#[test]
+fn cluster_known_unicast_is_not_flooded_and_arp_is_answered_locally() {
+    let test = "cluster_known_unicast_is_not_flooded_and_arp_is_answered_locally";
+    if !have_etcd(test) {
+        return;
+    }
+    let u = Underlay::new(3, false);
+    let etcd = Etcd::start(&u);
+    let prefix = format!("/{}", unique("ucp"));
+    let nodes: Vec<Node> = (0..3).map(|i| Node::start(&u, i, &etcd, &prefix)).collect();
+    let out = nodes[0].client(&[
+        "network",
+        "create",
+        "blue",
+        "--subnet",
+        "198.18.64.0/24",
+        "--vni",
+        "64",
+        "--cluster",
+    ]);
+    assert!(out.status.success(), "network create --cluster");
+    let mut ctrs = Containers(Vec::new());
+    let mut names = Vec::new();
+    let mut addrs = Vec::new();
+    for n in &nodes {
+        let name = short_unique("cs");
+        ctrs.add(&name);
+        addrs.push(n.run(&name, "blue").expect("a container"));
+        names.push(name);
+    }
+    // Everyone talks once: MACs are learned and advertised with the addresses heard.
+    for (i, from) in names.iter().enumerate() {
+        for (j, to) in addrs.iter().enumerate() {
+            if i != j {
+                assert!(Netns::named(from).ping(to), "{from} -> {to}");
+            }
+        }
+    }
+    let cluster_knows = |node: &Node, addr: &str| {
+        let rows = node.sw.json(&["show", "neighbors", "--network", "blue"]);
+        rows.as_array().is_some_and(|r| {
+            r.iter()
+                .any(|n| n["ip"] == addr && n["origin"] == "cluster")
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(cluster_knows(&nodes[0], &addrs[1]) && cluster_knows(&nodes[1], &addrs[0])) {
+        assert!(
+            Instant::now() < deadline,
+            "the cluster never advertised the containers' addresses: {}",
+            nodes[0].sw.json(&["show", "neighbors"])
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let macs: Vec<[u8; 6]> = names.iter().map(|n| mac_of(n, "eth0")).collect();
+    // Both ends forget each other: the next ping starts with a broadcast ARP request.
+    for n in &names[..2] {
+        sh(&["ip", "-n", n, "neigh", "flush", "all"]);
+    }
+    let caps: Vec<Capture> = u.hosts.iter().map(|h| Capture::start(h, "ul")).collect();
+    for _ in 0..3 {
+        assert!(Netns::named(&names[0]).ping(&addrs[1]), "c0 -> c1");
+        assert!(Netns::named(&names[1]).ping(&addrs[0]), "c1 -> c0");
+    }
+    let seen: Vec<Vec<Seen>> = caps.into_iter().map(Capture::finish).collect();
+    let carried: Vec<Vec<Inner>> = seen
+        .iter()
+        .map(|s| s.iter().filter_map(inner).collect())
+        .collect();
+    assert!(
+        carried[0]
+            .iter()
+            .chain(&carried[1])
+            .any(|f| f.1 == macs[0] || f.1 == macs[1]),
+        "the pings did not cross the underlay at all"
+    );
+    for (h, frames) in carried.iter().enumerate() {
+        let arp: Vec<_> = frames
+            .iter()
+            .filter(|f| f.2 == 0x0806 && f.0 == [0xff; 6])
+            .collect();
+        assert!(arp.is_empty(), "broadcast ARP reached host {h}: {arp:?}");
+    }
+    // Unicast, that is: multicast (IPv6's MLD and router solicitations) floods, rightly.
+    let to_third: Vec<_> = carried[2]
+        .iter()
+        .filter(|f| f.0[0] & 1 == 0)
+        .filter(|f| [f.0, f.1].iter().any(|m| *m == macs[0] || *m == macs[1]))
+        .collect();
+    assert!(
+        to_third.is_empty(),
+        "traffic between hosts 0 and 1 was flooded to host 2: {to_third:?}"
+    );
+    // The asking ports counted their answers.
+    let stats = nodes[0].sw.json(&["show", "stats"]);
+    let answered: u64 = stats["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["answered"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(answered >= 1, "no answer counted on host 0: {stats}");
+}

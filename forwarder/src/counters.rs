@@ -107,8 +107,8 @@ impl DropReason {
 
     /// Whether the reason is counted on the port a frame was going out of (the others
     /// are counted on the port it came in on). Every frame received is forwarded,
-    /// flooded or dropped for one of the others: `rx_frames = forwarded + floods +
-    /// rx_drops()`.
+    /// flooded, answered or dropped for one of the others: `rx_frames = forwarded +
+    /// floods + answered + rx_drops()`.
     pub fn is_egress(self) -> bool {
         matches!(
             self,
@@ -141,6 +141,9 @@ pub struct PortCounters {
     pub forwarded: u64,
     /// Frames received on this port that were flooded (broadcast, multicast, unknown unicast).
     pub floods: u64,
+    /// ARP requests and neighbour solicitations received on this port that the switch
+    /// answered in the owner's name instead of flooding them (ARP suppression).
+    pub answered: u64,
     /// Source MACs that moved to this port from another one.
     pub mac_moves: u64,
     /// Moves to this port refused because the MAC was seen on its old port within the hold-down.
@@ -187,13 +190,14 @@ impl fmt::Display for PortCounters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "rx_frames={} rx_bytes={} tx_frames={} tx_bytes={} forwarded={} floods={} mac_moves={} mac_moves_held={} loop_suspicions={}",
+            "rx_frames={} rx_bytes={} tx_frames={} tx_bytes={} forwarded={} floods={} answered={} mac_moves={} mac_moves_held={} loop_suspicions={}",
             self.rx_frames,
             self.rx_bytes,
             self.tx_frames,
             self.tx_bytes,
             self.forwarded,
             self.floods,
+            self.answered,
             self.mac_moves,
             self.mac_moves_held,
             self.loop_suspicions

@@ -12,6 +12,7 @@
 pub mod counters;
 mod endpoint;
 pub mod fdb;
+pub mod neighbors;
 pub mod overlay;
 pub mod plan;
 pub mod storm;
@@ -19,6 +20,7 @@ mod switch;
 
 pub use counters::{DropReason, NetworkStats, PortCounters};
 pub use fdb::{Fdb, FdbConfig, FdbEntry, Learned};
+pub use neighbors::{Neighbors, Origin};
 pub use overlay::{remote_port_name, Endpoint, EndpointId, VniBinding};
 pub use plan::{Delivery, EgressCaps, Plan, PortKind};
 pub use switch::{

@@ -3,7 +3,7 @@
 //! and never decides where or how a frame goes.
 
 use packets::ip::{IpLayout, PROTO_TCP};
-use packets::offload::Offload;
+use packets::offload::{Offload, VIRTIO_NET_HDR_LEN};
 use packets::tcp::TcpPacket;
 use packets::udp::UDP_HEADER_LEN;
 use packets::EthernetFrame;
@@ -61,6 +61,10 @@ pub enum Delivery {
     /// cannot join goes as [`Delivery::WithHeader`] when `with_header`, else as
     /// [`Delivery::Frame`].
     JoinUdp { with_header: bool },
+    /// Not the frame but [`Plan::reply`], the answer the forwarder wrote in the name of
+    /// an address's owner, back to the port that asked; behind a virtio-net header
+    /// (already in `reply`) when `with_header`, else from the byte after it.
+    Reply { with_header: bool },
 }
 
 /// The plan for one frame, filled by [`crate::Forwarder::plan`] into a vector the caller
@@ -72,12 +76,24 @@ pub struct Plan {
     pub finish_checksum: Option<(usize, usize)>,
     /// Where the frame goes, and how. Empty: dropped (and counted).
     pub egresses: Vec<(PortId, Delivery)>,
+    /// The frame a [`Delivery::Reply`] writes: a virtio-net header, then an ARP reply or
+    /// neighbour advertisement. Kept between frames so answering allocates nothing.
+    pub reply: Vec<u8>,
 }
 
 impl Plan {
     pub fn clear(&mut self) {
         self.finish_checksum = None;
         self.egresses.clear();
+    }
+
+    /// The bytes a [`Delivery::Reply`] writes.
+    pub fn reply_bytes(&self, with_header: bool) -> &[u8] {
+        if with_header {
+            &self.reply
+        } else {
+            self.reply.get(VIRTIO_NET_HDR_LEN..).unwrap_or_default()
+        }
     }
 }
 

@@ -1,12 +1,16 @@
 //! The forwarding decision: networks, ports, and what happens to each frame.
 
-use packets::offload::Offload;
-use packets::{EthernetFrame, FrameError};
+use std::net::IpAddr;
+
+use packets::neighbor::{self, Question};
+use packets::offload::{Offload, VIRTIO_NET_HDR_LEN};
+use packets::{EthernetFrame, FrameError, MacAddr};
 
 use crate::counters::{DropReason, NetworkStats, PortCounters};
 use crate::endpoint::Endpoint;
 use crate::fdb::{Fdb, FdbConfig, Learned};
-use crate::plan::{offload_holds, segments_fit, Delivery, EgressCaps, Plan};
+use crate::neighbors::Neighbors;
+use crate::plan::{offload_holds, segments_fit, Delivery, EgressCaps, Plan, PortKind};
 use crate::storm::TokenBucket;
 use crate::{Millis, NetworkId, PortId};
 
@@ -24,6 +28,10 @@ pub enum Decision {
     Flood(NetworkId),
     /// Nowhere; already counted on the ingress port under this reason.
     Drop(DropReason),
+    /// A question for an address whose owner sits behind a VXLAN remote: answered on the
+    /// ingress port in the owner's name instead of flooded across hosts (ARP and
+    /// neighbour-discovery suppression).
+    Answer { question: Question, owner: MacAddr },
 }
 
 /// A configuration mistake the forwarder refuses.
@@ -64,6 +72,8 @@ pub struct Network {
     name: String,
     ports: Vec<PortId>,
     fdb: Fdb,
+    /// Who holds which address: what ARP and ND suppression answers from.
+    neighbors: Neighbors,
     stats: NetworkStats,
     /// The MTU the network's TAPs get when attached, if the network sets one.
     mtu: Option<usize>,
@@ -91,6 +101,10 @@ impl Network {
 
     pub fn stats(&self) -> &NetworkStats {
         &self.stats
+    }
+
+    pub fn neighbors(&self) -> &Neighbors {
+        &self.neighbors
     }
 }
 
@@ -205,6 +219,9 @@ pub struct Forwarder {
     pub(crate) unattached_drops: u64,
     /// Whether UDP datagrams may be held and joined into UDP GSO frames.
     udp_join: bool,
+    /// Whether ARP requests and neighbour solicitations for addresses behind a remote are
+    /// answered here (and claims on local ports heard).
+    suppress: bool,
     /// The targets of the frame being planned, reused from frame to frame.
     scratch: Vec<PortId>,
 }
@@ -225,7 +242,27 @@ impl Forwarder {
             overlay: Vec::new(),
             unattached_drops: 0,
             udp_join: true,
+            suppress: true,
             scratch: Vec::new(),
+        }
+    }
+
+    /// Whether ARP requests and neighbour solicitations for addresses known to live
+    /// behind a VXLAN remote are answered on the asker's port instead of flooded (on by
+    /// default; `--no-arp-suppress` turns it off, and then no claims are heard either).
+    pub fn set_arp_suppress(&mut self, on: bool) {
+        self.suppress = on;
+    }
+
+    pub fn arp_suppress(&self) -> bool {
+        self.suppress
+    }
+
+    /// The addresses other nodes of a cluster advertise on `network`, replacing those it
+    /// advertised before.
+    pub fn set_cluster_neighbors(&mut self, network: NetworkId, entries: &[(IpAddr, MacAddr)]) {
+        if let Some(net) = self.networks.get_mut(network.0 as usize) {
+            net.neighbors.set_cluster(entries);
         }
     }
 
@@ -286,6 +323,7 @@ impl Forwarder {
             name: name.to_string(),
             ports: Vec::new(),
             fdb: Fdb::new(self.fdb_config),
+            neighbors: Neighbors::new(self.fdb_config.max_entries),
             stats: NetworkStats::default(),
             mtu: None,
             removed: false,
@@ -477,12 +515,16 @@ impl Forwarder {
             }
             v => v,
         };
+        let verdict = self.suppress(ingress, frame, verdict, now);
         let Some(port) = self.ports[ingress.0 as usize].as_mut() else {
             return verdict;
         };
         let verdict = match verdict {
             Decision::Flood(_) if !port.bum.take(now) => Decision::Drop(DropReason::StormControl),
-            Decision::Flood(_) | Decision::Forward(_) | Decision::Drop(_) => verdict,
+            Decision::Flood(_)
+            | Decision::Forward(_)
+            | Decision::Drop(_)
+            | Decision::Answer { .. } => verdict,
         };
         if let Some((mac, other)) = suspect {
             // A MAC flapping faster than the hold-down: hosts do not move that fast,
@@ -509,8 +551,54 @@ impl Forwarder {
             Decision::Drop(reason) => port.counters.count_drop(reason),
             Decision::Flood(_) => port.counters.floods += 1,
             Decision::Forward(_) => port.counters.forwarded += 1,
+            Decision::Answer { .. } => port.counters.answered += 1,
         }
         verdict
+    }
+
+    /// ARP and ND suppression for a frame from a local port: the claim it makes is
+    /// heard, and a flooded question for an address whose owner is behind a VXLAN
+    /// remote becomes an answer. Frames from remotes are neither (their own switch
+    /// heard them, and their questions were already let through there).
+    fn suppress(
+        &mut self,
+        ingress: PortId,
+        frame: &[u8],
+        verdict: Decision,
+        now: Millis,
+    ) -> Decision {
+        if !self.suppress || matches!(verdict, Decision::Drop(_)) {
+            return verdict;
+        }
+        let Some(port) = self.port(ingress) else {
+            return verdict;
+        };
+        if port.caps.kind == PortKind::Remote {
+            return verdict;
+        }
+        let net = port.network.0 as usize;
+        if let Some((ip, mac)) = neighbor::claim(frame) {
+            self.networks[net].neighbors.hear(ip, mac);
+        }
+        let Decision::Flood(_) = verdict else {
+            return verdict;
+        };
+        let Some(question) = neighbor::question(frame) else {
+            return verdict;
+        };
+        let network = &self.networks[net];
+        let Some(owner) = network.neighbors.get(question.target) else {
+            return verdict;
+        };
+        let behind_remote = network
+            .fdb
+            .lookup(owner, now)
+            .and_then(|p| self.port(p))
+            .is_some_and(|p| p.caps.kind == PortKind::Remote);
+        if owner == question.asker_mac || !behind_remote {
+            return verdict;
+        }
+        Decision::Answer { question, owner }
     }
 
     fn horizon(&self, port: PortId) -> u32 {
@@ -624,6 +712,19 @@ impl Forwarder {
             Decision::Forward(egress) => egresses.push(egress),
             Decision::Flood(net) => self.flood_targets(net, ingress, &mut egresses),
             Decision::Drop(_) => {}
+            Decision::Answer { question, owner } => {
+                let with_header = self.port(ingress).is_some_and(|p| p.caps.vnet_hdr);
+                plan.reply.clear();
+                if with_header {
+                    // A complete frame: a virtio-net header that asks for nothing.
+                    plan.reply.resize(VIRTIO_NET_HDR_LEN, 0);
+                }
+                neighbor::write_answer(&question, owner, &mut plan.reply);
+                plan.egresses
+                    .push((ingress, Delivery::Reply { with_header }));
+                self.scratch = egresses;
+                return;
+            }
         }
         self.plan_egresses(frame, offload, &egresses, plan);
         self.scratch = egresses;
@@ -778,6 +879,10 @@ impl Forwarder {
             let n = net.fdb.expire(now);
             net.stats.expired += n as u64;
             total += n;
+            // A claim outlives nobody: its MAC gone from the FDB, it goes too.
+            let fdb = &net.fdb;
+            net.neighbors
+                .forget_local(|mac| fdb.lookup(mac, now).is_some());
         }
         total
     }
@@ -820,6 +925,7 @@ mod tests {
                 out
             }
             Decision::Drop(_) => vec![],
+            Decision::Answer { .. } => vec![ingress],
         }
     }
 
@@ -1235,5 +1341,134 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod suppression_tests {
+    use super::*;
+    use crate::plan::{EgressCaps, PortKind};
+    use packets::MacAddr;
+
+    const ASKER: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const FAR: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+    const NEAR: MacAddr = MacAddr([2, 0, 0, 0, 0, 3]);
+    const TAP: EgressCaps = EgressCaps {
+        kind: PortKind::Tap,
+        vnet_hdr: true,
+        udp_gso: false,
+    };
+    const REMOTE: EgressCaps = EgressCaps {
+        kind: PortKind::Remote,
+        vnet_hdr: false,
+        udp_gso: false,
+    };
+
+    /// A broadcast ARP request from ASKER (198.18.0.1) for `target`.
+    fn who_has(target: [u8; 4]) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&ASKER.0);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&ASKER.0);
+        f.extend_from_slice(&[198, 18, 0, 1, 0, 0, 0, 0, 0, 0]);
+        f.extend_from_slice(&target);
+        f
+    }
+
+    /// A TAP `a`, a local TAP `b` with NEAR (198.18.0.3) behind it, a VXLAN remote `r`
+    /// with FAR (198.18.0.2) behind it as the cluster advertised.
+    fn overlay() -> (Forwarder, PortId, PortId, PortId) {
+        let mut fwd = Forwarder::new(FdbConfig::default());
+        let a = fwd.attach("a", "blue", 1500, TAP, 0).unwrap();
+        let b = fwd.attach("b", "blue", 1500, TAP, 0).unwrap();
+        let r = fwd
+            .attach("vx60:198.18.9.2", "blue", 1500, REMOTE, 1)
+            .unwrap();
+        fwd.add_static(FAR, r);
+        let net = fwd.network_id("blue").unwrap();
+        fwd.set_cluster_neighbors(net, &[(IpAddr::from([198, 18, 0, 2]), FAR)]);
+        let mut claim = who_has([198, 18, 0, 1]);
+        claim[6..12].copy_from_slice(&NEAR.0);
+        claim[22..28].copy_from_slice(&NEAR.0);
+        claim[28..32].copy_from_slice(&[198, 18, 0, 3]);
+        let mut plan = Plan::default();
+        fwd.plan(b, &claim, Offload::None, 0, &mut plan);
+        (fwd, a, b, r)
+    }
+
+    #[test]
+    fn a_question_for_a_remote_owner_is_answered_on_the_asking_port() {
+        let (mut fwd, a, _, r) = overlay();
+        let mut plan = Plan::default();
+        fwd.plan(a, &who_has([198, 18, 0, 2]), Offload::None, 1, &mut plan);
+        assert_eq!(
+            plan.egresses,
+            vec![(a, Delivery::Reply { with_header: true })]
+        );
+        let reply = plan.reply_bytes(false);
+        assert_eq!(&reply[0..6], &ASKER.0);
+        assert_eq!(&reply[6..12], &FAR.0);
+        assert_eq!(&reply[20..22], &[0, 2]);
+        assert_eq!(&reply[28..32], &[198, 18, 0, 2]);
+        assert_eq!(
+            plan.reply_bytes(true).len(),
+            reply.len() + VIRTIO_NET_HDR_LEN
+        );
+        let c = fwd.port(a).unwrap().counters();
+        assert_eq!((c.rx_frames, c.answered, c.floods), (1, 1, 0));
+        assert_eq!(
+            c.rx_frames,
+            c.forwarded + c.floods + c.answered + c.rx_drops()
+        );
+        // Nothing went to the remote.
+        assert_eq!(fwd.port(r).unwrap().counters().tx_frames, 0);
+    }
+
+    #[test]
+    fn local_owners_unknown_targets_and_suppression_off_flood() {
+        let (mut fwd, a, b, r) = overlay();
+        let mut plan = Plan::default();
+        // NEAR's claim was heard on b; its owner is local, so the question floods and
+        // NEAR answers itself.
+        let net = fwd.network_id("blue").unwrap();
+        let known = fwd
+            .network(net)
+            .unwrap()
+            .neighbors()
+            .get(IpAddr::from([198, 18, 0, 3]));
+        assert_eq!(known, Some(NEAR));
+        fwd.plan(a, &who_has([198, 18, 0, 3]), Offload::None, 1, &mut plan);
+        assert_eq!(plan.egresses.len(), 2);
+        fwd.plan(a, &who_has([198, 18, 0, 99]), Offload::None, 1, &mut plan);
+        assert_eq!(
+            plan.egresses.iter().map(|e| e.0).collect::<Vec<_>>(),
+            vec![b, r]
+        );
+        fwd.set_arp_suppress(false);
+        fwd.plan(a, &who_has([198, 18, 0, 2]), Offload::None, 1, &mut plan);
+        assert_eq!(plan.egresses.len(), 2);
+        assert_eq!(fwd.port(a).unwrap().counters().answered, 0);
+    }
+
+    #[test]
+    fn questions_from_the_overlay_are_not_answered_and_claims_age_with_their_mac() {
+        let (mut fwd, _, b, r) = overlay();
+        let mut plan = Plan::default();
+        // From the remote: another host's question, already let through there.
+        let mut q = who_has([198, 18, 0, 2]);
+        q[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        q[22..28].copy_from_slice(&[2, 0, 0, 0, 0, 9]);
+        fwd.plan(r, &q, Offload::None, 1, &mut plan);
+        assert!(plan
+            .egresses
+            .iter()
+            .all(|e| !matches!(e.1, Delivery::Reply { .. })));
+        let net = fwd.network_id("blue").unwrap();
+        // b's claim goes when b's MAC ages out of the FDB.
+        fwd.expire(FdbConfig::default().aging_ms + 10);
+        let n = fwd.network(net).unwrap().neighbors();
+        assert_eq!(n.get(IpAddr::from([198, 18, 0, 3])), None);
+        assert_eq!(n.get(IpAddr::from([198, 18, 0, 2])), Some(FAR));
+        let _ = b;
     }
 }

@@ -1,14 +1,15 @@
 //! The forwarder driven by a sequence of (port, frame, time) events over a fixed lab:
 //! two networks, a VXLAN endpoint whose two remotes share a split horizon, a small FDB.
 //! After every event: nothing goes back out of its ingress, nothing crosses networks,
-//! nothing from a horizon goes to its horizon, every FDB stays within its limit, and for
-//! every port `rx_frames = forwarded + floods + rx drops`.
+//! nothing from a horizon goes to its horizon, every FDB stays within its limit, only an
+//! answer (ARP suppression) goes back to the asker, and for every port `rx_frames =
+//! forwarded + floods + answered + rx drops`.
 #![no_main]
 
 use std::net::IpAddr;
 
 use arbitrary::Arbitrary;
-use forwarder::{DropReason, EgressCaps, FdbConfig, Forwarder, Plan, PortId, PortKind};
+use forwarder::{Delivery, DropReason, EgressCaps, FdbConfig, Forwarder, Plan, PortId, PortKind};
 use libfuzzer_sys::fuzz_target;
 use packets::offload::Offload;
 use packets::{write_header, EtherType, MacAddr};
@@ -22,6 +23,8 @@ struct Event {
     advance_ms: u16,
     gso: Option<u16>,
     raw: Option<Vec<u8>>,
+    /// An ARP request for 198.18.0.N instead.
+    arp: Option<u8>,
 }
 
 const MAX_ENTRIES: usize = 8;
@@ -62,14 +65,30 @@ fuzz_target!(|events: Vec<Event>| {
         let r: IpAddr = r.parse().expect("an address");
         ports.push(fwd.add_remote(ep, 42, r).expect("a remote"));
     }
+    // A MAC behind the first remote whose address the cluster advertised: questions for
+    // it are answered.
+    fwd.add_static(mac(5), ports[4]);
+    if let Some(blue) = fwd.network_id("blue") {
+        fwd.set_cluster_neighbors(blue, &[(IpAddr::from([198, 18, 0, 5]), mac(5))]);
+    }
     let mut plan = Plan::default();
     let mut now = 0u64;
     for e in events.iter().take(512) {
         now += e.advance_ms as u64;
         let ingress = ports[e.port as usize % ports.len()];
-        let frame = match &e.raw {
-            Some(raw) => raw.clone(),
-            None => {
+        let frame = match (&e.raw, e.arp) {
+            (_, Some(n)) => {
+                let src = mac(e.src);
+                let mut f = vec![0u8; 42];
+                let _ = write_header(&mut f, MacAddr::BROADCAST, src, EtherType::ARP);
+                f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+                f[22..28].copy_from_slice(&src.0);
+                f[28..32].copy_from_slice(&[198, 18, 0, e.dst]);
+                f[38..42].copy_from_slice(&[198, 18, 0, n % 8]);
+                f
+            }
+            (Some(raw), None) => raw.clone(),
+            (None, None) => {
                 let mut f = vec![0u8; (e.len as usize % 10_000).max(14)];
                 let _ = write_header(&mut f, mac(e.dst), mac(e.src), EtherType::IPV4);
                 f
@@ -85,7 +104,14 @@ fuzz_target!(|events: Vec<Event>| {
         fwd.plan(ingress, &frame, offload, now, &mut plan);
         let net = fwd.port(ingress).expect("attached").network();
         let horizon = fwd.port(ingress).expect("attached").horizon();
-        for &(egress, _) in &plan.egresses {
+        for &(egress, delivery) in &plan.egresses {
+            if let Delivery::Reply { with_header } = delivery {
+                assert_eq!(egress, ingress, "an answer goes back to the asker");
+                assert_eq!(plan.egresses.len(), 1, "an answer goes alone");
+                let reply = plan.reply_bytes(with_header);
+                assert!(!reply.is_empty());
+                continue;
+            }
             assert_ne!(egress, ingress, "hairpin");
             let out = fwd.port(egress).expect("an attached egress");
             assert_eq!(out.network(), net, "crossed networks");
@@ -101,7 +127,7 @@ fuzz_target!(|events: Vec<Event>| {
             let c = p.counters();
             assert_eq!(
                 c.rx_frames,
-                c.forwarded + c.floods + c.rx_drops(),
+                c.forwarded + c.floods + c.answered + c.rx_drops(),
                 "port {}: {c}",
                 p.name()
             );

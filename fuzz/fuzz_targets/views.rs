@@ -6,12 +6,22 @@ use libfuzzer_sys::fuzz_target;
 use packets::ip::IpLayout;
 use packets::ipv4::Ipv4Packet;
 use packets::ipv6::Ipv6Packet;
+use packets::neighbor;
 use packets::offload::VirtioNetHdr;
 use packets::tcp::TcpPacket;
 use packets::udp::UdpPacket;
 use packets::EthernetFrame;
 
 fuzz_target!(|data: &[u8]| {
+    let _ = neighbor::claim(data);
+    if let Some(q) = neighbor::question(data) {
+        // An answer is always a claim, for the address asked, by the owner named.
+        let owner = packets::MacAddr([2, 0, 0, 0, 0, 0x42]);
+        let mut answer = Vec::new();
+        neighbor::write_answer(&q, owner, &mut answer);
+        assert_eq!(neighbor::claim(&answer), Some((q.target, owner)), "{q:?}");
+        assert_eq!(neighbor::question(&answer), None);
+    }
     if let Ok(eth) = EthernetFrame::new_checked(data) {
         let _ = (eth.dst(), eth.src(), eth.vlan_id(), eth.ethertype());
         assert!(eth.header_len() <= data.len());

@@ -73,6 +73,9 @@ fn run_switch(settings: &Settings) -> ExitCode {
     };
     switch.set_busy_poll(std::time::Duration::from_micros(settings.busy_poll_us));
     switch.set_udp_join(settings.udp_join);
+    switch
+        .forwarder_mut()
+        .set_arp_suppress(settings.arp_suppress);
     let mut control = match Control::bind(&path, &switch) {
         Ok(c) => c,
         Err(e) => {

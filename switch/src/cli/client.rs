@@ -87,6 +87,11 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
             ShowWhat::Nat => show(&client, Request::ShowNat, |n: &Vec<_>| print_nat(n)),
             ShowWhat::Cni => show(&client, Request::CniLs, |a: &Vec<_>| print_cni(a)),
             ShowWhat::Cluster => show(&client, Request::ShowCluster, print_cluster),
+            ShowWhat::Neighbors { network } => {
+                show(&client, Request::ShowNeighbors { network }, |n: &Vec<_>| {
+                    print_neighbors(n)
+                })
+            }
         },
         Command::Fdb { client, what } => match what {
             FdbWhat::Flush { network } => {
@@ -513,6 +518,22 @@ fn print_fdb(entries: &[FdbRow]) {
         })
         .collect();
     table(&["NETWORK", "MAC", "PORT", "AGE", "STATIC"], &rows);
+}
+
+fn print_neighbors(entries: &[NeighborRow]) {
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|n| {
+            vec![
+                n.network.clone(),
+                n.ip.to_string(),
+                n.mac.clone(),
+                n.origin.clone(),
+                n.port.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table(&["NETWORK", "ADDRESS", "MAC", "ORIGIN", "PORT"], &rows);
 }
 
 fn print_vxlan(endpoints: &[EndpointRow]) {

@@ -128,6 +128,11 @@ pub struct SwitchArgs {
     #[arg(long)]
     pub no_udp_join: bool,
 
+    /// Flood every ARP request and neighbour solicitation: never answer one in the name
+    /// of an address's owner behind a VXLAN remote (ARP suppression is on by default)
+    #[arg(long)]
+    pub no_arp_suppress: bool,
+
     /// Control socket path [default: /run/uswitch/uswitch.sock, or /run/uswitch/NAME.sock]
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
@@ -311,6 +316,13 @@ pub enum ShowWhat {
     Cni,
     /// The cluster as this node sees it: nodes, networks and members, MACs, etcd's state
     Cluster,
+    /// Who holds which address (heard on local ports or advertised by the cluster): what
+    /// ARP suppression answers from
+    Neighbors {
+        /// Only this network
+        #[arg(long, value_name = "NETWORK")]
+        network: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -103,6 +103,7 @@ impl Settings {
             log_level,
             busy_poll_us: args.busy_poll.or(file.busy_poll).unwrap_or(0),
             udp_join: !args.no_udp_join && file.udp_join.unwrap_or(true),
+            arp_suppress: !args.no_arp_suppress && file.arp_suppress.unwrap_or(true),
             protection: Protection {
                 bum_rate: args
                     .bum_rate
@@ -181,6 +182,7 @@ fdb_aging = 60
 fdb_max = 100
 busy_poll = 50
 udp_join = false
+arp_suppress = false
 bum_rate = 5000
 loop_protect = 30
 
@@ -230,6 +232,7 @@ port = 8472
             "--busy-poll",
             "50",
             "--no-udp-join",
+            "--no-arp-suppress",
             "--bum-rate",
             "5000",
             "--loop-protect",
@@ -253,6 +256,7 @@ port = 8472
         assert_eq!(from_file, from_flags);
         assert_eq!(from_file.vxlans[0].remotes.len(), 2);
         assert_eq!(from_file.fdb.aging_ms, 60_000);
+        assert!(!from_file.arp_suppress);
         std::fs::remove_file(path).unwrap();
     }
 

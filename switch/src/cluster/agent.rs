@@ -28,8 +28,8 @@ use super::records::{Keys, MacRecord, NodeRecord, View};
 use crate::config::specs::ClusterSpec;
 use crate::control::handle::Handle;
 use crate::control::protocol::{
-    ClusterNetworkRow, ClusterStatus, FdbRow, NetworkRow, OverlayRequest, PortRow, Request,
-    Response,
+    ClusterNetworkRow, ClusterStatus, FdbRow, Neighbor, NeighborRow, NetworkRow, OverlayRequest,
+    PortRow, Request, Response,
 };
 
 /// How often the node's records and the switch are brought in line.
@@ -45,10 +45,12 @@ pub struct Agent {
     declared: BTreeSet<String>,
     remotes: BTreeMap<String, BTreeSet<IpAddr>>,
     installed: BTreeMap<(String, String), String>,
+    /// The other nodes' addresses last given to the switch, per network (ARP suppression).
+    neighbors: BTreeMap<String, Vec<Neighbor>>,
     /// Conflicting MAC claims already alerted.
     alerted: BTreeSet<(String, String)>,
-    /// This session's own keys in etcd.
-    mine: BTreeSet<String>,
+    /// This session's own keys in etcd, and the value each holds.
+    mine: BTreeMap<String, Vec<u8>>,
     /// The node's lease, kept across sessions while etcd still has it: what hangs on it
     /// (the addresses containers hold, above all) must not go because one connection
     /// broke.
@@ -83,8 +85,9 @@ impl Agent {
             declared: BTreeSet::new(),
             remotes: BTreeMap::new(),
             installed: BTreeMap::new(),
+            neighbors: BTreeMap::new(),
             alerted: BTreeSet::new(),
-            mine: BTreeSet::new(),
+            mine: BTreeMap::new(),
             lease: None,
             attempts: 0,
         }
@@ -281,38 +284,54 @@ impl Agent {
     }
 
     /// The node's own records in line with the switch: a membership per cluster network
-    /// with a local port, an advertisement per MAC learned on one.
+    /// with a local port, an advertisement per MAC learned on one, with the addresses
+    /// that MAC was heard claiming (the EVPN type-2 route's MAC and IP).
     async fn advertise(&mut self, client: &mut Client, lease: i64, view: &View) -> Result<(), End> {
         let ports: Vec<PortRow> = self.ask_data(Request::ShowPorts)?;
         let fdb: Vec<FdbRow> = self.ask_data(Request::ShowFdb { network: None })?;
+        let heard: Vec<NeighborRow> = self.ask_data(Request::ShowNeighbors { network: None })?;
+        let mut ips: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+        for n in heard.iter().filter(|n| n.origin == "local") {
+            ips.entry((n.network.as_str(), n.mac.as_str()))
+                .or_default()
+                .push(n.ip.to_string());
+        }
         let local: BTreeSet<&str> = ports
             .iter()
             .filter(|p| p.kind != "vxlan" && view.networks.contains_key(&p.network))
             .map(|p| p.name.as_str())
             .collect();
         let me = &self.spec.node;
-        let mut want = BTreeSet::new();
+        let mut want: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         for p in ports.iter().filter(|p| local.contains(p.name.as_str())) {
-            want.insert(self.keys.member(&p.network, me));
+            want.insert(self.keys.member(&p.network, me), Vec::new());
         }
         for e in fdb.iter().filter(|e| local.contains(e.port.as_str())) {
-            want.insert(self.keys.mac(&e.network, &e.mac, me));
-        }
-        let value = serde_json::to_vec(&MacRecord::default()).unwrap_or_default();
-        for key in want.difference(&self.mine) {
-            let v = if key.contains("/members/") {
-                Vec::new()
-            } else {
-                value.clone()
+            let record = MacRecord {
+                ips: ips
+                    .get(&(e.network.as_str(), e.mac.as_str()))
+                    .cloned()
+                    .unwrap_or_default(),
             };
+            let value = serde_json::to_vec(&record).unwrap_or_default();
+            want.insert(self.keys.mac(&e.network, &e.mac, me), value);
+        }
+        for (key, value) in &want {
+            if self.mine.get(key) == Some(value) {
+                continue;
+            }
             client
-                .put(key.as_str(), v, Some(PutOptions::new().with_lease(lease)))
+                .put(
+                    key.as_str(),
+                    value.clone(),
+                    Some(PutOptions::new().with_lease(lease)),
+                )
                 .await?;
         }
-        for key in self.mine.difference(&want) {
+        for key in self.mine.keys().filter(|k| !want.contains_key(*k)) {
             client.delete(key.as_str(), None).await?;
         }
-        let advertised = want.iter().filter(|k| k.contains("/macs/")).count();
+        let advertised = want.keys().filter(|k| k.contains("/macs/")).count();
         self.mine = want;
         self.set_status(|s| s.advertised_macs = advertised);
         Ok(())
@@ -425,6 +444,29 @@ impl Agent {
             })?;
             if r.ok {
                 self.installed.insert(k, port);
+            }
+        }
+        // The other nodes' addresses, for ARP suppression.
+        for name in &declared {
+            let want: Vec<Neighbor> = view
+                .remote_neighbors(name, &me)
+                .into_iter()
+                .map(|(ip, mac)| Neighbor { ip, mac })
+                .collect();
+            if self.neighbors.get(name) == Some(&want) {
+                continue;
+            }
+            let r = self.ask(Request::NeighborSet {
+                network: name.clone(),
+                neighbors: want.clone(),
+            })?;
+            if r.ok {
+                self.neighbors.insert(name.clone(), want);
+            } else {
+                warn!(
+                    "cluster: addresses on {name}: {}",
+                    r.error.unwrap_or_default()
+                );
             }
         }
         let networks = view

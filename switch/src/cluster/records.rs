@@ -209,6 +209,34 @@ impl View {
         Some((node.as_str(), claims.len() > 1))
     }
 
+    /// The addresses other nodes advertise on `network` with the MACs that hold them:
+    /// what ARP suppression answers from. A contested MAC counts for its winner only;
+    /// an address that does not parse is skipped.
+    pub fn remote_neighbors(&self, network: &str, me: &str) -> Vec<(IpAddr, String)> {
+        let mut out = Vec::new();
+        let from = (network.to_string(), String::new());
+        for ((net, mac), claims) in self.macs.range(from..) {
+            if net != network {
+                break;
+            }
+            let Some((node, (record, _))) = claims.iter().max_by_key(|(_, (_, rev))| *rev) else {
+                continue;
+            };
+            if node == me {
+                continue;
+            }
+            out.extend(
+                record
+                    .ips
+                    .iter()
+                    .filter_map(|ip| ip.parse().ok())
+                    .map(|ip| (ip, mac.clone())),
+            );
+        }
+        out.sort();
+        out
+    }
+
     /// The VTEPs of the nodes other than `me` that have a port on `network`.
     pub fn flood_list(&self, network: &str, me: &str) -> BTreeSet<IpAddr> {
         self.members
@@ -269,6 +297,16 @@ mod tests {
         assert_eq!(v.mac_owner("blue", "m"), Some(("h2", true)));
         v.apply(&k, &k.mac("blue", "m", "h2"), None, 7);
         assert_eq!(v.mac_owner("blue", "m"), Some(("h1", false)));
+        let with_ips = br#"{"ips":["198.18.60.2","2001:2::2","junk"]}"#;
+        v.apply(&k, &k.mac("blue", "m", "h2"), Some(with_ips), 8);
+        v.apply(&k, &k.mac("green", "g", "h2"), Some(with_ips), 8);
+        let ips: Vec<String> = v
+            .remote_neighbors("blue", "h1")
+            .iter()
+            .map(|(ip, mac)| format!("{ip}={mac}"))
+            .collect();
+        assert_eq!(ips, ["198.18.60.2=m", "2001:2::2=m"]);
+        assert!(v.remote_neighbors("blue", "h2").is_empty());
         v.apply(&k, &k.node("h2"), None, 8);
         v.apply(&k, &k.node("h1"), Some(b"not json"), 9);
         assert!(v.flood_list("blue", "h1").is_empty());

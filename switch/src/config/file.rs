@@ -49,6 +49,7 @@ pub struct FileConfig {
     pub log_level: Option<Spanned<String>>,
     pub busy_poll: Option<u64>,
     pub udp_join: Option<bool>,
+    pub arp_suppress: Option<bool>,
     pub bum_rate: Option<u64>,
     pub loop_protect: Option<u64>,
     pub control: Option<PathBuf>,

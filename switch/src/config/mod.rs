@@ -27,6 +27,9 @@ pub struct Settings {
     pub busy_poll_us: u64,
     /// Whether runs of UDP datagrams are joined into UDP GSO frames.
     pub udp_join: bool,
+    /// Whether ARP requests and neighbour solicitations for owners behind a VXLAN remote
+    /// are answered locally.
+    pub arp_suppress: bool,
     pub protection: Protection,
     pub control: Option<PathBuf>,
     pub name: Option<String>,

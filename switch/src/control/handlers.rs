@@ -112,6 +112,24 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             Ok(Response::ok(all))
         }
         Request::ShowFdb { network } => Ok(Response::ok(show_fdb(sw, network.as_deref())?)),
+        Request::ShowNeighbors { network } => {
+            Ok(Response::ok(show_neighbors(sw, network.as_deref())?))
+        }
+        Request::NeighborSet { network, neighbors } => {
+            let id = find_network(sw, &network)?;
+            let mut entries = Vec::with_capacity(neighbors.len());
+            for n in &neighbors {
+                let mac = parse_mac(&n.mac)?;
+                if !mac.is_valid_source() {
+                    return Err(format!("{mac} (for {}) is a group or zero address", n.ip));
+                }
+                entries.push((n.ip, mac));
+            }
+            sw.forwarder_mut().set_cluster_neighbors(id, &entries);
+            Ok(Response::ok(
+                serde_json::json!({ "network": network, "neighbors": entries.len() }),
+            ))
+        }
         Request::ShowStats => Ok(Response::ok(show_stats(sw, state))),
         Request::NetworkLs => Ok(Response::ok(network_rows(sw, state))),
         Request::NetworkCreate {
@@ -588,6 +606,37 @@ fn show_fdb(sw: &Switch, network: Option<&str>) -> Result<Vec<FdbRow>, String> {
             });
         }
     }
+    Ok(rows)
+}
+
+fn show_neighbors(sw: &Switch, network: Option<&str>) -> Result<Vec<NeighborRow>, String> {
+    let only = network.map(|n| find_network(sw, n)).transpose()?;
+    let now = sw.now();
+    let fwd = sw.forwarder();
+    let mut rows = Vec::new();
+    for (nid, net) in fwd.networks() {
+        if only.is_some_and(|o| o != nid) {
+            continue;
+        }
+        for (ip, mac, origin) in net.neighbors().iter() {
+            rows.push(NeighborRow {
+                network: net.name().to_string(),
+                ip,
+                mac: mac.to_string(),
+                origin: match origin {
+                    forwarder::Origin::Local => "local",
+                    forwarder::Origin::Cluster => "cluster",
+                }
+                .into(),
+                port: net
+                    .fdb()
+                    .lookup(mac, now)
+                    .and_then(|p| fwd.port(p))
+                    .map(|p| p.name().to_string()),
+            });
+        }
+    }
+    rows.sort_by(|a, b| (&a.network, a.ip).cmp(&(&b.network, b.ip)));
     Ok(rows)
 }
 

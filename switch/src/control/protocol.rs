@@ -166,6 +166,37 @@ pub enum Request {
     },
     /// The cluster as this node sees it: `uswitch show cluster`.
     ShowCluster,
+    /// Who holds which address, per network: what ARP suppression answers from.
+    ShowNeighbors {
+        #[serde(default)]
+        network: Option<String>,
+    },
+    /// The addresses other nodes advertise on `network` (the cluster agent), replacing
+    /// those it gave before.
+    NeighborSet {
+        network: String,
+        neighbors: Vec<Neighbor>,
+    },
+}
+
+/// An address and the MAC that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neighbor {
+    pub ip: IpAddr,
+    pub mac: String,
+}
+
+/// A row of `show neighbors`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighborRow {
+    pub network: String,
+    pub ip: IpAddr,
+    pub mac: String,
+    /// "local" (heard on a local port) or "cluster" (advertised by another node).
+    pub origin: String,
+    /// The port the MAC is behind now, if the FDB knows.
+    pub port: Option<String>,
 }
 
 /// What `show cluster` says: where etcd is, this node's lease, the nodes, the cluster
@@ -288,6 +319,9 @@ pub struct Counters {
     #[serde(default)]
     pub forwarded: u64,
     pub floods: u64,
+    /// ARP requests and neighbour solicitations the switch answered in the owner's name.
+    #[serde(default)]
+    pub answered: u64,
     pub mac_moves: u64,
     pub mac_moves_held: u64,
     pub loop_suspicions: u64,
@@ -303,6 +337,7 @@ impl From<&PortCounters> for Counters {
             tx_bytes: c.tx_bytes,
             forwarded: c.forwarded,
             floods: c.floods,
+            answered: c.answered,
             mac_moves: c.mac_moves,
             mac_moves_held: c.mac_moves_held,
             loop_suspicions: c.loop_suspicions,

@@ -128,6 +128,15 @@ impl Plane<'_> {
             buf[0] &= !F_NEEDS_CSUM;
             offload = Offload::None;
         }
+        if let [(egress, Delivery::Reply { with_header })] = plan.egresses[..] {
+            // The forwarder answered in an address owner's name: its answer, not the
+            // question, goes back to the asker.
+            self.flush_held();
+            let bytes = plan.reply_bytes(with_header);
+            let frame = plan.reply_bytes(false);
+            self.write(egress, bytes, frame);
+            return;
+        }
         if let [(egress, Delivery::JoinUdp { with_header })] = plan.egresses[..] {
             if self.hold_udp(egress, buf, offload) {
                 return;
@@ -227,6 +236,9 @@ impl Plane<'_> {
             Delivery::Frame | Delivery::JoinUdp { with_header: false } => {
                 self.write(egress, frame, frame)
             }
+            // Carried out by carry_out, which holds the plan's reply; never planned
+            // beside other egresses.
+            Delivery::Reply { .. } => {}
             Delivery::Segments { tcp, size } => {
                 let remote = matches!(
                     port_mut(self.ports, egress),
