@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::docker::{Dockerd, PluginLeftovers};
 use common::*;
 use serde_json::Value;
 
@@ -128,27 +129,33 @@ const TTL: u64 = 3;
 
 impl Node {
     fn start(u: &Underlay, i: usize, etcd: &Etcd, prefix: &str) -> Node {
+        Self::start_with(u, i, etcd, prefix, &[])
+    }
+
+    /// A node with `extra` flags besides the cluster's (`--state-dir` is the node's own).
+    fn start_with(u: &Underlay, i: usize, etcd: &Etcd, prefix: &str, extra: &[&str]) -> Node {
         let state = std::env::temp_dir().join(unique("ucls"));
         let node = format!("n{i}");
         let ttl = TTL.to_string();
         let state_arg = state.display().to_string();
-        let sw = Uswitch::start_in(
-            &u.hosts[i],
-            &[
-                "--cluster",
-                &etcd.endpoints(),
-                "--node",
-                &node,
-                "--vtep",
-                &u.addrs[i],
-                "--cluster-ttl",
-                &ttl,
-                "--cluster-prefix",
-                prefix,
-                "--state-dir",
-                &state_arg,
-            ],
-        );
+        let endpoints = etcd.endpoints();
+        let mut args = vec![
+            "--cluster",
+            &endpoints,
+            "--node",
+            &node,
+            "--vtep",
+            &u.addrs[i],
+            "--cluster-ttl",
+            &ttl,
+            "--cluster-prefix",
+            prefix,
+        ];
+        if !extra.contains(&"--state-dir") {
+            args.extend(["--state-dir", &state_arg]);
+        }
+        args.extend_from_slice(extra);
+        let sw = Uswitch::start_in(&u.hosts[i], &args);
         let n = Node {
             host: u.hosts[i].name.clone(),
             sw,
@@ -599,4 +606,124 @@ fn cluster_known_unicast_is_not_flooded_and_arp_is_answered_locally() {
         .map(|p| p["answered"].as_u64().unwrap_or(0))
         .sum();
     assert!(answered >= 1, "no answer counted on host 0: {stats}");
+}
+
+/// Docker on two hosts puts its containers on one cluster network: `docker network create
+/// -d PLUGIN --ipam-driver PLUGIN --ipam-opt uswitch.cluster=blue -o uswitch.cluster=blue`
+/// on each host; the containers get distinct addresses from the cluster (uswitch answers
+/// Docker's IPAM protocol), reach each other across hosts, and give their addresses
+/// back when removed. Without the IPAM driver the network is refused, saying so.
+#[test]
+fn docker_containers_on_two_hosts_share_a_cluster_network_and_its_addresses() {
+    let test = "docker_containers_on_two_hosts_share_a_cluster_network_and_its_addresses";
+    if !have_etcd(test) {
+        return;
+    }
+    let u = Underlay::new(3, false);
+    let etcd = Etcd::start(&u);
+    let prefix = format!("/{}", unique("ucp"));
+    let plugins: Vec<String> = (0..2).map(|_| unique("usw")).collect();
+    let leftovers: Vec<PluginLeftovers> = plugins.iter().map(|p| PluginLeftovers::new(p)).collect();
+    let nodes: Vec<Node> = (0..2)
+        .map(|i| {
+            let args = leftovers[i].args();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Node::start_with(&u, i, &etcd, &prefix, &args)
+        })
+        .collect();
+    let out = nodes[0].client(&[
+        "network",
+        "create",
+        "blue",
+        "--subnet",
+        "198.18.65.0/24",
+        "--vni",
+        "65",
+        "--cluster",
+    ]);
+    assert!(out.status.success(), "network create --cluster");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !nodes[1]
+        .sw
+        .json(&["network", "ls"])
+        .to_string()
+        .contains("\"blue\"")
+    {
+        assert!(Instant::now() < deadline, "host 1 never declared blue");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut daemons = Vec::new();
+    for h in &u.hosts[..2] {
+        // Docker sets FORWARD's policy only when it turns forwarding on itself.
+        assert!(h.exec_ok(&["sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"]));
+        let Some(d) = Dockerd::start_in(test, Some(h)) else {
+            return;
+        };
+        daemons.push(d);
+    }
+    let refused = daemons[0].docker(&[
+        "network",
+        "create",
+        "-d",
+        &plugins[0],
+        "-o",
+        "uswitch.cluster=blue",
+        "plain",
+    ]);
+    assert!(
+        !refused.status.success(),
+        "a cluster network on Docker's own IPAM"
+    );
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("--ipam-driver"), "{err}");
+    for (d, p) in daemons.iter().zip(&plugins) {
+        d.network(
+            p,
+            "blue",
+            &[
+                "--ipam-driver",
+                p,
+                "--ipam-opt",
+                "uswitch.cluster=blue",
+                "-o",
+                "uswitch.cluster=blue",
+            ],
+        );
+    }
+    let mut addrs = Vec::new();
+    let mut ctrs = Vec::new();
+    for (h, d) in daemons.iter().enumerate() {
+        for _ in 0..2 {
+            let c = unique("dc");
+            d.run(&c, "blue");
+            addrs.push(d.address(&c, "IPAddress"));
+            ctrs.push((h, c));
+        }
+    }
+    let distinct: std::collections::BTreeSet<&String> = addrs.iter().collect();
+    assert_eq!(distinct.len(), 4, "an address was given twice: {addrs:?}");
+    assert!(
+        addrs.iter().all(|a| a.starts_with("198.18.65.")),
+        "{addrs:?}"
+    );
+    for (i, (h, c)) in ctrs.iter().enumerate() {
+        let to = &addrs[(i + 2) % 4];
+        assert!(
+            daemons[*h].pings(c, to),
+            "{c} on host {h} cannot reach {to}"
+        );
+    }
+    // Four containers and each host's gateway address hold addresses in etcd.
+    let held = |n: &Node| n.cluster()["addresses"].as_u64().unwrap_or(0);
+    nodes[0].wait_for(
+        |s| s["addresses"].as_u64() >= Some(6),
+        "counts six addresses",
+    );
+    let before = held(&nodes[0]);
+    daemons[1].ok(&["rm", "-f", &ctrs[3].1]);
+    nodes[0].wait_for(
+        |s| s["addresses"].as_u64() == Some(before - 1),
+        "sees the removed container's address given back",
+    );
+    drop(daemons);
 }

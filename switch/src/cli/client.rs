@@ -710,7 +710,7 @@ fn launch(args: RunArgs) -> Result<ExitCode, Failure> {
                 continue;
             };
             if ip.is_none() {
-                let got = crate::cluster::store::allocate(status, net, &subnet, &args.name);
+                let got = crate::cluster::store::allocate(status, net, &subnet, &args.name, None);
                 let got = match got {
                     Ok(a) => a,
                     Err(e) => {

@@ -104,17 +104,26 @@ pub fn create_network(status: &ClusterStatus, record: &NetworkRecord) -> Result<
     })
 }
 
-/// Takes the first free address of `subnet` on cluster network `network` for `owner`,
-/// on the node's lease; refused when the subnet is full. Two clients racing for one
-/// address: one transaction wins, the other takes the next.
+/// Takes `want`, or else the first free address of `subnet`, on cluster network
+/// `network` for `owner`, on the node's lease; refused when the subnet is full (or `want`
+/// is taken or outside it). Two clients racing for one address: one transaction wins,
+/// the other takes the next.
 pub fn allocate(
     status: &ClusterStatus,
     network: &str,
     subnet: &str,
     owner: &str,
+    want: Option<Ipv4Addr>,
 ) -> Result<String, String> {
     let keys = Keys::new(&status.prefix);
     let sub = Subnet::parse(subnet)?;
+    if let Some(a) = want {
+        if !sub.hosts().any(|h| h == a) {
+            return Err(format!(
+                "{a} is not a host address of cluster network {network}'s subnet {subnet}"
+            ));
+        }
+    }
     let (network, subnet, owner) = (network.to_string(), subnet.to_string(), owner.to_string());
     let lease = status.lease.ok_or_else(|| {
         format!(
@@ -148,7 +157,14 @@ pub fn allocate(
         };
         let value = serde_json::to_vec(&record).map_err(|e| e.to_string())?;
         loop {
-            let Some(a) = sub.hosts().find(|a| !used.contains(a)) else {
+            let next = match want {
+                Some(a) if used.contains(&a) => {
+                    return Err(format!("{a} on cluster network {network} is taken"));
+                }
+                Some(a) => Some(a),
+                None => sub.hosts().find(|a| !used.contains(a)),
+            };
+            let Some(a) = next else {
                 return Err(format!(
                     "cluster network {network}'s subnet {subnet} is full"
                 ));

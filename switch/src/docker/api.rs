@@ -137,3 +137,47 @@ pub struct JoinRequest {
     #[serde(rename = "SandboxKey", default)]
     pub sandbox_key: String,
 }
+
+/// IPAM `RequestPool`: the pool a network's addresses come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RequestPool {
+    #[serde(default)]
+    pub address_space: String,
+    #[serde(default)]
+    pub pool: String,
+    #[serde(default)]
+    pub sub_pool: String,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+    #[serde(rename = "V6", default)]
+    pub v6: bool,
+}
+
+/// IPAM `RequestAddress`: an address of a pool, `Address` if the user chose one (`--ip`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RequestAddress {
+    #[serde(rename = "PoolID")]
+    pub pool_id: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+/// IPAM `ReleaseAddress`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReleaseAddress {
+    #[serde(rename = "PoolID")]
+    pub pool_id: String,
+    pub address: String,
+}
+
+/// IPAM `ReleasePool`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReleasePool {
+    #[serde(rename = "PoolID")]
+    pub pool_id: String,
+}

@@ -26,6 +26,7 @@ const OPTIONS: &[&str] = &[
     "uswitch.port",
     "uswitch.mtu",
     "uswitch.bum_rate",
+    "uswitch.cluster",
 ];
 
 /// What the driver remembers of a Docker network: its gateways (for Join), whether it is
@@ -38,6 +39,10 @@ struct Net {
     bum_rate: Option<u64>,
     /// Masqueraded when it leaves through anything but the gateway (not internal).
     nat: Option<NatRule>,
+    /// The cluster network this Docker network puts its containers on
+    /// (`-o uswitch.cluster=NAME`): it is the cluster's, not this network's, so
+    /// deleting the Docker network leaves it.
+    cluster: Option<String>,
 }
 
 /// An endpoint as the state file keeps it.
@@ -70,6 +75,7 @@ pub struct Driver {
     /// Each endpoint's published ports.
     published: HashMap<String, Vec<Publish>>,
     firewall: Firewall,
+    ipam: super::ipam::Ipam,
 }
 
 type Answer = Result<Value, String>;
@@ -131,11 +137,20 @@ impl Driver {
         Driver {
             state_file,
             state: State::default(),
-            switch,
             networks: HashMap::new(),
             addresses: HashMap::new(),
             published: HashMap::new(),
             firewall,
+            ipam: super::ipam::Ipam::new(switch.clone()),
+            switch,
+        }
+    }
+
+    /// The uswitch network Docker network `id`'s endpoints go on.
+    fn uswitch_network(&self, id: &str) -> Result<String, String> {
+        match self.networks.get(id).and_then(|n| n.cluster.clone()) {
+            Some(cluster) => Ok(cluster),
+            None => network_name(id),
         }
     }
 
@@ -175,7 +190,7 @@ impl Driver {
         }
         for (id, ep) in saved.endpoints {
             let name = endpoint_tap(&id)?;
-            let network = network_name(&ep.network_id)?;
+            let network = self.uswitch_network(&ep.network_id)?;
             let back = match &ep.sandbox {
                 Some(ns) => self.ask(Request::PortReopen {
                     name,
@@ -255,7 +270,11 @@ impl Driver {
                 .map_err(|e| format!("uswitch could not read the request: {e}"))
         }
         match path {
-            "/Plugin.Activate" => Ok(json!({ "Implements": ["NetworkDriver"] })),
+            "/Plugin.Activate" => Ok(json!({ "Implements": ["NetworkDriver", "IpamDriver"] })),
+            ipam if ipam.starts_with("/IpamDriver.") => self
+                .ipam
+                .handle(ipam, body)
+                .unwrap_or_else(|| Err(format!("uswitch does not implement {ipam}"))),
             "/NetworkDriver.GetCapabilities" => {
                 Ok(json!({ "Scope": "local", "ConnectivityScope": "local" }))
             }
@@ -327,6 +346,9 @@ impl Driver {
                 })
                 .transpose()
         };
+        if let Some(cluster) = opt("uswitch.cluster") {
+            return self.create_cluster_network(r, body, &generic, cluster);
+        }
         let vni = num("uswitch.vni")?;
         let overlay = match vni {
             Some(vni) => {
@@ -444,7 +466,80 @@ impl Driver {
         Ok(json!({}))
     }
 
+    /// `-o uswitch.cluster=NAME`: the Docker network is cluster network NAME on this
+    /// host, its addresses the cluster's (`--ipam-driver` this plugin). It carries
+    /// traffic between containers across hosts; it has no gateway or NAT of its own here
+    /// (as an `--internal` network).
+    fn create_cluster_network(
+        &mut self,
+        r: CreateNetwork,
+        body: Value,
+        generic: &serde_json::Map<String, Value>,
+        cluster: String,
+    ) -> Answer {
+        if let Some(k) = generic.keys().find(|k| k.as_str() != "uswitch.cluster") {
+            return Err(format!(
+                "option {k} does not go with uswitch.cluster: the cluster network sets its                  VNI, MTU and remotes"
+            ));
+        }
+        let asked = self.switch.call(Request::ShowCluster);
+        let status: crate::control::protocol::ClusterStatus = if asked.ok {
+            serde_json::from_value(asked.data).map_err(|e| e.to_string())?
+        } else {
+            return Err(format!(
+                "uswitch.cluster needs a cluster node: {}",
+                asked.error.unwrap_or_default()
+            ));
+        };
+        let Some(net) = status.networks.iter().find(|n| n.name == cluster) else {
+            return Err(format!(
+                "the cluster has no network {cluster}; create it first with `uswitch network                  create {cluster} --subnet CIDR --vni N --cluster`"
+            ));
+        };
+        let pool = r.ipv4_data.first().map(|d| d.pool.as_str()).unwrap_or("");
+        if net.subnet.as_deref().is_some_and(|s| s != pool) {
+            return Err(format!(
+                "cluster network {cluster}'s addresses come from the cluster: add                  --ipam-driver with this plugin's name and --ipam-opt uswitch.cluster={cluster}                  (Docker's pool {pool} is not the cluster's subnet {})",
+                net.subnet.as_deref().unwrap_or_default()
+            ));
+        }
+        let local: Vec<crate::control::protocol::NetworkRow> =
+            serde_json::from_value(self.ask(Request::NetworkLs)?).map_err(|e| e.to_string())?;
+        if !local.iter().any(|n| n.name == cluster) {
+            return Err(format!(
+                "cluster network {cluster} is not declared on this host yet; try again in a                  second"
+            ));
+        }
+        self.networks.insert(
+            r.network_id.clone(),
+            Net {
+                internal: true,
+                bum_rate: None,
+                cluster: Some(cluster.clone()),
+                ..Net::default()
+            },
+        );
+        info!(
+            "Docker network {} is cluster network {cluster}",
+            r.network_id
+        );
+        self.state.networks.insert(r.network_id, body);
+        self.save();
+        Ok(json!({}))
+    }
+
     fn delete_network(&mut self, r: NetworkRef) -> Answer {
+        if self
+            .networks
+            .get(&r.network_id)
+            .is_some_and(|n| n.cluster.is_some())
+        {
+            // The cluster's network stays for the cluster's other users.
+            self.networks.remove(&r.network_id);
+            self.state.networks.remove(&r.network_id);
+            self.save();
+            return Ok(json!({}));
+        }
         let name = network_name(&r.network_id)?;
         // The gateway goes first; a network that is gone already is deleted.
         let _ = self.ask(Request::PortDel {
@@ -463,7 +558,7 @@ impl Driver {
     }
 
     fn create_endpoint(&mut self, r: CreateEndpoint) -> Answer {
-        let network = network_name(&r.network_id)?;
+        let network = self.uswitch_network(&r.network_id)?;
         let name = endpoint_tap(&r.endpoint_id)?;
         let bum_rate = self.networks.get(&r.network_id).and_then(|n| n.bum_rate);
         self.ask(Request::PortAdd {

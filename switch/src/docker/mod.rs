@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod driver;
+pub mod ipam;
 
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
