@@ -727,3 +727,104 @@ fn docker_containers_on_two_hosts_share_a_cluster_network_and_its_addresses() {
     );
     drop(daemons);
 }
+
+const CNI: &str = env!("CARGO_BIN_EXE_uswitch-cni");
+
+/// Runs uswitch-cni `command` for container `id` in `netns` with `conf`; (success, what
+/// it printed).
+fn cni(command: &str, id: &str, netns: &Netns, conf: &Value) -> (bool, Value) {
+    let mut child = Command::new(CNI)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("CNI_COMMAND", command)
+        .env("CNI_PATH", "/usr/lib/cni")
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", format!("/run/netns/{}", netns.name))
+        .env("CNI_IFNAME", "eth0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running uswitch-cni");
+    use std::io::Write;
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(conf.to_string().as_bytes());
+    let out = child.wait_with_output().expect("uswitch-cni");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "$ CNI_COMMAND={command} uswitch-cni -> {}\n{text}",
+        out.status
+    );
+    let printed = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (out.status.success(), printed)
+}
+
+/// CNI attachments on a cluster network (`"cluster": true`) take their addresses from
+/// the cluster: two runtimes on two hosts get distinct ones, their containers reach each
+/// other, and DEL gives the address back. An `ipam` section beside it is refused.
+#[test]
+fn cni_attachments_on_two_hosts_take_cluster_addresses() {
+    let test = "cni_attachments_on_two_hosts_take_cluster_addresses";
+    if !have_etcd(test) {
+        return;
+    }
+    let u = Underlay::new(3, false);
+    let etcd = Etcd::start(&u);
+    let prefix = format!("/{}", unique("ucp"));
+    let nodes: Vec<Node> = (0..2).map(|i| Node::start(&u, i, &etcd, &prefix)).collect();
+    let out = nodes[0].client(&[
+        "network",
+        "create",
+        "blue",
+        "--subnet",
+        "198.18.66.0/24",
+        "--vni",
+        "66",
+        "--cluster",
+    ]);
+    assert!(out.status.success(), "network create --cluster");
+    nodes[1].wait_for(
+        |s| s["networks"].as_array().is_some_and(|a| !a.is_empty()),
+        "sees blue",
+    );
+    let conf = |n: &Node| {
+        serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": "cblue",
+            "type": "uswitch",
+            "control": n.sw.control,
+            "network": "blue",
+            "cluster": true,
+        })
+    };
+    let (a, b) = (Netns::new(), Netns::new());
+    let mut with_ipam = conf(&nodes[0]);
+    with_ipam["ipam"] = serde_json::json!({ "type": "host-local" });
+    let (ok, err) = cni("ADD", "ctr-x", &a, &with_ipam);
+    assert!(!ok && err["code"] == 7, "{err}");
+    let mut addrs = Vec::new();
+    for (i, ns) in [&a, &b].into_iter().enumerate() {
+        let (ok, result) = cni("ADD", &format!("ctr-{i}"), ns, &conf(&nodes[i]));
+        assert!(ok, "{result}");
+        let ip = result["ips"][0]["address"].as_str().expect("an address");
+        addrs.push(ip.split('/').next().unwrap_or_default().to_string());
+    }
+    assert_ne!(addrs[0], addrs[1], "one address given twice");
+    assert!(
+        addrs.iter().all(|a| a.starts_with("198.18.66.")),
+        "{addrs:?}"
+    );
+    assert!(
+        a.ping(&addrs[1]),
+        "host 0's container cannot reach host 1's"
+    );
+    nodes[0].wait_for(|s| s["addresses"] == 2, "counts two addresses");
+    let (ok, out) = cni("DEL", "ctr-0", &a, &conf(&nodes[0]));
+    assert!(ok, "{out}");
+    nodes[0].wait_for(|s| s["addresses"] == 1, "sees the address given back");
+    let (ok, out) = cni("DEL", "ctr-1", &b, &conf(&nodes[1]));
+    assert!(ok, "{out}");
+}

@@ -8,6 +8,7 @@
 //! Every failure is a CNI error object with the specification's code; nothing panics on
 //! any input.
 
+pub mod cluster;
 pub mod ipam;
 pub mod link;
 pub mod spec;
@@ -311,12 +312,17 @@ fn add(env: &Env, stdin: &[u8]) -> Result<String, CniError> {
     }
     let mac = mac_for(&conf, env, id, ifname)?;
     let ipam = match &conf.ipam {
+        _ if conf.cluster => cluster::add(&conf, network(&conf), id, ifname)?,
         Some(i) => ipam::add(&i.plugin_type, cni_path(env)?, stdin)?,
         None => CniResult::default(),
     };
     match attach(&conf, &ipam, &pong, id, ifname, &netns, &mac) {
         Ok(out) => Ok(out),
         Err(e) => {
+            if conf.cluster {
+                let held: Vec<String> = ipam.ips.iter().map(|i| i.address.clone()).collect();
+                cluster::release(&conf, network(&conf), &held);
+            }
             release(&conf, env, stdin);
             Err(e)
         }
@@ -442,6 +448,17 @@ fn del(env: &Env, stdin: &[u8]) -> Result<(), CniError> {
     let conf = spec::parse_conf(stdin)?;
     let id = container_id(env)?;
     let ifname = ifname(env)?;
+    // A cluster attachment's addresses, read before the switch forgets them.
+    let held: Vec<String> = if conf.cluster {
+        ask::<Vec<CniAttachment>>(&conf, Request::CniLs)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|a| a.container_id == id && a.ifname == ifname)
+            .map(|a| a.ips)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let asked = ask::<CniRemoved>(
         &conf,
         Request::CniDel {
@@ -457,6 +474,7 @@ fn del(env: &Env, stdin: &[u8]) -> Result<(), CniError> {
             }
         }
     }
+    cluster::release(&conf, network(&conf), &held);
     if let Some(i) = &conf.ipam {
         ipam::delegate(&i.plugin_type, cni_path(env)?, "DEL", &[], stdin)?;
     }
@@ -553,6 +571,9 @@ fn gc(env: &Env, stdin: &[u8]) -> Result<(), CniError> {
                 ifname: a.ifname.clone(),
             },
         )?;
+        if conf.cluster {
+            cluster::release(&conf, &a.network, &a.ips);
+        }
         if let (Some(i), Some(path)) = (&conf.ipam, env.path.as_deref()) {
             // IPAM's DEL wants a configuration it speaks: the same one as 1.0.0.
             let mut v: serde_json::Value = serde_json::from_slice(stdin).unwrap_or_default();

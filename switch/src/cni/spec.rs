@@ -82,6 +82,9 @@ pub struct NetConf {
     pub ip_masq: bool,
     #[serde(default)]
     pub ipam: Option<Ipam>,
+    /// The network is a cluster network: addresses come from the cluster, not from IPAM.
+    #[serde(default)]
+    pub cluster: bool,
     #[serde(default)]
     pub runtime_config: RuntimeConfig,
     #[serde(default)]
