@@ -828,3 +828,155 @@ fn cni_attachments_on_two_hosts_take_cluster_addresses() {
     let (ok, out) = cni("DEL", "ctr-1", &b, &conf(&nodes[1]));
     assert!(ok, "{out}");
 }
+
+/// The networks `node`'s switch has.
+fn local_networks(node: &Node) -> Vec<String> {
+    node.sw
+        .json(&["network", "ls"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A clean stop withdraws the node at once (well inside the TTL); restarted under the
+/// same name with its state directory it takes its lease back, with the addresses on
+/// it; cut off from etcd while the cluster changes and etcd compacts its history, it
+/// comes back, finds its revision compacted, lists afresh and converges.
+#[test]
+fn cluster_nodes_withdraw_on_stop_take_their_lease_back_and_survive_compaction() {
+    let test = "cluster_nodes_withdraw_on_stop_take_their_lease_back_and_survive_compaction";
+    if !have_etcd(test) {
+        return;
+    }
+    let u = Underlay::new(4, false);
+    let etcd = Etcd::start(&u);
+    let prefix = format!("/{}", unique("ucp"));
+    let n0 = Node::start(&u, 0, &etcd, &prefix);
+    let state3 = std::env::temp_dir().join(unique("ucls"));
+    let state3_arg = state3.display().to_string();
+    let _state3 = DirGuard(state3.clone());
+    let mut n3 = Node::start_with(&u, 3, &etcd, &prefix, &["--state-dir", &state3_arg]);
+    let out = n0.client(&[
+        "network",
+        "create",
+        "blue",
+        "--subnet",
+        "198.18.67.0/24",
+        "--vni",
+        "67",
+        "--cluster",
+    ]);
+    assert!(out.status.success(), "network create --cluster");
+    n3.wait_for(
+        |s| s["networks"].as_array().is_some_and(|a| !a.is_empty()),
+        "sees blue",
+    );
+    let mut ctrs = Containers(Vec::new());
+    let (c0, c3) = (short_unique("cw"), short_unique("cw"));
+    ctrs.add(&c0);
+    ctrs.add(&c3);
+    let a0 = n0.run(&c0, "blue").expect("a container on host 0");
+    let a3 = n3.run(&c3, "blue").expect("a container on host 3");
+    assert!(Netns::named(&c0).ping(&a3), "host 0 -> host 3");
+    n0.wait_for(
+        |s| {
+            s["networks"][0]["members"]
+                .as_array()
+                .is_some_and(|m| m.len() == 2)
+        },
+        "sees both members",
+    );
+    let lease = n3.cluster()["lease"].clone();
+    let held = n0.cluster()["addresses"].clone();
+
+    // A clean stop: withdrawn at once, not after the TTL.
+    n3.sw.stop();
+    let stopped = Instant::now();
+    loop {
+        let s = n0.cluster();
+        if s["nodes"].get("n3").is_none() && !remotes_of(&n0, "blue").contains(&u.addrs[3]) {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_millis(TTL * 1000 / 2),
+            "n3 not withdrawn on a clean stop: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Back under the same name, within the TTL: the same lease, the addresses kept.
+    n3 = Node::start_with(&u, 3, &etcd, &prefix, &["--state-dir", &state3_arg]);
+    assert_eq!(n3.cluster()["lease"], lease, "the lease was not taken back");
+    std::thread::sleep(Duration::from_secs(TTL + 1));
+    assert_eq!(
+        n0.cluster()["addresses"],
+        held,
+        "addresses went with the restart"
+    );
+    n0.wait_for(|s| s["nodes"].get("n3").is_some(), "sees n3 back");
+
+    // Cut off; meanwhile a network is made and etcd compacts its history.
+    let host3 = &u.hosts[3].name;
+    sh(&["ip", "-n", host3, "link", "set", "ul", "down"]);
+    n3.wait_for(|s| s["etcd"] != "connected", "notices it is cut off");
+    // Two changes: compacting at the second leaves the first only in the compacted past.
+    for (name, subnet, vni) in [
+        ("green", "198.18.68.0/24", "68"),
+        ("red", "198.18.69.0/24", "69"),
+    ] {
+        let out = n0.client(&[
+            "network",
+            "create",
+            name,
+            "--subnet",
+            subnet,
+            "--vni",
+            vni,
+            "--cluster",
+        ]);
+        assert!(out.status.success(), "network create {name}");
+    }
+    n0.wait_for(
+        |s| s["networks"].as_array().is_some_and(|a| a.len() == 3),
+        "sees green and red",
+    );
+    let revision = n0.cluster()["revision"]
+        .as_i64()
+        .expect("a revision")
+        .to_string();
+    let compact = Command::new("ip")
+        .args(["netns", "exec", &u.hosts[0].name, "etcdctl"])
+        .args(["--endpoints", &format!("http://{}:2379", u.addrs[0])])
+        .args(["compact", &revision])
+        .output()
+        .expect("etcdctl");
+    assert!(
+        compact.status.success(),
+        "etcdctl compact: {}",
+        String::from_utf8_lossy(&compact.stderr)
+    );
+    sh(&["ip", "-n", host3, "link", "set", "ul", "up"]);
+    n3.sw.wait_for_log("compacted", Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !["green", "red"]
+        .iter()
+        .all(|n| local_networks(&n3).contains(&n.to_string()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "n3 never declared green and red after the relist"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = a0;
+}
+
+/// Removes a directory on drop.
+struct DirGuard(PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

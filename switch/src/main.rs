@@ -99,6 +99,7 @@ fn run_switch(settings: &Settings) -> ExitCode {
     control.state.cni = CniRegistry::new(Some(state_dir.join("cni.json")), &owner);
     handlers::restore_cni(&mut switch, &mut control.state);
     // The cluster agent, on a thread of its own; it reaches the loop through a handle.
+    let mut agent = None;
     if let Some(spec) = &settings.cluster {
         let status = std::sync::Arc::new(std::sync::Mutex::new(ClusterStatus {
             node: spec.node.clone(),
@@ -112,10 +113,13 @@ fn run_switch(settings: &Settings) -> ExitCode {
         control.state.cluster = Some(status.clone());
         let started = control
             .handle(&switch)
-            .and_then(|h| Agent::new(spec.clone(), h, status).spawn());
-        if let Err(e) = started {
-            eprintln!("uswitch: error: starting the cluster agent: {e}");
-            return ExitCode::FAILURE;
+            .and_then(|h| Agent::new(spec.clone(), h, status, Some(state_dir.clone())).spawn());
+        match started {
+            Ok(running) => agent = Some(running),
+            Err(e) => {
+                eprintln!("uswitch: error: starting the cluster agent: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
     let plugin = match &settings.docker_plugin {
@@ -150,6 +154,10 @@ fn run_switch(settings: &Settings) -> ExitCode {
     // The control plane first: a Docker request still waiting on the loop is answered
     // "shutting down" as its inbox goes, so the plugin's thread can stop.
     drop(control);
+    // The node withdraws from the cluster: its records go at once, not with its lease.
+    if let Some(agent) = agent {
+        agent.stop(std::time::Duration::from_secs(2));
+    }
     drop(plugin);
     match result {
         Ok(()) => ExitCode::SUCCESS,

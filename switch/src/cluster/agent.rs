@@ -13,13 +13,25 @@
 //!
 //! When etcd cannot be reached (or loses quorum) the session ends: the switch keeps
 //! forwarding on what it last had (fail static), the failure is logged once and shown by
-//! `show cluster`, and the next session lists afresh (a listing needs no revision, so a
-//! compacted history costs nothing) and re-asserts the node's records under a new lease.
+//! `show cluster`, and the next session watches again from the revision the view knew,
+//! catching up on what it missed, deletions included; when etcd has compacted that
+//! history away, the watch says so and the session after lists afresh. Each session
+//! re-asserts the node's records, on the lease it had if etcd still holds it.
+//!
+//! The lease's id is kept in the state directory, so a node restarted under the same name
+//! within the TTL takes its lease back, with the addresses its containers hold, and its
+//! records: those still true are kept, the others deleted. A clean stop withdraws the
+//! node's record, memberships and MACs at once (the others stop flooding to it without
+//! waiting for the TTL); the addresses stay on the lease for a restart to take back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use etcd_client::{Client, EventType, GetOptions, PutOptions, WatchOptions};
 use log::{info, warn};
@@ -57,6 +69,43 @@ pub struct Agent {
     lease: Option<i64>,
     /// Sessions tried: where the next one starts among the endpoints.
     attempts: usize,
+    /// The view of the last session, to catch up from (None: list afresh).
+    view: Option<View>,
+    /// Where the lease's id is kept across restarts.
+    lease_file: Option<PathBuf>,
+    /// Told when the switch stops cleanly: the node withdraws its records.
+    stop: Arc<Notify>,
+}
+
+/// What the state directory keeps of the node between runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedLease {
+    node: String,
+    lease: i64,
+}
+
+/// Says the agent's thread ended, however it ended.
+struct Done(std::sync::mpsc::Sender<()>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// The running agent, for the switch to stop it.
+pub struct Running {
+    stop: Arc<Notify>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl Running {
+    /// Tells the agent the switch is stopping and waits up to `wait` while it withdraws
+    /// the node's records (an unreachable etcd is not waited for longer).
+    pub fn stop(self, wait: Duration) {
+        self.stop.notify_one();
+        let _ = self.done.recv_timeout(wait);
+    }
 }
 
 /// Why a session ended.
@@ -75,8 +124,18 @@ impl From<etcd_client::Error> for End {
 }
 
 impl Agent {
-    pub fn new(spec: ClusterSpec, switch: Handle, status: Arc<Mutex<ClusterStatus>>) -> Agent {
+    pub fn new(
+        spec: ClusterSpec,
+        switch: Handle,
+        status: Arc<Mutex<ClusterStatus>>,
+        state_dir: Option<PathBuf>,
+    ) -> Agent {
         let keys = Keys::new(&spec.prefix);
+        let lease_file = state_dir.map(|d| d.join("cluster.json"));
+        let saved: Option<SavedLease> = lease_file
+            .as_deref()
+            .and_then(|f| crate::state_file::read(f, "cluster lease").ok().flatten());
+        let lease = saved.filter(|s| s.node == spec.node).map(|s| s.lease);
         Agent {
             spec,
             keys,
@@ -88,16 +147,22 @@ impl Agent {
             neighbors: BTreeMap::new(),
             alerted: BTreeSet::new(),
             mine: BTreeMap::new(),
-            lease: None,
+            lease,
             attempts: 0,
+            view: None,
+            lease_file,
+            stop: Arc::new(Notify::new()),
         }
     }
 
     /// Runs the agent on a thread of its own until the switch goes away.
-    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+    pub fn spawn(self) -> std::io::Result<Running> {
+        let stop = Arc::clone(&self.stop);
+        let (tx, done) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("cluster".into())
             .spawn(move || {
+                let _done = Done(tx);
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -109,7 +174,22 @@ impl Agent {
                     }
                 };
                 rt.block_on(self.run());
-            })
+            })?;
+        Ok(Running { stop, done })
+    }
+
+    /// Remembers the lease for a restart under the same name.
+    fn save_lease(&self, lease: i64) {
+        let Some(f) = &self.lease_file else {
+            return;
+        };
+        let saved = SavedLease {
+            node: self.spec.node.clone(),
+            lease,
+        };
+        if let Err(e) = crate::state_file::write(f, &saved) {
+            warn!("cluster: keeping the lease in {}: {e}", f.display());
+        }
     }
 
     async fn run(mut self) {
@@ -167,13 +247,70 @@ impl Agent {
     }
 
     async fn session(&mut self) -> End {
-        match self.try_session().await {
+        let mut view = self.view.take();
+        let end = match self.try_session(&mut view).await {
             Ok(never) => match never {},
             Err(e) => e,
+        };
+        self.view = view;
+        end
+    }
+
+    /// Lists the prefix into a new view.
+    async fn list(&self, client: &mut Client) -> Result<View, End> {
+        let listing = client
+            .get(self.keys.prefix(), Some(GetOptions::new().with_prefix()))
+            .await?;
+        let mut view = View::default();
+        for kv in listing.kvs() {
+            view.apply(
+                &self.keys,
+                &String::from_utf8_lossy(kv.key()),
+                Some(kv.value()),
+                kv.mod_revision(),
+            );
+        }
+        view.revision = listing.header().map_or(0, |h| h.revision());
+        Ok(view)
+    }
+
+    /// `done`, after withdrawing the node when it says the switch is gone (stopped
+    /// while the agent was asking it something).
+    async fn unless_gone(&mut self, client: &mut Client, done: Result<(), End>) -> Result<(), End> {
+        if let Err(End::SwitchGone) = done {
+            self.withdraw(client).await;
+        }
+        done
+    }
+
+    /// Deletes the node's record, memberships and MACs, on a clean stop (a second at
+    /// most: an etcd that does not answer lets the TTL do it).
+    async fn withdraw(&mut self, client: &mut Client) {
+        let mut keys: Vec<String> = std::mem::take(&mut self.mine).into_keys().collect();
+        keys.push(self.keys.node(&self.spec.node));
+        let deletes = async {
+            for k in &keys {
+                client.delete(k.as_str(), None).await?;
+            }
+            Ok::<(), etcd_client::Error>(())
+        };
+        match tokio::time::timeout(Duration::from_secs(1), deletes).await {
+            Ok(Ok(())) => info!(
+                "cluster: node {} withdrew its records ({} keys)",
+                self.spec.node,
+                keys.len()
+            ),
+            _ => warn!(
+                "cluster: node {} could not withdraw its records; they go with its lease",
+                self.spec.node
+            ),
         }
     }
 
-    async fn try_session(&mut self) -> Result<std::convert::Infallible, End> {
+    async fn try_session(
+        &mut self,
+        kept_view: &mut Option<View>,
+    ) -> Result<std::convert::Infallible, End> {
         self.attempts += 1;
         let mut client = super::connect_any(&self.spec.endpoints, self.attempts).await?;
         let ttl = self.spec.ttl_secs as i64;
@@ -191,6 +328,7 @@ impl Agent {
             None => client.lease_grant(ttl, None).await?.id(),
         };
         self.lease = Some(lease);
+        self.save_lease(lease);
         let (mut keeper, mut alive) = client.lease_keep_alive(lease).await?;
         let node = NodeRecord {
             name: self.spec.node.clone(),
@@ -202,20 +340,18 @@ impl Agent {
         client
             .put(self.keys.node(&self.spec.node), value, with_lease())
             .await?;
-        self.mine.clear();
-        let listing = client
-            .get(self.keys.prefix(), Some(GetOptions::new().with_prefix()))
-            .await?;
-        let mut view = View::default();
-        for kv in listing.kvs() {
-            view.apply(
-                &self.keys,
-                &String::from_utf8_lossy(kv.key()),
-                Some(kv.value()),
-                kv.mod_revision(),
-            );
-        }
-        view.revision = listing.header().map_or(0, |h| h.revision());
+        // Catch up from the last view, or list afresh.
+        let caught_up = kept_view.take().filter(|v| v.revision > 0);
+        let listed = caught_up.is_none();
+        let view = match caught_up {
+            Some(v) => v,
+            None => self.list(&mut client).await?,
+        };
+        // The records the store holds for this node (written by this process before, or
+        // by the one it restarted from): the first advertisement keeps those still true
+        // and deletes the rest.
+        self.mine = view.records_of(&self.keys, &self.spec.node);
+        let view = kept_view.insert(view);
         let mut watch = client
             .watch(
                 self.keys.prefix(),
@@ -227,11 +363,12 @@ impl Agent {
             )
             .await?;
         info!(
-            "cluster: node {} (VTEP {}:{}) joined through etcd at {}, lease {lease:x}, revision {}",
+            "cluster: node {} (VTEP {}:{}) joined through etcd at {}, lease {lease:x}, {} revision {}",
             self.spec.node,
             self.spec.vtep,
             self.spec.port,
             self.spec.endpoints.join(","),
+            if listed { "listed at" } else { "catching up from" },
             view.revision
         );
         self.set_status(|s| {
@@ -241,13 +378,30 @@ impl Agent {
         let mut tick = tokio::time::interval(SYNC_EVERY);
         let keep_every = Duration::from_secs((self.spec.ttl_secs / 3).max(1));
         let mut kept = Instant::now();
+        // When etcd last said the lease lives: a member that stops answering ends the
+        // session before the lease would expire unnoticed.
+        let mut answered = Instant::now();
+        let ttl_dur = Duration::from_secs(self.spec.ttl_secs);
+        let stop = Arc::clone(&self.stop);
         loop {
             tokio::select! {
+                _ = stop.notified() => {
+                    self.withdraw(&mut client).await;
+                    return Err(End::SwitchGone);
+                }
                 msg = watch.message() => {
                     let Some(resp) = msg? else {
                         return Err(End::Etcd("the watch ended".into()));
                     };
                     if resp.canceled() || resp.compact_revision() > 0 {
+                        // The history to catch up from is gone: list afresh next time.
+                        info!(
+                            "cluster: etcd compacted its history past revision {} (at {}); \
+                             listing afresh",
+                            view.revision,
+                            resp.compact_revision()
+                        );
+                        view.revision = 0;
                         return Err(End::Etcd(format!(
                             "the watch was cancelled (compacted at {}); listing again",
                             resp.compact_revision()
@@ -262,19 +416,29 @@ impl Agent {
                     if let Some(h) = resp.header() {
                         view.revision = view.revision.max(h.revision());
                     }
-                    self.reconcile(&view)?;
+                    let done = self.reconcile(view);
+                    self.unless_gone(&mut client, done).await?;
                 }
                 _ = tick.tick() => {
+                    if answered.elapsed() > ttl_dur {
+                        return Err(End::Etcd(format!(
+                            "no keep-alive answer for {} s",
+                            self.spec.ttl_secs
+                        )));
+                    }
                     if kept.elapsed() >= keep_every {
                         keeper.keep_alive().await?;
                         kept = Instant::now();
                     }
-                    self.advertise(&mut client, lease, &view).await?;
-                    self.reconcile(&view)?;
+                    let mut done = self.advertise(&mut client, lease, view).await;
+                    if done.is_ok() {
+                        done = self.reconcile(view);
+                    }
+                    self.unless_gone(&mut client, done).await?;
                 }
                 ka = alive.message() => {
                     match ka? {
-                        Some(r) if r.ttl() > 0 => {}
+                        Some(r) if r.ttl() > 0 => answered = Instant::now(),
                         Some(_) => return Err(End::Etcd("the node's lease expired".into())),
                         None => return Err(End::Etcd("the lease keep-alive ended".into())),
                     }

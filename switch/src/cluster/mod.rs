@@ -17,9 +17,13 @@ pub async fn connect_any(
     endpoints: &[String],
     start: usize,
 ) -> Result<etcd_client::Client, etcd_client::Error> {
+    // HTTP/2 pings find a member that went silent (a partition sends no reset) within
+    // seconds, whether or not a request is under way.
     let options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
-        .with_timeout(Duration::from_secs(5));
+        .with_timeout(Duration::from_secs(5))
+        .with_keep_alive(Duration::from_secs(1), Duration::from_secs(2))
+        .with_keep_alive_while_idle(true);
     let mut last = None;
     for k in 0..endpoints.len().max(1) {
         let Some(e) = endpoints.get((start + k) % endpoints.len().max(1)) else {

@@ -237,6 +237,24 @@ impl View {
         out
     }
 
+    /// The records `node` has in the store, by key, with their values: what a node
+    /// restarted under the same name takes back (and deletes what no longer holds).
+    pub fn records_of(&self, keys: &Keys, node: &str) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        for (network, members) in &self.members {
+            if members.contains(node) {
+                out.insert(keys.member(network, node), Vec::new());
+            }
+        }
+        for ((network, mac), claims) in &self.macs {
+            if let Some((record, _)) = claims.get(node) {
+                let value = serde_json::to_vec(record).unwrap_or_default();
+                out.insert(keys.mac(network, mac, node), value);
+            }
+        }
+        out
+    }
+
     /// The VTEPs of the nodes other than `me` that have a port on `network`.
     pub fn flood_list(&self, network: &str, me: &str) -> BTreeSet<IpAddr> {
         self.members
