@@ -316,6 +316,16 @@ fn cluster_networks_span_hosts_that_find_each_other_through_etcd() {
             .expect("a container on the new host"),
     );
     names.push(name);
+    // The others learn of it within a second or so (its membership goes out with its
+    // next advertisement).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while remotes_of(&nodes[0], "blue").len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "n0 never added the new host to its flood list"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     reach_all(&names, &addrs);
     assert_eq!(nodes[0].sw.pid(), pid0);
 
@@ -349,6 +359,9 @@ fn cluster_networks_span_hosts_that_find_each_other_through_etcd() {
         "sees green's one member",
     );
     assert_eq!(remotes_of(&nodes[0], "green"), [u.addrs[1].clone()]);
+    // And n1, green's one member, floods green to nobody: the hosts without a port on it
+    // get none of its broadcasts.
+    assert!(remotes_of(&nodes[1], "green").is_empty());
     // kill -9 host 2: the others drop it within TTL + 1 s (its lease expires).
     nodes[2].sw.signal(libc::SIGKILL);
     let killed = Instant::now();

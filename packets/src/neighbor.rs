@@ -110,6 +110,12 @@ fn message(frame: &[u8]) -> Option<Message<'_>> {
     }
 }
 
+/// Whether an IPv4 address can belong to one host: not 0.0.0.0, the broadcast address
+/// or a multicast group.
+fn is_host_v4(a: Ipv4Addr) -> bool {
+    !a.is_unspecified() && !a.is_broadcast() && !a.is_multicast()
+}
+
 /// The link-layer address an ND option of type `want` names, if the options hold one.
 fn ll_option(mut options: &[u8], want: u8) -> Option<MacAddr> {
     while options.len() >= 2 {
@@ -135,7 +141,7 @@ pub fn claim(frame: &[u8]) -> Option<(IpAddr, MacAddr)> {
     let src_mac = EthernetFrame::new_checked(frame).ok()?.src();
     let (ip, mac) = match message(frame)? {
         Message::Arp { op, sha, spa, .. } => {
-            if (op != ARP_REQUEST && op != ARP_REPLY) || spa.is_unspecified() {
+            if (op != ARP_REQUEST && op != ARP_REPLY) || !is_host_v4(spa) {
                 return None;
             }
             (IpAddr::V4(spa), sha)
@@ -171,7 +177,11 @@ pub fn question(frame: &[u8]) -> Option<Question> {
     }
     match message(frame)? {
         Message::Arp { op, sha, spa, tpa } => {
-            let ok = op == ARP_REQUEST && !spa.is_unspecified() && spa != tpa && sha == eth.src();
+            let ok = op == ARP_REQUEST
+                && !spa.is_unspecified()
+                && spa != tpa
+                && sha == eth.src()
+                && is_host_v4(tpa);
             ok.then_some(Question {
                 target: IpAddr::V4(tpa),
                 asker_ip: IpAddr::V4(spa),
@@ -184,7 +194,8 @@ pub fn question(frame: &[u8]) -> Option<Question> {
             let ok = kind == NEIGHBOR_SOLICITATION
                 && !src.is_unspecified()
                 && src != target
-                && !target.is_multicast();
+                && !target.is_multicast()
+                && !target.is_unspecified();
             ok.then_some(Question {
                 target: IpAddr::V6(target),
                 asker_ip: IpAddr::V6(src),
@@ -331,6 +342,16 @@ mod tests {
         token_ring[15] = 6;
         assert_eq!(question(&token_ring), None);
         assert_eq!(question(&arp_request()[..41]), None);
+        // Nobody holds 0.0.0.0, the broadcast address or a group: no question, no claim
+        // (found by the fuzzer: an answer for 0.0.0.0 would claim nothing).
+        for bad in [[0, 0, 0, 0], [255, 255, 255, 255], [224, 0, 0, 1]] {
+            let mut f = arp_request();
+            f[38..42].copy_from_slice(&bad);
+            assert_eq!(question(&f), None, "{bad:?}");
+            let mut f = arp_request();
+            f[28..32].copy_from_slice(&bad);
+            assert_eq!(claim(&f), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -78,9 +78,11 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
         Command::Show { client, what } => match what {
             ShowWhat::Ports => show(&client, Request::ShowPorts, |p: &Vec<_>| print_ports(p)),
             ShowWhat::Fdb { network } => {
-                show(&client, Request::ShowFdb { network }, |f: &Vec<_>| {
-                    print_fdb(f)
-                })
+                let req = Request::ShowFdb {
+                    network,
+                    local: false,
+                };
+                show(&client, req, |f: &Vec<_>| print_fdb(f))
             }
             ShowWhat::Stats => show(&client, Request::ShowStats, print_stats),
             ShowWhat::Vxlan => show(&client, Request::ShowVxlan, |v: &Vec<_>| print_vxlan(v)),

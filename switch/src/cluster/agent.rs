@@ -3,8 +3,9 @@
 //! waker), so the data plane never waits for etcd.
 //!
 //! A session: connect, grant the node's lease and keep it alive, write the node record,
-//! list the prefix into a [`View`] and watch it from the listing's revision. Every second
-//! (and after every watch event) the switch is brought in line with the view — cluster
+//! list the prefix into a [`View`] and watch it from the listing's revision. Four times a
+//! second (and within 100 ms of watch events, a burst of them at once) the switch is
+//! brought in line with the view — cluster
 //! networks declared with their VNI at the node's VTEP, each network's flood list made of
 //! the VTEPs of the nodes that have a port on it, advertised MACs of other nodes installed
 //! as static FDB entries on their VTEP's remote port — and the node's own records are
@@ -44,8 +45,17 @@ use crate::control::protocol::{
     PortRow, Request, Response,
 };
 
+/// Keys per page of a listing.
+const LIST_PAGE: i64 = 5_000;
+
+/// How soon after watch events the switch is brought in line with them.
+const SETTLE_EVERY: Duration = Duration::from_millis(100);
+
+/// How often remote MACs are checked against an unchanged view.
+const RECHECK_EVERY: Duration = Duration::from_secs(10);
+
 /// How often the node's records and the switch are brought in line.
-const SYNC_EVERY: Duration = Duration::from_secs(1);
+const SYNC_EVERY: Duration = Duration::from_millis(250);
 
 pub struct Agent {
     spec: ClusterSpec,
@@ -59,6 +69,10 @@ pub struct Agent {
     installed: BTreeMap<(String, String), String>,
     /// The other nodes' addresses last given to the switch, per network (ARP suppression).
     neighbors: BTreeMap<String, Vec<Neighbor>>,
+    /// The view's revision when remote MACs and addresses were last brought in line,
+    /// and when that was.
+    installed_at: Option<i64>,
+    installed_checked: Instant,
     /// Conflicting MAC claims already alerted.
     alerted: BTreeSet<(String, String)>,
     /// This session's own keys in etcd, and the value each holds.
@@ -145,6 +159,8 @@ impl Agent {
             remotes: BTreeMap::new(),
             installed: BTreeMap::new(),
             neighbors: BTreeMap::new(),
+            installed_at: None,
+            installed_checked: Instant::now(),
             alerted: BTreeSet::new(),
             mine: BTreeMap::new(),
             lease,
@@ -256,21 +272,45 @@ impl Agent {
         end
     }
 
-    /// Lists the prefix into a new view.
+    /// Lists the prefix into a new view, a page at a time at one revision: a
+    /// hundred thousand MACs are more than one gRPC message may carry (4 MiB).
     async fn list(&self, client: &mut Client) -> Result<View, End> {
-        let listing = client
-            .get(self.keys.prefix(), Some(GetOptions::new().with_prefix()))
-            .await?;
-        let mut view = View::default();
-        for kv in listing.kvs() {
-            view.apply(
-                &self.keys,
-                &String::from_utf8_lossy(kv.key()),
-                Some(kv.value()),
-                kv.mod_revision(),
-            );
+        let prefix = self.keys.prefix();
+        let mut end = prefix.clone().into_bytes();
+        if let Some(last) = end.last_mut() {
+            *last += 1;
         }
-        view.revision = listing.header().map_or(0, |h| h.revision());
+        let mut view = View::default();
+        let mut from = prefix.into_bytes();
+        let mut revision = 0;
+        loop {
+            let mut options = GetOptions::new()
+                .with_range(end.clone())
+                .with_limit(LIST_PAGE);
+            if revision > 0 {
+                options = options.with_revision(revision);
+            }
+            let page = client.get(from.clone(), Some(options)).await?;
+            if revision == 0 {
+                revision = page.header().map_or(0, |h| h.revision());
+            }
+            for kv in page.kvs() {
+                view.apply(
+                    &self.keys,
+                    &String::from_utf8_lossy(kv.key()),
+                    Some(kv.value()),
+                    kv.mod_revision(),
+                );
+            }
+            match page.kvs().last() {
+                Some(kv) if page.more() => {
+                    from = kv.key().to_vec();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
+        view.revision = revision;
         Ok(view)
     }
 
@@ -383,6 +423,9 @@ impl Agent {
         let mut answered = Instant::now();
         let ttl_dur = Duration::from_secs(self.spec.ttl_secs);
         let stop = Arc::clone(&self.stop);
+        let mut settle = tokio::time::interval(SETTLE_EVERY);
+        settle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dirty = false;
         loop {
             tokio::select! {
                 _ = stop.notified() => {
@@ -416,6 +459,13 @@ impl Agent {
                     if let Some(h) = resp.header() {
                         view.revision = view.revision.max(h.revision());
                     }
+                    // Brought in line at the next settle tick: a burst of events (a
+                    // thousand nodes' MACs arriving) costs one reconciliation, not one
+                    // each.
+                    dirty = true;
+                }
+                _ = settle.tick(), if dirty => {
+                    dirty = false;
                     let done = self.reconcile(view);
                     self.unless_gone(&mut client, done).await?;
                 }
@@ -452,7 +502,10 @@ impl Agent {
     /// that MAC was heard claiming (the EVPN type-2 route's MAC and IP).
     async fn advertise(&mut self, client: &mut Client, lease: i64, view: &View) -> Result<(), End> {
         let ports: Vec<PortRow> = self.ask_data(Request::ShowPorts)?;
-        let fdb: Vec<FdbRow> = self.ask_data(Request::ShowFdb { network: None })?;
+        let fdb: Vec<FdbRow> = self.ask_data(Request::ShowFdb {
+            network: None,
+            local: true,
+        })?;
         let heard: Vec<NeighborRow> = self.ask_data(Request::ShowNeighbors { network: None })?;
         let mut ips: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
         for n in heard.iter().filter(|n| n.origin == "local") {
@@ -560,77 +613,86 @@ impl Agent {
                 }
             }
         }
-        // Remote MACs: static entries on their VTEP's remote port.
-        let mut want: BTreeMap<(String, String), String> = BTreeMap::new();
-        for (net, mac) in view.macs.keys() {
-            let (Some(record), Some((owner, contested))) =
-                (view.networks.get(net), view.mac_owner(net, mac))
-            else {
-                continue;
-            };
-            if contested && self.alerted.insert((net.clone(), mac.clone())) {
-                warn!(
-                    "cluster: MAC {mac} on {net} is claimed by several nodes; the latest \
-                     claim ({owner}) wins"
-                );
+        // Remote MACs and addresses, when the view moved on (or every few seconds, to
+        // retry what the switch refused): with a hundred thousand MACs, going through
+        // them all every second would cost the agent a core.
+        let due = self.installed_at != Some(view.revision)
+            || self.installed_checked.elapsed() >= RECHECK_EVERY;
+        if due {
+            self.installed_at = Some(view.revision);
+            self.installed_checked = Instant::now();
+            // Remote MACs: static entries on their VTEP's remote port.
+            let mut want: BTreeMap<(String, String), String> = BTreeMap::new();
+            for (net, mac) in view.macs.keys() {
+                let (Some(record), Some((owner, contested))) =
+                    (view.networks.get(net), view.mac_owner(net, mac))
+                else {
+                    continue;
+                };
+                if contested && self.alerted.insert((net.clone(), mac.clone())) {
+                    warn!(
+                        "cluster: MAC {mac} on {net} is claimed by several nodes; the latest \
+                         claim ({owner}) wins"
+                    );
+                }
+                if owner == me {
+                    continue;
+                }
+                let Some(vtep) = view.nodes.get(owner).map(|n| n.vtep) else {
+                    continue;
+                };
+                if self.remotes.get(net).is_some_and(|r| r.contains(&vtep)) {
+                    let port = forwarder::remote_port_name(record.vni, vtep);
+                    want.insert((net.clone(), mac.clone()), port);
+                }
             }
-            if owner == me {
-                continue;
-            }
-            let Some(vtep) = view.nodes.get(owner).map(|n| n.vtep) else {
-                continue;
-            };
-            if self.remotes.get(net).is_some_and(|r| r.contains(&vtep)) {
-                let port = forwarder::remote_port_name(record.vni, vtep);
-                want.insert((net.clone(), mac.clone()), port);
-            }
-        }
-        let stale: Vec<(String, String)> = self
-            .installed
-            .iter()
-            .filter(|(k, port)| want.get(*k) != Some(*port))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (net, mac) in stale {
-            self.ask(Request::FdbDel {
-                mac: mac.clone(),
-                network: Some(net.clone()),
-            })?;
-            self.installed.remove(&(net, mac));
-        }
-        for (k, port) in want {
-            if self.installed.get(&k) == Some(&port) {
-                continue;
-            }
-            let r = self.ask(Request::FdbAdd {
-                mac: k.1.clone(),
-                port: port.clone(),
-            })?;
-            if r.ok {
-                self.installed.insert(k, port);
-            }
-        }
-        // The other nodes' addresses, for ARP suppression.
-        for name in &declared {
-            let want: Vec<Neighbor> = view
-                .remote_neighbors(name, &me)
-                .into_iter()
-                .map(|(ip, mac)| Neighbor { ip, mac })
+            let stale: Vec<(String, String)> = self
+                .installed
+                .iter()
+                .filter(|(k, port)| want.get(*k) != Some(*port))
+                .map(|(k, _)| k.clone())
                 .collect();
-            if self.neighbors.get(name) == Some(&want) {
-                continue;
+            for (net, mac) in stale {
+                self.ask(Request::FdbDel {
+                    mac: mac.clone(),
+                    network: Some(net.clone()),
+                })?;
+                self.installed.remove(&(net, mac));
             }
-            let r = self.ask(Request::NeighborSet {
-                network: name.clone(),
-                neighbors: want.clone(),
-            })?;
-            if r.ok {
-                self.neighbors.insert(name.clone(), want);
-            } else {
-                warn!(
-                    "cluster: addresses on {name}: {}",
-                    r.error.unwrap_or_default()
-                );
+            for (k, port) in want {
+                if self.installed.get(&k) == Some(&port) {
+                    continue;
+                }
+                let r = self.ask(Request::FdbAdd {
+                    mac: k.1.clone(),
+                    port: port.clone(),
+                })?;
+                if r.ok {
+                    self.installed.insert(k, port);
+                }
+            }
+            // The other nodes' addresses, for ARP suppression.
+            for name in &declared {
+                let want: Vec<Neighbor> = view
+                    .remote_neighbors(name, &me)
+                    .into_iter()
+                    .map(|(ip, mac)| Neighbor { ip, mac })
+                    .collect();
+                if self.neighbors.get(name) == Some(&want) {
+                    continue;
+                }
+                let r = self.ask(Request::NeighborSet {
+                    network: name.clone(),
+                    neighbors: want.clone(),
+                })?;
+                if r.ok {
+                    self.neighbors.insert(name.clone(), want);
+                } else {
+                    warn!(
+                        "cluster: addresses on {name}: {}",
+                        r.error.unwrap_or_default()
+                    );
+                }
             }
         }
         let networks = view

@@ -111,7 +111,9 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             let all: Vec<&CniAttachment> = state.cni.attachments.values().collect();
             Ok(Response::ok(all))
         }
-        Request::ShowFdb { network } => Ok(Response::ok(show_fdb(sw, network.as_deref())?)),
+        Request::ShowFdb { network, local } => {
+            Ok(Response::ok(show_fdb(sw, network.as_deref(), local)?))
+        }
         Request::ShowNeighbors { network } => {
             Ok(Response::ok(show_neighbors(sw, network.as_deref())?))
         }
@@ -587,7 +589,7 @@ fn show_ports(sw: &Switch) -> Vec<PortRow> {
         .collect()
 }
 
-fn show_fdb(sw: &Switch, network: Option<&str>) -> Result<Vec<FdbRow>, String> {
+fn show_fdb(sw: &Switch, network: Option<&str>, local: bool) -> Result<Vec<FdbRow>, String> {
     let only = network.map(|n| find_network(sw, n)).transpose()?;
     let now = sw.now();
     let fwd = sw.forwarder();
@@ -596,7 +598,15 @@ fn show_fdb(sw: &Switch, network: Option<&str>) -> Result<Vec<FdbRow>, String> {
         if only.is_some_and(|o| o != nid) {
             continue;
         }
-        for e in net.fdb().entries().filter(|e| net.fdb().is_live(e, now)) {
+        let remote = |p| {
+            fwd.port(p)
+                .is_some_and(|p| p.caps().kind == forwarder::PortKind::Remote)
+        };
+        for e in net
+            .fdb()
+            .entries()
+            .filter(|e| net.fdb().is_live(e, now) && !(local && remote(e.port)))
+        {
             rows.push(FdbRow {
                 network: net.name().to_string(),
                 mac: e.mac.to_string(),

@@ -56,6 +56,10 @@ pub enum Request {
     ShowPorts,
     ShowFdb {
         network: Option<String>,
+        /// Only entries on local ports (not on VXLAN remotes): what the cluster agent
+        /// advertises, without a hundred thousand remote entries in every answer.
+        #[serde(default)]
+        local: bool,
     },
     ShowStats,
     NetworkLs,
@@ -577,7 +581,10 @@ mod tests {
         let bare = br#"{"cmd":"show_fdb","network":null}"#;
         assert_eq!(
             Envelope::parse(bare),
-            Ok(Request::ShowFdb { network: None })
+            Ok(Request::ShowFdb {
+                network: None,
+                local: false
+            })
         );
     }
 
