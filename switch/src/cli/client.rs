@@ -90,9 +90,11 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
             ShowWhat::Cni => show(&client, Request::CniLs, |a: &Vec<_>| print_cni(a)),
             ShowWhat::Cluster => show(&client, Request::ShowCluster, print_cluster),
             ShowWhat::Neighbors { network } => {
-                show(&client, Request::ShowNeighbors { network }, |n: &Vec<_>| {
-                    print_neighbors(n)
-                })
+                let req = Request::ShowNeighbors {
+                    network,
+                    local: false,
+                };
+                show(&client, req, |n: &Vec<_>| print_neighbors(n))
             }
         },
         Command::Fdb { client, what } => match what {

@@ -506,7 +506,10 @@ impl Agent {
             network: None,
             local: true,
         })?;
-        let heard: Vec<NeighborRow> = self.ask_data(Request::ShowNeighbors { network: None })?;
+        let heard: Vec<NeighborRow> = self.ask_data(Request::ShowNeighbors {
+            network: None,
+            local: true,
+        })?;
         let mut ips: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
         for n in heard.iter().filter(|n| n.origin == "local") {
             ips.entry((n.network.as_str(), n.mac.as_str()))

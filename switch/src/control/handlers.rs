@@ -114,8 +114,8 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
         Request::ShowFdb { network, local } => {
             Ok(Response::ok(show_fdb(sw, network.as_deref(), local)?))
         }
-        Request::ShowNeighbors { network } => {
-            Ok(Response::ok(show_neighbors(sw, network.as_deref())?))
+        Request::ShowNeighbors { network, local } => {
+            Ok(Response::ok(show_neighbors(sw, network.as_deref(), local)?))
         }
         Request::NeighborSet { network, neighbors } => {
             let id = find_network(sw, &network)?;
@@ -619,7 +619,11 @@ fn show_fdb(sw: &Switch, network: Option<&str>, local: bool) -> Result<Vec<FdbRo
     Ok(rows)
 }
 
-fn show_neighbors(sw: &Switch, network: Option<&str>) -> Result<Vec<NeighborRow>, String> {
+fn show_neighbors(
+    sw: &Switch,
+    network: Option<&str>,
+    local: bool,
+) -> Result<Vec<NeighborRow>, String> {
     let only = network.map(|n| find_network(sw, n)).transpose()?;
     let now = sw.now();
     let fwd = sw.forwarder();
@@ -628,7 +632,8 @@ fn show_neighbors(sw: &Switch, network: Option<&str>) -> Result<Vec<NeighborRow>
         if only.is_some_and(|o| o != nid) {
             continue;
         }
-        for (ip, mac, origin) in net.neighbors().iter() {
+        let heard = |o: &forwarder::Origin| !local || *o == forwarder::Origin::Local;
+        for (ip, mac, origin) in net.neighbors().iter().filter(|n| heard(&n.2)) {
             rows.push(NeighborRow {
                 network: net.name().to_string(),
                 ip,

@@ -174,6 +174,9 @@ pub enum Request {
     ShowNeighbors {
         #[serde(default)]
         network: Option<String>,
+        /// Only the claims heard on local ports (what the cluster agent advertises).
+        #[serde(default)]
+        local: bool,
     },
     /// The addresses other nodes advertise on `network` (the cluster agent), replacing
     /// those it gave before.
