@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 cargo run -q -p uswitch-benches --bin seed-corpus
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(views offload gro vxlan forwarder control config cni)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(views offload gro vxlan forwarder control config cni docker)
 cargo fuzz build -s none
 for t in "${TARGETS[@]}"; do
     echo "fuzz: $t for ${FUZZ_SECONDS:-60} s"

@@ -414,3 +414,144 @@ fn a_port_flooding_far_beyond_its_rate_is_rested() {
     assert!(hf.ping("198.18.0.1"));
     assert!(hb.ping("198.18.0.15"));
 }
+
+/// The control socket abused every way at once while a ping runs through the switch:
+/// a 2 MiB request, a client that sends a byte every 100 ms, 900 clients at once,
+/// hostile JSON (deeply nested, not UTF-8, a misspelt field, huge numbers), clients that
+/// never read their answer. Every ping is answered, a well-behaved client is answered
+/// throughout, every hostile line gets an error, and no descriptor is left behind.
+#[test]
+fn the_control_socket_survives_abuse_while_forwarding_goes_on() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let test = "the_control_socket_survives_abuse_while_forwarding_goes_on";
+    if !privileged(test) {
+        return;
+    }
+    let (sw, _, ha, _hb) = two_hosts();
+    assert!(ha.ping("198.18.0.2"));
+    let fds_before = open_fds(sw.pid());
+    let stop = Arc::new(AtomicBool::new(false));
+    let pinger = {
+        let (stop, ns) = (Arc::clone(&stop), ha.handle());
+        std::thread::spawn(move || {
+            let (mut sent, mut lost) = (0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                sent += 1;
+                if !ns.ping("198.18.0.2") {
+                    lost += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (sent, lost)
+        })
+    };
+    let path = sw.control.clone();
+    let mut abusers = Vec::new();
+    // Over a megabyte with no newline: refused, not buffered.
+    abusers.push({
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut s = UnixStream::connect(&path).expect("connect");
+            let _ = s.write_all(&vec![b'a'; 2 << 20]);
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            assert!(out.is_empty() || out.contains("too large"), "{out}");
+        })
+    });
+    // A byte every 100 ms, for two seconds.
+    abusers.push({
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut s = UnixStream::connect(&path).expect("connect");
+            for b in br#"{"cmd":"show_ports"}"#.iter() {
+                if s.write_all(&[*b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    });
+    // Many at once: the oldest are closed to make room, nobody is locked out.
+    abusers.push({
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let many: Vec<UnixStream> = (0..900)
+                .filter_map(|_| UnixStream::connect(&path).ok())
+                .collect();
+            std::thread::sleep(Duration::from_secs(2));
+            drop(many);
+        })
+    });
+    // Clients that ask and never read, holding the connection.
+    abusers.push({
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let held: Vec<UnixStream> = (0..20)
+                .filter_map(|_| {
+                    let mut s = UnixStream::connect(&path).ok()?;
+                    s.write_all(b"{\"cmd\":\"show_stats\"}\n").ok()?;
+                    Some(s)
+                })
+                .collect();
+            std::thread::sleep(Duration::from_secs(3));
+            drop(held);
+        })
+    });
+    // Hostile lines, each answered with an error.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let long_name = format!(
+        r#"{{"cmd":"port_add","name":"{}","network":"x"}}"#,
+        "n".repeat(10_000)
+    );
+    let hostile: Vec<Vec<u8>> = vec![
+        b"{".to_vec(),
+        b"\xff\xfe\x00garbage".to_vec(),
+        br#"{"cmd":"show_fdb","netwrk":"blue"}"#.to_vec(),
+        br#"{"cmd":"fdb_add","mac":"02:00:00:00:00:09","port":1e999999}"#.to_vec(),
+        b"null".to_vec(),
+        br#"{"cmd":"frobnicate"}"#.to_vec(),
+        long_name.into_bytes(),
+        deep.into_bytes(),
+    ];
+    for (i, line) in hostile.into_iter().enumerate() {
+        let mut s = UnixStream::connect(&path).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(&line);
+        let _ = s.write_all(b"\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let v: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("no JSON answer to hostile line {i} ({e}): {out:?}"));
+        assert_eq!(v["ok"], false, "{out}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{out}");
+    }
+    // A well-behaved client, answered throughout.
+    for _ in 0..15 {
+        let ports = sw.json(&["show", "ports"]);
+        assert_eq!(ports.as_array().map(Vec::len), Some(2));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for a in abusers {
+        a.join().expect("an abuser's assertion");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (sent, lost) = pinger.join().expect("the pinger");
+    assert!(sent > 10, "only {sent} pings");
+    assert_eq!(
+        lost, 0,
+        "{lost} of {sent} pings lost while the control socket was abused"
+    );
+    // Every abuser's connection is closed again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(12);
+    while open_fds(sw.pid()) > fds_before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} descriptors open, {fds_before} before",
+            open_fds(sw.pid())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -151,21 +151,52 @@ impl ControlServer {
         }
     }
 
+    /// The connection to close for a new one: the oldest that, once what it sent so far
+    /// is read, still has no whole request (or has hung up); else the oldest of all.
+    fn silent_victim(&mut self) -> Option<usize> {
+        let mut by_age: Vec<(std::time::Instant, usize)> =
+            self.conns.iter().map(|(n, c)| (c.opened, *n)).collect();
+        by_age.sort();
+        for &(_, n) in &by_age {
+            let Some(conn) = self.conns.get_mut(&n) else {
+                continue;
+            };
+            if conn.answered {
+                continue;
+            }
+            let mut chunk = [0u8; 4096];
+            let hung_up = loop {
+                match conn.stream.read(&mut chunk) {
+                    Ok(0) => break true,
+                    Ok(k) => {
+                        conn.input.extend_from_slice(&chunk[..k]);
+                        if conn.input.len() > MAX_REQUEST {
+                            break false;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => break e.kind() != io::ErrorKind::WouldBlock,
+                }
+            };
+            if hung_up || !conn.input.contains(&b'\n') {
+                return Some(n);
+            }
+        }
+        by_age.first().map(|&(_, n)| n)
+    }
+
     /// Accepts every pending connection.
     fn accept(&mut self, registry: &Registry) {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, _)) => {
                     if self.conns.len() >= MAX_CONNECTIONS {
-                        // Make room by closing the oldest: a client that connects and
-                        // stays silent must not lock the others out.
-                        if let Some(oldest) = self
-                            .conns
-                            .iter()
-                            .min_by_key(|(_, c)| c.opened)
-                            .map(|(t, _)| *t)
-                        {
-                            self.close(oldest, registry);
+                        // Make room by closing the oldest silent one: a client that
+                        // connects and stays silent must not lock the others out, and
+                        // a flood of those must not push out a client whose request
+                        // has arrived but not been read yet.
+                        if let Some(victim) = self.silent_victim() {
+                            self.close(victim, registry);
                         }
                     }
                     let n = self.free_number();

@@ -61,6 +61,9 @@ const DOCKER_BRIDGE_GLOBS: [&str; 2] = ["docker*", "br-*"];
 pub struct Firewall {
     table: String,
     docker_user: DockerUser,
+    /// False for [`Firewall::inert`]: rules are rendered (and so checked) but never
+    /// applied.
+    live: bool,
 }
 
 fn nft(script: &str) -> Result<(), String> {
@@ -166,7 +169,11 @@ impl Firewall {
             name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         );
         let docker_user = DockerUser::new(&table);
-        let fw = Firewall { table, docker_user };
+        let fw = Firewall {
+            table,
+            docker_user,
+            live: true,
+        };
         fw.apply(&[], &[])?;
         info!(
             "nftables table inet {}: uswitch's networks are isolated from each other",
@@ -175,9 +182,23 @@ impl Firewall {
         Ok(fw)
     }
 
+    /// A firewall that renders its rules (refusing what would not render) but touches
+    /// neither nftables, iptables nor sysctls: for driving the Docker driver with
+    /// arbitrary requests (its fuzz target) on a machine that must stay as it is.
+    pub fn inert(name: &str) -> Firewall {
+        Firewall {
+            table: format!("uswitch_{name}"),
+            docker_user: DockerUser::new(name),
+            live: false,
+        }
+    }
+
     /// Rewrites the table with these masquerades; IP forwarding is turned on for the
     /// first, as Docker does.
     pub fn apply(&self, masquerades: &[NatRule], publish: &[Publish]) -> Result<(), String> {
+        if !self.live {
+            return render(&self.table, masquerades, publish).map(|_| ());
+        }
         if !masquerades.is_empty() || !publish.is_empty() {
             ensure_forwarding();
         }
@@ -189,7 +210,9 @@ impl Firewall {
     /// Puts back what another program took away: Docker, started after uswitch, makes
     /// its chains (and its `DROP` policy) then.
     pub fn keep_up(&self) {
-        self.docker_user.ensure();
+        if self.live {
+            self.docker_user.ensure();
+        }
     }
 
     pub fn table(&self) -> &str {
@@ -211,6 +234,9 @@ fn ensure_forwarding() {
 
 impl Drop for Firewall {
     fn drop(&mut self) {
+        if !self.live {
+            return;
+        }
         self.docker_user.remove();
         if let Err(e) = nft(&format!("delete table inet {}\n", self.table)) {
             warn!("removing table inet {}: {e}", self.table);
