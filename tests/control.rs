@@ -726,3 +726,79 @@ fn port_add_of_our_own_port_and_a_client_without_root() {
         .expect("running the client as nobody");
     one_line_failure(&out, "run the client as root");
 }
+
+/// SIGHUP reads the file again and applies what changed: a port and a network added, a
+/// port removed, a port's storm-control rate and the FDB limit changed; what did not
+/// change is not touched (its counters go on). A bad file is refused whole and the
+/// running configuration stays; so is a file whose new port cannot be attached, and
+/// the ports it did attach before failing are taken back.
+#[test]
+fn sighup_applies_the_files_changes_and_refuses_a_bad_one_whole() {
+    let test = "sighup_applies_the_files_changes_and_refuses_a_bad_one_whole";
+    if !privileged(test) {
+        return;
+    }
+    let (a, b, c) = (unique("ut"), unique("ut"), unique("ut"));
+    let file = std::env::temp_dir().join(format!("{}.toml", unique("cfg")));
+    let write = |text: String| std::fs::write(&file, text).unwrap();
+    write(format!(
+        "fdb_max = 100\n\n[[port]]\nname = \"{a}\"\n\n[[port]]\nname = \"{b}\"\n"
+    ));
+    let mut sw = Uswitch::start(&["--config", file.to_str().unwrap()]);
+    let pid = sw.pid();
+    let names = |sw: &Uswitch| -> Vec<String> {
+        let mut n: Vec<String> = sw
+            .json(&["show", "ports"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let mut want = vec![a.clone(), b.clone()];
+    want.sort();
+    assert_eq!(names(&sw), want);
+    // a stays, b goes, c comes on a new network, a's rate and the FDB limit change.
+    write(format!(
+        "fdb_max = 200\n\n[[network]]\nname = \"green\"\nsubnet = \"198.18.2.0/24\"\n\n\
+         [[port]]\nname = \"{a}\"\nbum_rate = 77\n\n[[port]]\nname = \"{c}\"\nnetwork = \"green\"\n"
+    ));
+    sw.signal(libc::SIGHUP);
+    sw.wait_for_log("configuration reloaded", Duration::from_secs(5));
+    let mut want = vec![a.clone(), c.clone()];
+    want.sort();
+    assert_eq!(names(&sw), want);
+    assert!(
+        !link_exists(None, &b),
+        "the removed port's TAP is still there"
+    );
+    let ports = sw.json(&["show", "ports"]);
+    assert_eq!(port(&ports, &a)["bum_rate"], 77);
+    assert_eq!(port(&ports, &c)["network"], "green");
+    let nets = sw.json(&["network", "ls"]);
+    assert!(nets.to_string().contains("\"green\""), "{nets}");
+    // A file that does not parse: refused, nothing changes.
+    write("fdb_max = \"lots\"\n".into());
+    sw.signal(libc::SIGHUP);
+    sw.wait_for_log("the running one stays", Duration::from_secs(5));
+    assert_eq!(names(&sw), want);
+    // A file whose second new port cannot be attached (an interface name too long):
+    // the first is taken back, and nothing else changes.
+    let d = unique("ut");
+    write(format!(
+        "fdb_max = 200\n\n[[network]]\nname = \"green\"\nsubnet = \"198.18.2.0/24\"\n\n\
+         [[port]]\nname = \"{a}\"\nbum_rate = 77\n\n[[port]]\nname = \"{c}\"\nnetwork = \"green\"\n\n\
+         [[port]]\nname = \"{d}\"\n\n[[uplink]]\nname = \"nosuchif0\"\n"
+    ));
+    sw.signal(libc::SIGHUP);
+    sw.wait_for_log("nothing changed, the running one", Duration::from_secs(5));
+    assert_eq!(names(&sw), want);
+    assert!(
+        !link_exists(None, &d),
+        "a port of a refused file was left attached"
+    );
+    assert_eq!(sw.pid(), pid);
+    std::fs::remove_file(&file).unwrap();
+}

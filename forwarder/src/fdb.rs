@@ -124,6 +124,15 @@ impl Fdb {
         }
     }
 
+    /// A new limit, aging and hold-down (a configuration reload). A lower limit is
+    /// reached by evicting as new MACs come, not all at once.
+    pub fn set_config(&mut self, config: FdbConfig) {
+        self.config = FdbConfig {
+            max_entries: config.max_entries.max(1),
+            ..config
+        };
+    }
+
     pub fn config(&self) -> &FdbConfig {
         &self.config
     }

@@ -266,6 +266,21 @@ impl Forwarder {
         }
     }
 
+    /// New FDB limits for every network, and those made later (a configuration reload).
+    pub fn set_fdb_config(&mut self, config: FdbConfig) {
+        self.fdb_config = config;
+        for net in &mut self.networks {
+            net.fdb.set_config(config);
+        }
+    }
+
+    /// New storm-control default and loop protection (a configuration reload): ports
+    /// attached from now on take the new rate; the caller sets it on those that follow
+    /// the default.
+    pub fn set_protection(&mut self, protection: Protection) {
+        self.protection = protection;
+    }
+
     /// Whether back-to-back UDP datagrams of one flow may be joined into UDP GSO frames
     /// (on by default; `--no-udp-join` turns it off).
     pub fn set_udp_join(&mut self, on: bool) {

@@ -47,7 +47,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     init_logging(settings.log_level);
-    run_switch(&settings)
+    let args = cli.switch.clone();
+    let load: uswitch::control::Load = Box::new(move || Settings::from_args(&args));
+    run_switch(&settings, load)
 }
 
 /// Whether this process holds CAP_NET_ADMIN (bit 12 of the effective set).
@@ -62,7 +64,7 @@ fn has_net_admin() -> bool {
         .is_none_or(|caps| caps & (1 << 12) != 0)
 }
 
-fn run_switch(settings: &Settings) -> ExitCode {
+fn run_switch(settings: &Settings, load: uswitch::control::Load) -> ExitCode {
     let path = socket_path(settings.control.as_deref(), settings.name.as_deref());
     let mut switch = match Switch::new(settings.fdb, settings.protection) {
         Ok(s) => s,
@@ -88,6 +90,7 @@ fn run_switch(settings: &Settings) -> ExitCode {
         // Dropping the switch closes the TAPs attached so far (created ones vanish).
         return ExitCode::FAILURE;
     }
+    control.set_reloader(load, settings.clone());
     let state_dir = settings.state_dir.clone().unwrap_or_else(|| {
         std::path::Path::new("/var/lib/uswitch").join(settings.name.as_deref().unwrap_or("uswitch"))
     });

@@ -16,7 +16,7 @@ pub mod protocol;
 pub mod server;
 pub mod setup;
 
-use log::debug;
+use log::{debug, error, info, warn};
 
 use crate::dataplane::{Sidecar, Switch};
 use handlers::ControlState;
@@ -33,6 +33,16 @@ pub struct Control {
     /// The first handle made, cloned for each later front end.
     handle: Option<handle::Handle>,
     pub state: ControlState,
+    /// How to read the configuration again on SIGHUP, and what is in force.
+    reloader: Option<Reloader>,
+}
+
+/// Reads the configuration again (the file under the same flags).
+pub type Load = Box<dyn Fn() -> Result<crate::config::Settings, String>>;
+
+struct Reloader {
+    load: Load,
+    current: crate::config::Settings,
 }
 
 impl Control {
@@ -43,7 +53,14 @@ impl Control {
             inbox: None,
             handle: None,
             state: ControlState::default(),
+            reloader: None,
         })
+    }
+
+    /// What SIGHUP does: `load` the configuration again and apply its difference from
+    /// `current`.
+    pub fn set_reloader(&mut self, load: Load, current: crate::config::Settings) {
+        self.reloader = Some(Reloader { load, current });
     }
 
     /// A handle for a front end on another thread (the first call registers the waker;
@@ -65,6 +82,7 @@ impl Control {
             inbox: None,
             handle: None,
             state: ControlState::default(),
+            reloader: None,
         }
     }
 
@@ -97,6 +115,40 @@ impl Sidecar for Control {
                 Err(e) => Response::err(e),
             };
             server.reply(conn, &response, switch.registry());
+        }
+    }
+
+    fn reload(&mut self, switch: &mut Switch) {
+        let Some(r) = self.reloader.as_mut() else {
+            warn!("SIGHUP: this switch has no configuration to read again");
+            return;
+        };
+        let new = match (r.load)() {
+            Ok(s) => s,
+            Err(e) => {
+                error!("SIGHUP: the configuration is refused ({e}); the running one stays");
+                return;
+            }
+        };
+        match setup::apply_changes(switch, &mut self.state, &r.current, &new) {
+            Ok(ch) => {
+                let applied = if ch.applied.is_empty() {
+                    "nothing changed".to_string()
+                } else {
+                    ch.applied.join(", ")
+                };
+                info!("SIGHUP: configuration reloaded: {applied}");
+                if !ch.at_restart.is_empty() {
+                    warn!(
+                        "SIGHUP: changed, but applied only at the next start: {}",
+                        ch.at_restart.join(", ")
+                    );
+                }
+                r.current = new;
+            }
+            Err(e) => error!(
+                "SIGHUP: the configuration is refused ({e}); nothing changed, the running one                  stays"
+            ),
         }
     }
 

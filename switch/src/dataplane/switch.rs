@@ -21,7 +21,7 @@ use log::{debug, info, warn};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry};
 use packets::offload::VIRTIO_NET_HDR_LEN;
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
 use super::capture::{Capture, DEFAULT_MAX_BYTES};
@@ -80,6 +80,15 @@ pub trait Sidecar {
     fn ready(&mut self, switch: &mut Switch, n: usize);
     /// About once a second.
     fn tick(&mut self, switch: &mut Switch);
+    /// SIGHUP: read the configuration again and apply what changed.
+    fn reload(&mut self, _switch: &mut Switch) {}
+}
+
+/// What a batch of signals asks of the loop.
+enum Signalled {
+    Stop,
+    Reload,
+    Nothing,
 }
 
 /// A switch with nothing beside it.
@@ -143,7 +152,8 @@ impl Switch {
     /// A switch with no ports yet.
     pub fn new(fdb: FdbConfig, protection: Protection) -> Result<Switch, DataplaneError> {
         let poll = Poll::new().map_err(DataplaneError::Poll)?;
-        let mut signals = Signals::new([SIGINT, SIGTERM, SIGUSR1]).map_err(DataplaneError::Poll)?;
+        let mut signals =
+            Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP]).map_err(DataplaneError::Poll)?;
         poll.registry()
             .register(&mut signals, tokens::signals(), Interest::READABLE)
             .map_err(DataplaneError::Poll)?;
@@ -561,11 +571,11 @@ impl Switch {
             }
             for event in events.iter() {
                 match tokens::decode(event.token()) {
-                    Source::Signals => {
-                        if self.handle_signals() {
-                            return Ok(());
-                        }
-                    }
+                    Source::Signals => match self.handle_signals() {
+                        Signalled::Stop => return Ok(()),
+                        Signalled::Reload => sidecar.reload(self),
+                        Signalled::Nothing => {}
+                    },
                     Source::Sidecar(n) => sidecar.ready(self, n),
                     Source::Endpoint(idx) => {
                         if let Some(ep) = self.vxlan.get_mut(idx) {
@@ -604,13 +614,18 @@ impl Switch {
         }
     }
 
-    /// Returns true when the switch should stop.
-    fn handle_signals(&mut self) -> bool {
+    /// What the pending signals ask.
+    fn handle_signals(&mut self) -> Signalled {
         let mut stop = false;
+        let mut reload = false;
         let pending: Vec<i32> = self.signals.pending().collect();
         for sig in pending {
             match sig {
                 SIGUSR1 => self.log_stats(),
+                SIGHUP => {
+                    info!("received SIGHUP, reading the configuration again");
+                    reload = true;
+                }
                 SIGINT | SIGTERM => {
                     info!(
                         "received {}, shutting down",
@@ -621,7 +636,11 @@ impl Switch {
                 _ => {}
             }
         }
-        stop
+        match (stop, reload) {
+            (true, _) => Signalled::Stop,
+            (false, true) => Signalled::Reload,
+            (false, false) => Signalled::Nothing,
+        }
     }
 
     /// Gives every ready port one burst; ports that ran dry leave the list.
