@@ -358,7 +358,15 @@ fn cluster_networks_span_hosts_that_find_each_other_through_etcd() {
         |s| green_members(s) == Some(serde_json::json!(["n1"])),
         "sees green's one member",
     );
-    assert_eq!(remotes_of(&nodes[0], "green"), [u.addrs[1].clone()]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while remotes_of(&nodes[0], "green") != [u.addrs[1].clone()] {
+        assert!(
+            Instant::now() < deadline,
+            "n0's flood list for green: {:?}",
+            remotes_of(&nodes[0], "green")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // And n1, green's one member, floods green to nobody: the hosts without a port on it
     // get none of its broadcasts.
     assert!(remotes_of(&nodes[1], "green").is_empty());

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
+use std::time::Duration;
 
 fn container<'a>(ps: &'a Value, name: &str) -> &'a Value {
     ps.as_array()
@@ -270,4 +271,59 @@ fn the_launcher_speaks_like_docker() {
     assert_eq!(sw.json(&["network", "ls"]).as_array().unwrap().len(), 0);
     // And it can be made again.
     sw.json(&["network", "create", "n1", "--subnet", "198.18.21.0/24"]);
+}
+
+/// The launcher's containers outlive their switch: after a `kill -9` and after a clean
+/// stop, a new uswitch with the same socket and state directory takes them back (their
+/// TAPs stayed in the containers), with their addresses and the runtime network they
+/// are on, and traffic between them resumes; `rm` works on them afterwards.
+#[test]
+fn launcher_containers_survive_a_kill_9_and_a_clean_restart() {
+    let test = "launcher_containers_survive_a_kill_9_and_a_clean_restart";
+    if !privileged(test) {
+        return;
+    }
+    let state = std::env::temp_dir().join(unique("ulst"));
+    let state_arg = state.display().to_string();
+    let control = control_path();
+    let args = ["--state-dir", state_arg.as_str()];
+    let sw = Uswitch::start_at(&control, &args);
+    sw.json(&["network", "create", "blue", "--subnet", "198.18.12.0/24"]);
+    let (c1, c2) = (short_unique("r"), short_unique("r"));
+    let _guards = [Netns::guard(&c1), Netns::guard(&c2)];
+    for c in [&c1, &c2] {
+        let out = sw.client(&["run", "--name", c, "--network", "blue"]);
+        assert!(out.status.success(), "run {c}");
+    }
+    let ps_before = sw.json(&["ps"]);
+    assert!(Netns::named(&c1).ping("198.18.12.2"), "before the restart");
+    let resumes = |sw: &Uswitch, how: &str| {
+        let started = std::time::Instant::now();
+        while !Netns::named(&c1).ping("198.18.12.2") {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "traffic did not resume after {how}"
+            );
+        }
+        eprintln!("traffic resumed {:?} after {how}", started.elapsed());
+        assert_eq!(
+            sw.json(&["ps"]),
+            ps_before,
+            "the containers changed across {how}"
+        );
+        let nets = sw.json(&["network", "ls"]);
+        assert!(nets.to_string().contains("\"blue\""), "{nets}");
+    };
+    sw.signal(libc::SIGKILL);
+    drop(sw);
+    let mut sw = Uswitch::start_at(&control, &args);
+    resumes(&sw, "a kill -9");
+    sw.stop();
+    drop(sw);
+    let sw = Uswitch::start_at(&control, &args);
+    resumes(&sw, "a clean stop");
+    let out = sw.client(&["rm", &c1]);
+    assert!(out.status.success(), "rm after the restart");
+    assert_eq!(sw.json(&["ps"]).as_array().map(Vec::len), Some(1));
+    let _ = std::fs::remove_dir_all(&state);
 }

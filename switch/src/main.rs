@@ -101,6 +101,15 @@ fn run_switch(settings: &Settings, load: uswitch::control::Load) -> ExitCode {
     });
     control.state.cni = CniRegistry::new(Some(state_dir.join("cni.json")), &owner);
     handlers::restore_cni(&mut switch, &mut control.state);
+    // One record per control socket: two switches sharing a state directory (no --name,
+    // no --state-dir) never take each other's containers.
+    let book = format!(
+        "launcher-{}.json",
+        &uswitch::control::cni::hex_hash(path.as_os_str().as_encoded_bytes())[..8]
+    );
+    control.state.launcher =
+        uswitch::control::launcher_state::LauncherBook::new(Some(state_dir.join(book)));
+    handlers::restore_launcher(&mut switch, &mut control.state);
     // The cluster agent, on a thread of its own; it reaches the loop through a handle.
     let mut agent = None;
     if let Some(spec) = &settings.cluster {

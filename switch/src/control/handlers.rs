@@ -27,6 +27,8 @@ pub struct ControlState {
     pub cni: CniRegistry,
     /// What the cluster agent last saw (`show cluster`), when this switch is a node.
     pub cluster: Option<std::sync::Arc<std::sync::Mutex<ClusterStatus>>>,
+    /// The launcher's containers and runtime networks, as a restart finds them.
+    pub launcher: super::launcher_state::LauncherBook,
 }
 
 type Reply = Result<Response, String>;
@@ -332,6 +334,7 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
                 .remove(&name)
                 .ok_or_else(|| format!("no container named {name} (uswitch ps lists them)"))?;
             drop_container_ports(sw, state, &c.interfaces);
+            state.launcher.save(&state.containers);
             log::info!("removed container {name}");
             Ok(Response::ok(c))
         }
@@ -469,10 +472,78 @@ pub fn restore_cni(sw: &mut Switch, state: &mut ControlState) {
     state.cni.save();
 }
 
+/// A stable, locally administered MAC for interface `i` of container `name`.
+fn container_mac(name: &str, i: usize) -> String {
+    let h = super::cni::hex_hash(format!("{name}/{i}").as_bytes());
+    let byte = |k: usize| h.get(2 * k..2 * k + 2).unwrap_or("00");
+    format!(
+        "02:{}:{}:{}:{}:{}",
+        byte(0),
+        byte(1),
+        byte(2),
+        byte(3),
+        byte(4)
+    )
+}
+
+/// Brings back the launcher's containers after a restart: the runtime networks they are
+/// on (when the configuration did not make them again), and each TAP reopened in its
+/// container by MAC. A container whose namespace or interface is gone is forgotten.
+pub fn restore_launcher(sw: &mut Switch, state: &mut ControlState) {
+    let saved = match state.launcher.load() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("restoring the launcher's containers: {e}");
+            return;
+        }
+    };
+    for (name, m) in &saved.networks {
+        if find_network(sw, name).is_ok() {
+            continue;
+        }
+        if let Err(e) = network_create(sw, state, name, m.subnet.clone(), m.overlay.clone(), m.mtu)
+        {
+            log::warn!("network {name} could not be made again: {e}");
+        }
+    }
+    for c in saved.containers {
+        let netns = std::path::Path::new("/run/netns").join(&c.netns);
+        let mut reopened = Vec::new();
+        let mut failed = None;
+        for i in &c.interfaces {
+            let Some(mac) = &i.mac else {
+                failed = Some(format!("{} has no MAC on record", i.tap));
+                break;
+            };
+            match sw.reopen_tap_port(&i.tap, &i.network, &netns, mac) {
+                Ok(id) => reopened.push(id),
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => {
+                log::info!("container {} reattached", c.name);
+                state.containers.restore(c);
+            }
+            Some(e) => {
+                for id in reopened {
+                    sw.remove_port(id);
+                }
+                log::warn!("container {} is gone ({e}); forgetting it", c.name);
+            }
+        }
+    }
+    state.launcher.save(&state.containers);
+}
+
 fn drop_container_ports(sw: &mut Switch, state: &mut ControlState, interfaces: &[Interface]) {
     for iface in interfaces {
         if let Some(id) = sw.forwarder().port_named(&iface.tap) {
-            sw.remove_port(id);
+            // Persistent: deleting, not only closing, takes the TAP away.
+            sw.delete_port(id);
         }
         state.containers.release(iface);
     }
@@ -529,8 +600,15 @@ fn container_add(
             ifname: format!("eth{i}"),
             network: net.clone(),
             address,
+            mac: Some(container_mac(name, i)),
         };
-        if let Err(e) = sw.add_tap_port(&tap, net, true) {
+        let added = sw.add_tap_port(&tap, net, true).and_then(|id| {
+            // The container's interface outlives uswitch, to be found again by its MAC.
+            sw.persist_port(id, true).inspect_err(|_| {
+                sw.delete_port(id);
+            })
+        });
+        if let Err(e) = added {
             state.containers.release(&iface);
             result = Err(e.to_string());
             break;
@@ -548,6 +626,7 @@ fn container_add(
     };
     log::info!("added container {name} on {}", networks.join(", "));
     state.containers.by_name.insert(name.to_string(), c.clone());
+    state.launcher.save(&state.containers);
     Ok(Response::ok(ContainerAdded {
         container: c,
         switch_pid: std::process::id(),
@@ -716,6 +795,7 @@ fn network_create(
         mtu,
     };
     spec.validate()?;
+    let made_overlay = overlay.clone();
     let vxlan = overlay.map(|o| overlay_spec(sw, name, o)).transpose()?;
     if let Some(v) = &vxlan {
         v.validate()?;
@@ -727,6 +807,14 @@ fn network_create(
             return Err(e.to_string());
         }
     }
+    state.launcher.made.insert(
+        name.to_string(),
+        super::launcher_state::MadeNetwork {
+            subnet: subnet.clone(),
+            overlay: made_overlay,
+            mtu: spec.mtu,
+        },
+    );
     let mtu = sw
         .forwarder()
         .network_id(name)
@@ -787,6 +875,7 @@ fn network_rm(sw: &mut Switch, state: &mut ControlState, name: &str) -> Reply {
         .remove_network(id)
         .map_err(|e| e.to_string())?;
     state.subnets.remove(name);
+    state.launcher.made.remove(name);
     log::info!("removed network {name}");
     Ok(Response::ok(NetworkRemoved {
         name: name.to_string(),

@@ -12,6 +12,7 @@ pub mod cni;
 pub mod handle;
 pub mod handlers;
 pub mod host;
+pub mod launcher_state;
 pub mod protocol;
 pub mod server;
 pub mod setup;

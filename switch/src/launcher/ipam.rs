@@ -55,6 +55,10 @@ pub struct Interface {
     pub network: String,
     /// `ADDR/PREFIX`, or none for a network without a subnet.
     pub address: Option<String>,
+    /// The MAC the interface is given inside the container: how its TAP is found there
+    /// again after uswitch restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// A container: a network namespace named like it, with its interfaces.
@@ -147,6 +151,20 @@ impl Containers {
         Ok(Some(format!("{addr}/{prefix}")))
     }
 
+    /// Takes back a container that outlived a restart, with the addresses it holds.
+    pub fn restore(&mut self, c: Container) {
+        for i in &c.interfaces {
+            if let Some(addr) = i
+                .address
+                .as_deref()
+                .and_then(|a| a.split('/').next()?.parse().ok())
+            {
+                self.used.entry(i.network.clone()).or_default().insert(addr);
+            }
+        }
+        self.by_name.insert(c.name.clone(), c);
+    }
+
     /// Returns an interface's address to the pool.
     pub fn release(&mut self, iface: &Interface) {
         if let Some(addr) = iface
@@ -207,6 +225,7 @@ mod tests {
             ifname: "eth0".into(),
             network: "n".into(),
             address: Some("198.18.0.1/30".into()),
+            mac: None,
         });
         assert_eq!(
             c.allocate("n", sub, None).unwrap().as_deref(),

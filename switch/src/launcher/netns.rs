@@ -110,6 +110,11 @@ fn fill(c: &Container, switch_pid: Option<u32>) -> Result<(), String> {
         ip(&[
             "-n", &c.netns, "link", "set", "dev", &i.tap, "name", &i.ifname,
         ])?;
+        if let Some(mac) = &i.mac {
+            ip(&[
+                "-n", &c.netns, "link", "set", "dev", &i.ifname, "address", mac,
+            ])?;
+        }
         if let Some(a) = &i.address {
             ip(&["-n", &c.netns, "addr", "add", a, "dev", &i.ifname])?;
         }
