@@ -555,3 +555,49 @@ fn the_control_socket_survives_abuse_while_forwarding_goes_on() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `ulimit -n` too small for the ports asked: `port add` fails with an error that names
+/// the limit and how to raise it, the switch lives, and once the limit is raised again
+/// it attaches ports and forwards as before.
+#[test]
+fn a_file_limit_too_small_for_a_port_is_a_clear_error_and_the_switch_lives() {
+    let test = "a_file_limit_too_small_for_a_port_is_a_clear_error_and_the_switch_lives";
+    if !privileged(test) {
+        return;
+    }
+    let (sw, _, ha, _hb) = two_hosts();
+    let pid = sw.pid().to_string();
+    // Only the soft limit moves (the hard one could not be raised again here).
+    let limit = |n: &str| {
+        let ok = std::process::Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={n}:")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "prlimit --nofile={n}:");
+    };
+    let soft = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+        .expect("the switch's file limit");
+    // Room for one connection and one descriptor more: the TAPs asked for do not fit.
+    let room = (open_fds(sw.pid()) + 2).to_string();
+    limit(&room);
+    let mut refused = None;
+    for _ in 0..4 {
+        let name = unique("ut");
+        let out = sw.client(&["port", "add", &name]);
+        if !out.status.success() {
+            refused = Some(String::from_utf8_lossy(&out.stderr).into_owned());
+            break;
+        }
+    }
+    let err = refused.expect("every port fitted under a tiny file limit");
+    assert!(err.contains("ulimit -n"), "{err}");
+    limit(&soft);
+    let name = unique("ut");
+    let out = sw.client(&["port", "add", &name]);
+    assert!(out.status.success(), "port add after the limit was raised");
+    assert!(ha.ping("198.18.0.2"), "forwarding stopped");
+}

@@ -48,7 +48,7 @@ const SWEEP_EVERY_MS: Millis = 1_000;
 #[derive(Debug, thiserror::Error)]
 pub enum DataplaneError {
     #[error(transparent)]
-    Tap(#[from] TapError),
+    Tap(TapError),
     #[error(transparent)]
     Forwarder(#[from] ForwarderError),
     /// The event loop could not be set up, or a device not registered with it.
@@ -71,6 +71,13 @@ pub enum DataplaneError {
         #[source]
         source: io::Error,
     },
+}
+
+impl From<TapError> for DataplaneError {
+    /// Out of descriptors at any step of attaching a TAP is said as that.
+    fn from(e: TapError) -> DataplaneError {
+        DataplaneError::Tap(e.said_plainly())
+    }
 }
 
 /// Something that shares the data plane's poll (the control socket) under tokens of its

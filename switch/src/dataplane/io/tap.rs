@@ -76,6 +76,9 @@ pub enum TapError {
     /// The tun driver is missing.
     #[error("/dev/net/tun is missing: load the tun module (modprobe tun)")]
     NoTunDevice,
+    /// The process has as many files open as its limit allows.
+    #[error("cannot attach TAP {0}: uswitch has as many files open as its limit allows (ulimit -n); raise the limit (ulimit -n, or LimitNOFILE= for a service) or attach fewer ports")]
+    TooManyFiles(String),
     /// Any other failure, named by the step that failed.
     #[error("TAP {name}: {step} failed: {source}")]
     Io {
@@ -84,6 +87,24 @@ pub enum TapError {
         #[source]
         source: io::Error,
     },
+}
+
+impl TapError {
+    /// A failure because the process ran out of descriptors, whichever step met it, said
+    /// as that (with how to raise the limit) rather than as the step's errno.
+    pub fn said_plainly(self) -> TapError {
+        match self {
+            TapError::Io { name, source, .. }
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::EMFILE) | Some(libc::ENFILE)
+                ) =>
+            {
+                TapError::TooManyFiles(name)
+            }
+            e => e,
+        }
+    }
 }
 
 /// A TAP device, attached with `IFF_TAP | IFF_NO_PI` (and `IFF_VNET_HDR` when it carries
@@ -192,7 +213,7 @@ impl Tap {
     /// its setter, so it is set explicitly either way (a stale mask breaks TCP while ping
     /// still works).
     pub fn open(name: &str, offload: bool) -> Result<Tap, TapError> {
-        Self::open_checked(name, offload, true)
+        Self::open_checked(name, offload, true).map_err(TapError::said_plainly)
     }
 
     /// [`Tap::open`]; with `check`, an existing interface is first looked up in sysfs,
@@ -335,8 +356,8 @@ impl Tap {
                         io::Error::other("the helper thread panicked"),
                     ))
                 })
-        })?;
-        let (mut tap, mtu) = found;
+        });
+        let (mut tap, mtu) = found.map_err(TapError::said_plainly)?;
         tap.name = label.to_string();
         Ok((tap, mtu))
     }
