@@ -550,3 +550,80 @@ fn a_corrupt_docker_state_file_is_refused_and_kept() {
     assert_eq!(sw.json(&["network", "ls"]).as_array().unwrap().len(), 0);
     assert!(sw.stop().success());
 }
+
+/// The plugin socket abused while the driver keeps answering Docker: a 2 MiB body, a
+/// client that sends its request a byte at a time, a hundred clients at once that never
+/// finish their request, hostile JSON on every endpoint (network driver and IPAM). Each
+/// hostile request gets an `Err` Docker can show; `Plugin.Activate` is answered
+/// throughout; the switch still answers its control socket.
+#[test]
+fn the_docker_plugin_socket_survives_abuse() {
+    if !privileged("the_docker_plugin_socket_survives_abuse") {
+        return;
+    }
+    let (plugin, _leftovers, sw) = driver();
+    let sock = format!("/run/docker/plugins/{plugin}.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        assert!(Instant::now() < deadline, "no plugin socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Clients that start a request and never finish it.
+    let stuck: Vec<_> = (0..100)
+        .filter_map(|_| {
+            let mut s = std::os::unix::net::UnixStream::connect(&sock).ok()?;
+            s.write_all(b"POST /Plugin.Activate HTTP/1.1\r\nContent-Length: 10\r\n\r\nab")
+                .ok()?;
+            Some(s)
+        })
+        .collect();
+    // One that sends its request a byte every 20 ms.
+    let slow = {
+        let sock = sock.clone();
+        std::thread::spawn(move || {
+            let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+            let req = b"POST /Plugin.Activate HTTP/1.1\r\nHost: p\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            for b in req {
+                s.write_all(&[*b]).expect("a byte");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        })
+    };
+    let big = post(&sock, "/NetworkDriver.CreateNetwork", &vec![b'{'; 2 << 20]);
+    assert!(big.contains("\"Err\""), "a 2 MiB body: {big}");
+    let hostile: [&[u8]; 6] = [
+        b"{not json",
+        b"\xff\xfe",
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        br#"{"NetworkID": 7}"#,
+        br#"{"NetworkID": "../../etc", "EndpointID": "x"}"#,
+        br#"{"PoolID": "", "Address": "not an address"}"#,
+    ];
+    let endpoints = [
+        "/NetworkDriver.CreateNetwork",
+        "/NetworkDriver.DeleteNetwork",
+        "/NetworkDriver.CreateEndpoint",
+        "/NetworkDriver.Join",
+        "/NetworkDriver.ProgramExternalConnectivity",
+        "/IpamDriver.RequestPool",
+        "/IpamDriver.RequestAddress",
+        "/IpamDriver.ReleaseAddress",
+    ];
+    for url in endpoints {
+        for body in hostile {
+            let reply = post(&sock, url, body);
+            assert!(reply.contains("\"Err\""), "{url} {body:?}: {reply}");
+        }
+        assert!(post(&sock, "/Plugin.Activate", b"").contains("NetworkDriver"));
+    }
+    let slow = slow.join().expect("the slow client");
+    assert!(slow.contains("IpamDriver"), "the slow client: {slow}");
+    assert_eq!(
+        sw.json(&["show", "ports"]).as_array().map(Vec::len),
+        Some(0)
+    );
+    drop(stuck);
+}

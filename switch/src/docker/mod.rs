@@ -119,49 +119,96 @@ impl Drop for Plugin {
 
 /// How often the driver checks that its rules in Docker's chains still stand.
 const KEEP_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the driver waits for a request before looking at the finished bodies again.
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+/// Requests whose bodies are still arriving, at most; more are refused at once, so
+/// clients that never finish a request cannot tie up threads without bound.
+const MAX_IN_FLIGHT: usize = 64;
 
+/// A request whose body has been read (or failed to be), ready for the driver.
+type Arrived = (tiny_http::Request, String, Result<Vec<u8>, String>);
+
+/// Serves requests until the plugin stops. A request's body is read on a thread of its
+/// own: a client that sends headers and then stalls (or dribbles its body) must not hold
+/// up the driver, which answers each complete request in order of arrival on this
+/// thread.
 fn run(server: &tiny_http::Server, stopping: &AtomicBool, mut driver: Driver) {
+    let (done, arrived) = std::sync::mpsc::channel::<Arrived>();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut kept_up = std::time::Instant::now();
     loop {
-        let mut request = match server.recv_timeout(KEEP_UP_EVERY) {
+        while let Ok((request, path, body)) = arrived.try_recv() {
+            let answer = body.and_then(|b| driver.handle(&path, &b));
+            respond(request, &path, answer);
+        }
+        if kept_up.elapsed() >= KEEP_UP_EVERY {
+            driver.keep_up();
+            kept_up = std::time::Instant::now();
+        }
+        let request = match server.recv_timeout(POLL_EVERY) {
             Ok(Some(request)) => request,
             Ok(None) if stopping.load(Ordering::Acquire) => return,
-            Ok(None) => {
-                driver.keep_up();
-                continue;
-            }
+            Ok(None) => continue,
             Err(e) => {
                 warn!("the Docker plugin's server failed: {e}; it stops serving");
                 return;
             }
         };
         let path = request.url().to_string();
-        let mut body = Vec::new();
-        let read = request
-            .as_reader()
-            .take(MAX_BODY + 1)
-            .read_to_end(&mut body);
-        let answer = match read {
-            Err(e) => Err(format!("reading the request: {e}")),
-            Ok(_) if body.len() as u64 > MAX_BODY => {
-                Err(format!("the request is over {MAX_BODY} bytes"))
-            }
-            Ok(_) => driver.handle(&path, &body),
-        };
-        let (status, json) = match answer {
-            Ok(v) => {
-                debug!("docker {path}: ok");
-                (200, v)
-            }
-            Err(e) => {
-                warn!("docker {path}: {e}");
-                (200, serde_json::json!({ "Err": e }))
-            }
-        };
-        let bytes = serde_json::to_vec(&json).unwrap_or_else(|_| b"{}".to_vec());
-        let mut response = tiny_http::Response::from_data(bytes).with_status_code(status);
-        if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", api::CONTENT_TYPE) {
-            response = response.with_header(h);
+        if in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+            respond(
+                request,
+                &path,
+                Err(format!(
+                    "{MAX_IN_FLIGHT} requests are still arriving; try again when they are in"
+                )),
+            );
+            continue;
         }
-        let _ = request.respond(response);
+        in_flight.fetch_add(1, Ordering::AcqRel);
+        let (done, reading) = (done.clone(), Arc::clone(&in_flight));
+        let spawned = std::thread::Builder::new()
+            .name("docker-body".into())
+            .spawn(move || {
+                let mut request = request;
+                let mut body = Vec::new();
+                let read = request
+                    .as_reader()
+                    .take(MAX_BODY + 1)
+                    .read_to_end(&mut body);
+                let body = match read {
+                    Err(e) => Err(format!("reading the request: {e}")),
+                    Ok(_) if body.len() as u64 > MAX_BODY => {
+                        Err(format!("the request is over {MAX_BODY} bytes"))
+                    }
+                    Ok(_) => Ok(body),
+                };
+                reading.fetch_sub(1, Ordering::AcqRel);
+                let _ = done.send((request, path, body));
+            });
+        if let Err(e) = spawned {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            warn!("the Docker plugin could not read a request: {e}");
+        }
     }
+}
+
+/// Sends the driver's answer (or error, as `{"Err": ...}`, which Docker shows).
+fn respond(request: tiny_http::Request, path: &str, answer: Result<serde_json::Value, String>) {
+    let json = match answer {
+        Ok(v) => {
+            debug!("docker {path}: ok");
+            v
+        }
+        Err(e) => {
+            warn!("docker {path}: {e}");
+            serde_json::json!({ "Err": e })
+        }
+    };
+    let bytes = serde_json::to_vec(&json).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = tiny_http::Response::from_data(bytes).with_status_code(200);
+    if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", api::CONTENT_TYPE) {
+        response = response.with_header(h);
+    }
+    let _ = request.respond(response);
 }
