@@ -25,12 +25,14 @@ fn driver() -> (String, PluginLeftovers, Uswitch) {
 fn post(path: &str, url: &str, body: &[u8]) -> String {
     let mut s = std::os::unix::net::UnixStream::connect(path).expect("the plugin socket");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // A body the plugin refuses partway is never read to its end: the write gives up.
+    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
     let head = format!(
         "POST {url} HTTP/1.1\r\nHost: plugin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    let _ = s.write_all(body);
     let mut reply = String::new();
     let _ = s.read_to_string(&mut reply);
     reply
@@ -593,7 +595,12 @@ fn the_docker_plugin_socket_survives_abuse() {
         })
     };
     let big = post(&sock, "/NetworkDriver.CreateNetwork", &vec![b'{'; 2 << 20]);
-    assert!(big.contains("\"Err\""), "a 2 MiB body: {big}");
+    // Refused at 1 MiB and never read to its end: an Err, or the connection dropped;
+    // either way the plugin goes on answering (checked below).
+    assert!(
+        big.is_empty() || big.contains("\"Err\""),
+        "a 2 MiB body: {big}"
+    );
     let hostile: [&[u8]; 6] = [
         b"{not json",
         b"\xff\xfe",
