@@ -165,6 +165,23 @@ impl Node {
         n
     }
 
+    /// `network create NAME --subnet SUBNET --vni VNI --cluster` from this node, which
+    /// must succeed.
+    fn create_network(&self, name: &str, subnet: &str, vni: u32) {
+        let vni = vni.to_string();
+        let out = self.client(&[
+            "network",
+            "create",
+            name,
+            "--subnet",
+            subnet,
+            "--vni",
+            &vni,
+            "--cluster",
+        ]);
+        assert!(out.status.success(), "network create {name} --cluster");
+    }
+
     /// `uswitch ARGS` against this node (the client reaches etcd from the switch's
     /// namespace).
     fn client(&self, args: &[&str]) -> std::process::Output {
@@ -248,17 +265,7 @@ fn cluster_networks_span_hosts_that_find_each_other_through_etcd() {
     let etcd = Etcd::start(&u);
     let prefix = format!("/{}", unique("ucp"));
     let mut nodes: Vec<Node> = (0..3).map(|i| Node::start(&u, i, &etcd, &prefix)).collect();
-    let out = nodes[0].client(&[
-        "network",
-        "create",
-        "blue",
-        "--subnet",
-        "198.18.60.0/24",
-        "--vni",
-        "60",
-        "--cluster",
-    ]);
-    assert!(out.status.success(), "network create --cluster");
+    nodes[0].create_network("blue", "198.18.60.0/24", 60);
     // A second one with the same VNI is refused, by the cluster.
     let out = nodes[1].client(&[
         "network",
@@ -331,17 +338,7 @@ fn cluster_networks_span_hosts_that_find_each_other_through_etcd() {
 
     // Another cluster network: its container does not reach blue's, and a host with no
     // port on it gets none of its floods.
-    let out = nodes[0].client(&[
-        "network",
-        "create",
-        "green",
-        "--subnet",
-        "198.18.62.0/24",
-        "--vni",
-        "62",
-        "--cluster",
-    ]);
-    assert!(out.status.success());
+    nodes[0].create_network("green", "198.18.62.0/24", 62);
     let g = short_unique("cg");
     ctrs.add(&g);
     let g_addr = nodes[1].run(&g, "green").unwrap();
@@ -410,17 +407,7 @@ fn cluster_addresses_are_unique_and_etcd_failures_leave_forwarding_alone() {
     let mut etcd = Etcd::start(&u);
     let prefix = format!("/{}", unique("ucp"));
     let nodes: Vec<Node> = (0..3).map(|i| Node::start(&u, i, &etcd, &prefix)).collect();
-    let out = nodes[0].client(&[
-        "network",
-        "create",
-        "blue",
-        "--subnet",
-        "198.18.63.0/24",
-        "--vni",
-        "63",
-        "--cluster",
-    ]);
-    assert!(out.status.success());
+    nodes[0].create_network("blue", "198.18.63.0/24", 63);
     for n in &nodes {
         n.wait_for(
             |s| s["networks"].as_array().is_some_and(|a| !a.is_empty()),
@@ -535,17 +522,7 @@ fn cluster_known_unicast_is_not_flooded_and_arp_is_answered_locally() {
     let etcd = Etcd::start(&u);
     let prefix = format!("/{}", unique("ucp"));
     let nodes: Vec<Node> = (0..3).map(|i| Node::start(&u, i, &etcd, &prefix)).collect();
-    let out = nodes[0].client(&[
-        "network",
-        "create",
-        "blue",
-        "--subnet",
-        "198.18.64.0/24",
-        "--vni",
-        "64",
-        "--cluster",
-    ]);
-    assert!(out.status.success(), "network create --cluster");
+    nodes[0].create_network("blue", "198.18.64.0/24", 64);
     let mut ctrs = Containers(Vec::new());
     let mut names = Vec::new();
     let mut addrs = Vec::new();
@@ -652,17 +629,7 @@ fn docker_containers_on_two_hosts_share_a_cluster_network_and_its_addresses() {
             Node::start_with(&u, i, &etcd, &prefix, &args)
         })
         .collect();
-    let out = nodes[0].client(&[
-        "network",
-        "create",
-        "blue",
-        "--subnet",
-        "198.18.65.0/24",
-        "--vni",
-        "65",
-        "--cluster",
-    ]);
-    assert!(out.status.success(), "network create --cluster");
+    nodes[0].create_network("blue", "198.18.65.0/24", 65);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !nodes[1]
         .sw
@@ -796,17 +763,7 @@ fn cni_attachments_on_two_hosts_take_cluster_addresses() {
     let etcd = Etcd::start(&u);
     let prefix = format!("/{}", unique("ucp"));
     let nodes: Vec<Node> = (0..2).map(|i| Node::start(&u, i, &etcd, &prefix)).collect();
-    let out = nodes[0].client(&[
-        "network",
-        "create",
-        "blue",
-        "--subnet",
-        "198.18.66.0/24",
-        "--vni",
-        "66",
-        "--cluster",
-    ]);
-    assert!(out.status.success(), "network create --cluster");
+    nodes[0].create_network("blue", "198.18.66.0/24", 66);
     nodes[1].wait_for(
         |s| s["networks"].as_array().is_some_and(|a| !a.is_empty()),
         "sees blue",
@@ -879,17 +836,7 @@ fn cluster_nodes_withdraw_on_stop_take_their_lease_back_and_survive_compaction()
     let state3_arg = state3.display().to_string();
     let _state3 = DirGuard(state3.clone());
     let mut n3 = Node::start_with(&u, 3, &etcd, &prefix, &["--state-dir", &state3_arg]);
-    let out = n0.client(&[
-        "network",
-        "create",
-        "blue",
-        "--subnet",
-        "198.18.67.0/24",
-        "--vni",
-        "67",
-        "--cluster",
-    ]);
-    assert!(out.status.success(), "network create --cluster");
+    n0.create_network("blue", "198.18.67.0/24", 67);
     n3.wait_for(
         |s| s["networks"].as_array().is_some_and(|a| !a.is_empty()),
         "sees blue",
@@ -943,20 +890,10 @@ fn cluster_nodes_withdraw_on_stop_take_their_lease_back_and_survive_compaction()
     n3.wait_for(|s| s["etcd"] != "connected", "notices it is cut off");
     // Two changes: compacting at the second leaves the first only in the compacted past.
     for (name, subnet, vni) in [
-        ("green", "198.18.68.0/24", "68"),
-        ("red", "198.18.69.0/24", "69"),
+        ("green", "198.18.68.0/24", 68),
+        ("red", "198.18.69.0/24", 69),
     ] {
-        let out = n0.client(&[
-            "network",
-            "create",
-            name,
-            "--subnet",
-            subnet,
-            "--vni",
-            vni,
-            "--cluster",
-        ]);
-        assert!(out.status.success(), "network create {name}");
+        n0.create_network(name, subnet, vni);
     }
     n0.wait_for(
         |s| s["networks"].as_array().is_some_and(|a| a.len() == 3),

@@ -668,15 +668,24 @@ fn show_ports(sw: &Switch) -> Vec<PortRow> {
         .collect()
 }
 
-fn show_fdb(sw: &Switch, network: Option<&str>, local: bool) -> Result<Vec<FdbRow>, String> {
+/// The network called `network`, or every network (an unknown name is an error).
+fn selected_networks<'a>(
+    sw: &'a Switch,
+    network: Option<&str>,
+) -> Result<impl Iterator<Item = &'a forwarder::Network> + 'a, String> {
     let only = network.map(|n| find_network(sw, n)).transpose()?;
+    Ok(sw
+        .forwarder()
+        .networks()
+        .filter(move |(id, _)| only.is_none_or(|o| o == *id))
+        .map(|(_, net)| net))
+}
+
+fn show_fdb(sw: &Switch, network: Option<&str>, local: bool) -> Result<Vec<FdbRow>, String> {
     let now = sw.now();
     let fwd = sw.forwarder();
     let mut rows = Vec::new();
-    for (nid, net) in fwd.networks() {
-        if only.is_some_and(|o| o != nid) {
-            continue;
-        }
+    for net in selected_networks(sw, network)? {
         let remote = |p| {
             fwd.port(p)
                 .is_some_and(|p| p.caps().kind == forwarder::PortKind::Remote)
@@ -703,14 +712,10 @@ fn show_neighbors(
     network: Option<&str>,
     local: bool,
 ) -> Result<Vec<NeighborRow>, String> {
-    let only = network.map(|n| find_network(sw, n)).transpose()?;
     let now = sw.now();
     let fwd = sw.forwarder();
     let mut rows = Vec::new();
-    for (nid, net) in fwd.networks() {
-        if only.is_some_and(|o| o != nid) {
-            continue;
-        }
+    for net in selected_networks(sw, network)? {
         let heard = |o: &forwarder::Origin| !local || *o == forwarder::Origin::Local;
         for (ip, mac, origin) in net.neighbors().iter().filter(|n| heard(&n.2)) {
             rows.push(NeighborRow {
