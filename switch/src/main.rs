@@ -94,6 +94,13 @@ fn run_switch(settings: &Settings, load: uswitch::control::Load) -> ExitCode {
     let state_dir = settings.state_dir.clone().unwrap_or_else(|| {
         std::path::Path::new("/var/lib/uswitch").join(settings.name.as_deref().unwrap_or("uswitch"))
     });
+    let socket_tag =
+        uswitch::control::cni::hex_hash(path.as_os_str().as_encoded_bytes())[..8].to_string();
+    // What was changed through the control socket comes back first, after the file.
+    control.state.runtime = uswitch::control::runtime_state::RuntimeBook::new(Some(
+        state_dir.join(format!("runtime-{socket_tag}.json")),
+    ));
+    handlers::restore_runtime(&mut switch, &mut control.state);
     // The CNI plugin's attachments come back before anything new is asked.
     // The NAT table is named by the switch's name, or its socket's when it has none.
     let owner = settings.name.clone().unwrap_or_else(|| {
@@ -103,10 +110,7 @@ fn run_switch(settings: &Settings, load: uswitch::control::Load) -> ExitCode {
     handlers::restore_cni(&mut switch, &mut control.state);
     // One record per control socket: two switches sharing a state directory (no --name,
     // no --state-dir) never take each other's containers.
-    let book = format!(
-        "launcher-{}.json",
-        &uswitch::control::cni::hex_hash(path.as_os_str().as_encoded_bytes())[..8]
-    );
+    let book = format!("launcher-{socket_tag}.json");
     control.state.launcher =
         uswitch::control::launcher_state::LauncherBook::new(Some(state_dir.join(book)));
     handlers::restore_launcher(&mut switch, &mut control.state);

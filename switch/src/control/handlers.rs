@@ -29,6 +29,8 @@ pub struct ControlState {
     pub cluster: Option<std::sync::Arc<std::sync::Mutex<ClusterStatus>>>,
     /// The launcher's containers and runtime networks, as a restart finds them.
     pub launcher: super::launcher_state::LauncherBook,
+    /// The changes made through the control socket, as a restart makes them again.
+    pub runtime: super::runtime_state::RuntimeBook,
 }
 
 type Reply = Result<Response, String>;
@@ -489,6 +491,27 @@ fn container_mac(name: &str, i: usize) -> String {
 /// Brings back the launcher's containers after a restart: the runtime networks they are
 /// on (when the configuration did not make them again), and each TAP reopened in its
 /// container by MAC. A container whose namespace or interface is gone is forgotten.
+/// Makes again the changes made through the control socket before a restart (after the
+/// configuration, before the front ends' records).
+pub fn restore_runtime(sw: &mut Switch, state: &mut ControlState) {
+    let saved = match state.runtime.load() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("restoring the runtime changes: {e}");
+            return;
+        }
+    };
+    let mut book = std::mem::take(&mut state.runtime);
+    book.replay(saved, |req| {
+        let r = execute(sw, state, req);
+        match r.ok {
+            true => Ok(()),
+            false => Err(r.error.unwrap_or_default()),
+        }
+    });
+    state.runtime = book;
+}
+
 pub fn restore_launcher(sw: &mut Switch, state: &mut ControlState) {
     let saved = match state.launcher.load() {
         Ok(s) => s,

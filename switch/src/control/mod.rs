@@ -14,6 +14,7 @@ pub mod handlers;
 pub mod host;
 pub mod launcher_state;
 pub mod protocol;
+pub mod runtime_state;
 pub mod server;
 pub mod setup;
 
@@ -111,7 +112,12 @@ impl Sidecar for Control {
             let response = match request {
                 Ok(req) => {
                     debug!("control request: {req:?}");
-                    handlers::execute(switch, &mut self.state, req)
+                    let lasting = runtime_state::lasts(&req).then(|| req.clone());
+                    let response = handlers::execute(switch, &mut self.state, req);
+                    if let (Some(req), true) = (lasting, response.ok) {
+                        self.state.runtime.record(req, switch);
+                    }
+                    response
                 }
                 Err(e) => Response::err(e),
             };
