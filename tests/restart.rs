@@ -131,3 +131,156 @@ fn runtime_changes_survive_a_kill_9_and_a_clean_restart() {
     sw.stop();
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// Sends a ping every 10 ms from `from` to `to` for `count` tries; (sent, received).
+fn ping_flood(from: &Netns, to: &str, count: u32) -> std::thread::JoinHandle<(u32, u32)> {
+    let name = from.name.clone();
+    let to = to.to_string();
+    std::thread::spawn(move || {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &name, "ping", "-n", "-q", "-i", "0.01", "-W", "1",
+            ])
+            .args(["-c", &count.to_string(), &to])
+            .output()
+            .expect("running ping (iputils-ping)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or_else(|| panic!("no summary from ping: {text}"));
+        // "300 packets transmitted, 299 received, ..."
+        let words: Vec<&str> = line.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+        let before = |word: &str| -> u32 {
+            let i = words.iter().position(|w| *w == word).expect(word);
+            words[i - 1].parse().expect("a count")
+        };
+        (before("packets"), before("received"))
+    })
+}
+
+/// `uswitch --take-over` receives the running switch's TAPs (ones it created and moved
+/// into namespaces, which would vanish with it), its runtime ports and its control
+/// socket; the old one exits; a ping every 10 ms through the switch loses at most one
+/// reply.
+#[test]
+fn take_over_hands_every_port_over_and_loses_at_most_one_ping() {
+    let test = "take_over_hands_every_port_over_and_loses_at_most_one_ping";
+    if !privileged(test) {
+        return;
+    }
+    let state = std::env::temp_dir().join(unique("utko"));
+    let state_arg = state.display().to_string();
+    let control = control_path();
+    let (a, b, c) = (short_unique("ta"), short_unique("tb"), short_unique("tc"));
+    let args = [
+        "--state-dir",
+        state_arg.as_str(),
+        "--port",
+        a.as_str(),
+        "--port",
+        b.as_str(),
+    ];
+    let mut old = Uswitch::start_at(&control, &args);
+    let (ha, hb, hc) = (Netns::new(), Netns::new(), Netns::new());
+    ha.adopt(&a, "02:00:00:00:00:01", "198.18.0.1/24");
+    hb.adopt(&b, "02:00:00:00:00:02", "198.18.0.2/24");
+    old.json(&["port", "add", &c]);
+    hc.adopt(&c, "02:00:00:00:00:03", "198.18.0.3/24");
+    assert!(
+        ha.ping("198.18.0.2") && ha.ping("198.18.0.3"),
+        "before the take-over"
+    );
+
+    let pings = ping_flood(&ha, "198.18.0.2", 300);
+    std::thread::sleep(Duration::from_millis(800));
+    let mut args_new = args.to_vec();
+    args_new.push("--take-over");
+    let mut new = Uswitch::start_at(&control, &args_new);
+    let (sent, received) = pings.join().expect("ping thread");
+    eprintln!("take-over: {sent} pings sent at 10 ms, {received} answered");
+    assert!(sent >= 290, "ping sent only {sent}");
+    assert!(
+        sent - received <= 1,
+        "{} of {sent} pings lost across the take-over",
+        sent - received
+    );
+    let exited = old.stop_status_within(Duration::from_secs(5));
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "the old switch did not exit cleanly: {exited:?}"
+    );
+    assert!(
+        old.log().iter().any(|l| l.contains("handed over")),
+        "{:#?}",
+        old.log()
+    );
+    let ports: Vec<String> = port_names(&new).into_iter().map(|(n, _)| n).collect();
+    for p in [&a, &b, &c] {
+        assert!(
+            ports.contains(p),
+            "{p} missing after the take-over: {ports:?}"
+        );
+    }
+    assert!(
+        hc.ping("198.18.0.1"),
+        "the runtime port after the take-over"
+    );
+    new.wait_for_log("the old switch has exited", Duration::from_secs(1));
+    new.stop();
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A take-over asked in another handover version is refused with an error naming both,
+/// and a new switch that fails half-way leaves the old one forwarding.
+#[test]
+fn a_refused_or_failed_take_over_leaves_the_old_switch_running() {
+    let test = "a_refused_or_failed_take_over_leaves_the_old_switch_running";
+    if !privileged(test) {
+        return;
+    }
+    let (mut old, [a, b], ha, _hb) = two_hosts();
+    let _ = (&a, &b);
+    use std::io::{BufRead, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&old.control).expect("connect");
+    s.write_all(b"{\"v\":1,\"cmd\":\"take_over\",\"version\":999,\"release\":\"9.9.9\"}\n")
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(&s).read_line(&mut line).unwrap();
+    let answer: Value = serde_json::from_str(&line).expect("a JSON answer");
+    assert_eq!(answer["ok"], false, "{answer}");
+    let why = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("take-over refused")
+            && why.contains("version 999")
+            && why.contains("version 1"),
+        "{why}"
+    );
+    assert!(ha.ping("198.18.0.2"), "after the refusal");
+
+    // A new switch whose configuration cannot be applied (a port named like the
+    // loopback, which is no TAP) gives up after receiving the descriptors.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_uswitch"))
+        .args(["--port", &a, "--port", &b, "--port", "lo", "--take-over"])
+        .args(["--control", &old.control])
+        .output()
+        .expect("running uswitch --take-over");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lo"), "{err}");
+    old.wait_for_log("take-over failed", Duration::from_secs(5));
+    assert!(ha.ping("198.18.0.2"), "the old switch stopped forwarding");
+    assert!(old
+        .json(&["show", "ports"])
+        .as_array()
+        .is_some_and(|p| p.len() == 2));
+
+    // And without a switch to take over, one clear line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_uswitch"))
+        .args(["--take-over", "--control", "/tmp/nothing-here.sock"])
+        .output()
+        .expect("running uswitch --take-over");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no switch answers"), "{err}");
+}

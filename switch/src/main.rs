@@ -1,13 +1,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use log::{error, info, LevelFilter};
+use log::{error, info, warn, LevelFilter};
 use uswitch::cli::{one_line_error, Cli};
 use uswitch::cluster::agent::Agent;
 use uswitch::config::Settings;
 use uswitch::control::cni::CniRegistry;
 use uswitch::control::protocol::ClusterStatus;
-use uswitch::control::{handlers, setup, socket_path, Control};
+use uswitch::control::{handlers, setup, socket_path, takeover, Control};
 use uswitch::dataplane::Switch;
 use uswitch::docker::Plugin;
 
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     init_logging(settings.log_level);
     let args = cli.switch.clone();
     let load: uswitch::control::Load = Box::new(move || Settings::from_args(&args));
-    run_switch(&settings, load)
+    run_switch(&settings, load, cli.switch.take_over)
 }
 
 /// Whether this process holds CAP_NET_ADMIN (bit 12 of the effective set).
@@ -64,7 +64,7 @@ fn has_net_admin() -> bool {
         .is_none_or(|caps| caps & (1 << 12) != 0)
 }
 
-fn run_switch(settings: &Settings, load: uswitch::control::Load) -> ExitCode {
+fn run_switch(settings: &Settings, load: uswitch::control::Load, take_over: bool) -> ExitCode {
     let path = socket_path(settings.control.as_deref(), settings.name.as_deref());
     let mut switch = match Switch::new(settings.fdb, settings.protection) {
         Ok(s) => s,
@@ -78,7 +78,32 @@ fn run_switch(settings: &Settings, load: uswitch::control::Load) -> ExitCode {
     switch
         .forwarder_mut()
         .set_arp_suppress(settings.arp_suppress);
-    let mut control = match Control::bind(&path, &switch) {
+    // A take-over receives the running switch's descriptors first; everything below
+    // then uses them before opening anything anew.
+    let mut handover = None;
+    let bound = if take_over {
+        match takeover::take(&path) {
+            Ok(taken) => {
+                info!(
+                    "take-over: pid {} (uswitch {}) handed over {} port(s), {} VXLAN endpoint(s) and its control socket",
+                    taken.header.pid,
+                    taken.header.release,
+                    taken.header.ports.len(),
+                    taken.header.endpoints.len()
+                );
+                switch.inherit(taken.bank);
+                handover = Some(taken.stream);
+                Control::adopt(taken.listener, &path, &switch)
+            }
+            Err(e) => {
+                eprintln!("uswitch: error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        Control::bind(&path, &switch)
+    };
+    let mut control = match bound {
         Ok(c) => c,
         Err(e) => {
             eprintln!("uswitch: error: {e}");
@@ -114,6 +139,17 @@ fn run_switch(settings: &Settings, load: uswitch::control::Load) -> ExitCode {
     control.state.launcher =
         uswitch::control::launcher_state::LauncherBook::new(Some(state_dir.join(book)));
     handlers::restore_launcher(&mut switch, &mut control.state);
+    if let Some(stream) = handover {
+        // Set up: the old switch may go (its Docker socket and cluster lease with it).
+        if let Err(e) = takeover::confirm(stream) {
+            warn!("{e}");
+        }
+        control.own_socket();
+        info!("take-over: the old switch has exited; forwarding");
+        if switch.inherits() {
+            control.release_inherited_after(std::time::Duration::from_secs(10));
+        }
+    }
     // The cluster agent, on a thread of its own; it reaches the loop through a handle.
     let mut agent = None;
     if let Some(spec) = &settings.cluster {

@@ -525,6 +525,23 @@ impl Uswitch {
         }
     }
 
+    /// The exit status once the process ends by itself, waiting at most `timeout`.
+    pub fn stop_status_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGTERM, then wait (at most 10 s) for the exit status.
     pub fn stop(&mut self) -> ExitStatus {
         self.signal(libc::SIGTERM);

@@ -102,6 +102,13 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Take over the switch running on the same control socket (--name or --control):
+    /// receive its TAP, uplink, VXLAN and control socket descriptors over the socket,
+    /// restore its state from the state directory, and let it exit. No frame is dropped;
+    /// the old switch stays running if anything fails or its version differs.
+    #[arg(long)]
+    pub take_over: bool,
+
     /// Log level: off, error, warn, info, debug or trace (default info; RUST_LOG also works).
     #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
     pub log_level: Option<LevelFilter>,

@@ -121,6 +121,10 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
         Request::ShowNeighbors { network, local } => {
             Ok(Response::ok(show_neighbors(sw, network.as_deref(), local)?))
         }
+        Request::TakeOver { .. } => Err(
+            "a take-over is asked on the control socket by uswitch --take-over, and only there"
+                .into(),
+        ),
         Request::NeighborSet { network, neighbors } => {
             let id = find_network(sw, &network)?;
             let mut entries = Vec::with_capacity(neighbors.len());

@@ -17,12 +17,13 @@ pub mod protocol;
 pub mod runtime_state;
 pub mod server;
 pub mod setup;
+pub mod takeover;
 
 use log::{debug, error, info, warn};
 
 use crate::dataplane::{Sidecar, Switch};
 use handlers::ControlState;
-use protocol::Response;
+use protocol::{Request, Response};
 use server::{ControlEvent, ControlServer};
 
 pub use server::{socket_path, ControlError};
@@ -37,6 +38,9 @@ pub struct Control {
     pub state: ControlState,
     /// How to read the configuration again on SIGHUP, and what is in force.
     reloader: Option<Reloader>,
+    /// When to close the descriptors a take-over received and nothing claimed (the
+    /// Docker driver reopens its endpoints from its own thread, after the start).
+    release_inherited_at: Option<std::time::Instant>,
 }
 
 /// Reads the configuration again (the file under the same flags).
@@ -56,7 +60,31 @@ impl Control {
             handle: None,
             state: ControlState::default(),
             reloader: None,
+            release_inherited_at: None,
         })
+    }
+
+    /// Serves on the control socket a take-over received (see [`takeover`]).
+    pub fn adopt(
+        listener: std::os::unix::net::UnixListener,
+        path: &std::path::Path,
+        switch: &Switch,
+    ) -> Result<Control, ControlError> {
+        let mut c = Control::without_socket();
+        c.server = Some(ControlServer::adopt(listener, path, switch.registry())?);
+        Ok(c)
+    }
+
+    /// The take-over is done: the socket file is this switch's now.
+    pub fn own_socket(&mut self) {
+        if let Some(s) = self.server.as_mut() {
+            s.own_path();
+        }
+    }
+
+    /// Closes the unclaimed descriptors of a take-over once `after` has passed.
+    pub fn release_inherited_after(&mut self, after: std::time::Duration) {
+        self.release_inherited_at = Some(std::time::Instant::now() + after);
     }
 
     /// What SIGHUP does: `load` the configuration again and apply its difference from
@@ -85,6 +113,7 @@ impl Control {
             handle: None,
             state: ControlState::default(),
             reloader: None,
+            release_inherited_at: None,
         }
     }
 
@@ -109,6 +138,30 @@ impl Sidecar for Control {
             return;
         };
         if let ControlEvent::Request(conn, request) = server.ready(n, switch.registry()) {
+            if let Ok(Request::TakeOver { version, release }) = &request {
+                if let Some(why) = takeover::refusal(*version, release) {
+                    warn!("{why}");
+                    server.reply(conn, &Response::err(why), switch.registry());
+                    return;
+                }
+                let Some(stream) = server.take_stream(conn, switch.registry()) else {
+                    return;
+                };
+                info!("take-over asked by a new uswitch: handing over");
+                match takeover::give(stream, switch, server.listener_fd()) {
+                    Ok(()) => {
+                        switch.flush_for_exit();
+                        info!(
+                            "handed over to the new uswitch; exiting, leaving everything in place"
+                        );
+                        // Nothing is undone: the TAPs, sockets, tables and state files
+                        // are the new switch's now.
+                        std::process::exit(0);
+                    }
+                    Err(e) => warn!("take-over failed: {e}; this switch carries on"),
+                }
+                return;
+            }
             let response = match request {
                 Ok(req) => {
                     debug!("control request: {req:?}");
@@ -160,6 +213,13 @@ impl Sidecar for Control {
     }
 
     fn tick(&mut self, switch: &mut Switch) {
+        if self
+            .release_inherited_at
+            .is_some_and(|at| std::time::Instant::now() >= at)
+        {
+            self.release_inherited_at = None;
+            switch.release_inherited();
+        }
         if let Some(server) = self.server.as_mut() {
             server.reap_idle(switch.registry());
         }

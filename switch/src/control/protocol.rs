@@ -170,6 +170,13 @@ pub enum Request {
     },
     /// The cluster as this node sees it: `uswitch show cluster`.
     ShowCluster,
+    /// Hand this switch's descriptors and state over to the uswitch asking (`uswitch
+    /// --take-over`), then exit. Refused when the handover state `version` is not this
+    /// build's.
+    TakeOver {
+        version: u32,
+        release: String,
+    },
     /// Who holds which address, per network: what ARP suppression answers from.
     ShowNeighbors {
         #[serde(default)]

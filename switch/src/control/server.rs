@@ -69,6 +69,9 @@ struct Conn {
 /// The listening socket and its open connections.
 pub struct ControlServer {
     path: PathBuf,
+    /// Whether the socket file is this server's to remove on drop (not while a
+    /// take-over may still leave it to the switch it came from).
+    owns_path: bool,
     listener: UnixListener,
     conns: HashMap<usize, Conn>,
     /// The sidecar number the next connection tries first.
@@ -115,10 +118,64 @@ impl ControlServer {
             .map_err(io_err)?;
         Ok(ControlServer {
             path: path.to_path_buf(),
+            owns_path: true,
             listener,
             conns: HashMap::new(),
             next: LISTENER + 1,
         })
+    }
+
+    /// Serves on `listener`, bound at `path` already: the socket a take-over received
+    /// from the switch it replaces (clients never see it close).
+    pub fn adopt(
+        listener: std::os::unix::net::UnixListener,
+        path: &Path,
+        registry: &Registry,
+    ) -> Result<ControlServer, ControlError> {
+        let io_err = |source| ControlError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        listener.set_nonblocking(true).map_err(io_err)?;
+        let mut listener = UnixListener::from_std(listener);
+        registry
+            .register(&mut listener, tokens::sidecar(LISTENER), Interest::READABLE)
+            .map_err(io_err)?;
+        Ok(ControlServer {
+            path: path.to_path_buf(),
+            owns_path: false,
+            listener,
+            conns: HashMap::new(),
+            next: LISTENER + 1,
+        })
+    }
+
+    /// Makes the socket file this server's to remove (the take-over is done).
+    pub fn own_path(&mut self) {
+        self.owns_path = true;
+    }
+
+    /// The listening socket, for a handover.
+    pub fn listener_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.listener.as_fd()
+    }
+
+    /// Takes connection `token` out of the poll, as a blocking stream of its own (the
+    /// take-over's exchange).
+    pub fn take_stream(
+        &mut self,
+        token: usize,
+        registry: &Registry,
+    ) -> Option<std::os::unix::net::UnixStream> {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        let mut conn = self.conns.remove(&token)?;
+        let _ = registry.deregister(&mut conn.stream);
+        let fd = conn.stream.into_raw_fd();
+        // SAFETY: `fd` was just released by the mio stream that owned it.
+        let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+        stream.set_nonblocking(false).ok()?;
+        Some(stream)
     }
 
     pub fn path(&self) -> &Path {
@@ -325,7 +382,9 @@ impl ControlServer {
 
 impl Drop for ControlServer {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.owns_path {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

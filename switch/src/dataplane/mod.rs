@@ -6,12 +6,14 @@
 //!   ports' lifecycle;
 //! - `forward`: a frame's plan carried out (captures, checksum, segments, UDP joining);
 //! - `overlay_rx`: VXLAN endpoints read, admitted by the forwarder, TCP GRO;
+//! - [`inherited`]: the descriptors a take-over receives, used before opening anew;
 //! - [`io`]: the devices (TAP, AF_PACKET, UDP tunnel sockets); [`device`]: the three
 //!   behind one type; [`capture`]: pcapng captures.
 
 pub mod capture;
 pub mod device;
 mod forward;
+pub mod inherited;
 pub mod io;
 mod overlay_rx;
 mod port;

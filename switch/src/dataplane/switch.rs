@@ -153,6 +153,8 @@ pub struct Switch {
     /// Frames read so far (the busy-poll window restarts whenever it grows).
     pub(crate) frames_in: u64,
     busy_poll: Duration,
+    /// Descriptors handed over by the switch this one took over, not yet claimed.
+    pub(crate) inherited: super::inherited::Inherited,
 }
 
 impl Switch {
@@ -181,6 +183,7 @@ impl Switch {
             start: Instant::now(),
             frames_in: 0,
             busy_poll: Duration::ZERO,
+            inherited: Default::default(),
         })
     }
 
@@ -223,6 +226,11 @@ impl Switch {
         network: &str,
         offload: bool,
     ) -> Result<PortId, DataplaneError> {
+        if let Some((handed, fd)) = self.inherited.take_port(name, "tap") {
+            // Handed over: as it was (it may live in a container already).
+            let tap = Tap::adopt(fd, name, handed.persistent, handed.created)?;
+            return self.attach(Device::Tap(tap), network, handed.mtu, 0);
+        }
         let tap = Tap::open(name, offload)?;
         let net_mtu = self
             .fwd
@@ -260,6 +268,10 @@ impl Switch {
         netns: &Path,
         mac: &str,
     ) -> Result<PortId, DataplaneError> {
+        if let Some((handed, fd)) = self.inherited.take_port(name, "tap") {
+            let tap = Tap::adopt(fd, name, true, handed.created)?;
+            return self.attach(Device::Tap(tap), network, handed.mtu, 0);
+        }
         let (tap, mtu) = Tap::reopen_in(netns, mac, name, true)?;
         self.attach(Device::Tap(tap), network, mtu, 0)
     }
@@ -276,7 +288,10 @@ impl Switch {
     /// Attaches the existing interface `name` to `network` as an uplink (AF_PACKET,
     /// promiscuous). The interface's own MTU and state are left alone.
     pub fn add_uplink_port(&mut self, name: &str, network: &str) -> Result<PortId, DataplaneError> {
-        let sock = PacketSocket::open(name)?;
+        let sock = match self.inherited.take_port(name, "uplink") {
+            Some((_, fd)) => PacketSocket::adopt(fd, name),
+            None => PacketSocket::open(name)?,
+        };
         let mtu = interface_mtu(name)?;
         self.attach(Device::Uplink(sock), network, mtu, 0)
     }
@@ -386,7 +401,11 @@ impl Switch {
         let id = self
             .fwd
             .add_endpoint(&std::net::SocketAddr::new(local, port).to_string());
-        let ep = Endpoint::open(local, port, id)?;
+        let at = std::net::SocketAddr::new(local, port);
+        let ep = match self.inherited.take_endpoint(at) {
+            Some(fd) => Endpoint::with_socket(std::net::UdpSocket::from(fd), local, port, id)?,
+            None => Endpoint::open(local, port, id)?,
+        };
         let idx = self.vxlan.len();
         let fd = ep.raw_fd();
         self.poll
@@ -966,6 +985,14 @@ impl Switch {
             (PortKind::Uplink, _) => info!("released uplink {}", port.name()),
         }
         Some((port, created))
+    }
+
+    /// What is buffered written out (held UDP runs, captures) and the counters logged,
+    /// before the process exits leaving its devices to a take-over.
+    pub fn flush_for_exit(&mut self) {
+        self.flush_held();
+        self.flush_captures(true);
+        self.log_stats();
     }
 
     /// Detaches every port (TAPs uswitch created vanish with their fd; existing ones

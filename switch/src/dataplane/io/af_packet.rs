@@ -63,6 +63,21 @@ pub fn bind_to_interface(fd: RawFd, ifindex: i32) -> io::Result<()> {
 }
 
 impl PacketSocket {
+    /// The uplink socket behind `fd`, handed over by the uswitch this one takes over
+    /// from (bound, promiscuous and set up as [`PacketSocket::open`] left it).
+    pub fn adopt(fd: OwnedFd, name: &str) -> PacketSocket {
+        PacketSocket {
+            fd,
+            name: name.to_string(),
+        }
+    }
+
+    /// The socket's descriptor, for a handover to a new uswitch.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
+
     /// Opens `name` (which must exist) for sending and receiving every frame, and puts it
     /// in promiscuous mode for as long as the socket lives.
     pub fn open(name: &str) -> Result<PacketSocket, TapError> {

@@ -272,6 +272,48 @@ impl Tap {
         })
     }
 
+    /// The TAP behind `fd`, an attached queue handed over by the uswitch this one takes
+    /// over from (`--take-over`): no new netdev, no namespace entered, the offloads as
+    /// they were (its own `IFF_VNET_HDR` says whether frames carry the header).
+    pub fn adopt(
+        fd: OwnedFd,
+        label: &str,
+        persistent: bool,
+        created: bool,
+    ) -> Result<Tap, TapError> {
+        let err = |step: &'static str, source: io::Error| TapError::Io {
+            name: label.to_string(),
+            step,
+            source,
+        };
+        let mut req = IfReq::new("");
+        ioctl(fd.as_raw_fd(), libc::TUNGETIFF, &mut req)
+            .map_err(|e| err("asking a handed-over descriptor what it is (TUNGETIFF)", e))?;
+        let flags = req.flags() as libc::c_int;
+        if flags & IFF_TAP == 0 {
+            return Err(err(
+                "adopting a handed-over descriptor",
+                io::Error::other("it is not a TAP queue"),
+            ));
+        }
+        let offload = flags & IFF_VNET_HDR != 0;
+        let offloads = set_offloads(fd.as_raw_fd(), offload)
+            .map_err(|e| err("setting offloads (TUNSETVNETHDRSZ/TUNSETOFFLOAD)", e))?;
+        Ok(Tap {
+            fd: File::from(fd),
+            name: label.to_string(),
+            created,
+            offloads,
+            persistent,
+        })
+    }
+
+    /// The attached queue's descriptor, for a handover to a new uswitch.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
+
     /// Makes the netdev outlive uswitch's fd (`TUNSETPERSIST`), or not.
     pub fn set_persist(&mut self, on: bool) -> Result<(), TapError> {
         // SAFETY: TUNSETPERSIST takes its int argument by value; the fd is ours and open.

@@ -340,9 +340,20 @@ pub enum TunnelError {
 impl Endpoint {
     /// Binds the endpoint's sockets and finds its underlay interface and MTU.
     pub fn open(local: IpAddr, port: u16, id: EndpointId) -> Result<Endpoint, TunnelError> {
-        let (underlay, underlay_mtu) = underlay_of(local)?;
         let at = SocketAddr::new(local, port);
         let socket = UdpSocket::bind(at).map_err(|source| TunnelError::Bind { at, source })?;
+        Self::with_socket(socket, local, port, id)
+    }
+
+    /// The endpoint around `socket`, bound to `local`:`port` already (one handed over by
+    /// the uswitch this one takes over from, or just bound by [`Endpoint::open`]).
+    pub fn with_socket(
+        socket: UdpSocket,
+        local: IpAddr,
+        port: u16,
+        id: EndpointId,
+    ) -> Result<Endpoint, TunnelError> {
+        let (underlay, underlay_mtu) = underlay_of(local)?;
         let sockets = |source| TunnelError::Sockets { local, source };
         socket.set_nonblocking(true).map_err(sockets)?;
         let senders = Senders::open(local).map_err(sockets)?;
@@ -364,6 +375,12 @@ impl Endpoint {
 
     pub fn raw_fd(&self) -> RawFd {
         self.socket.as_raw_fd()
+    }
+
+    /// The receiving socket, for a handover to a new uswitch.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.socket.as_fd()
     }
 
     /// The peer device for `remote` on `vni`; the caller attaches it and then calls
