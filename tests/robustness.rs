@@ -638,3 +638,85 @@ fn a_file_limit_too_small_for_a_port_is_a_clear_error_and_the_switch_lives() {
     assert!(out.status.success(), "port add after the limit was raised");
     assert!(ha.ping("198.18.0.2"), "forwarding stopped");
 }
+
+/// A tmpfs of `kib` KiB mounted on a fresh directory, unmounted (and removed) on drop.
+struct SmallDisk {
+    dir: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn new(kib: u32) -> SmallDisk {
+        let dir = std::env::temp_dir().join(unique("ufull"));
+        std::fs::create_dir_all(&dir).expect("a mount point");
+        let size = format!("size={kib}k");
+        sh(&["mount", "-t", "tmpfs", "-o", &size, "tmpfs", &dir.display().to_string()]);
+        SmallDisk { dir }
+    }
+
+    /// Writes until the disk is full.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.dir.join("filler")).expect("the filler");
+        let block = [0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        sh_ok(&["umount", &self.dir.display().to_string()]);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// With the state directory and the capture file on a full disk, runtime changes still
+/// apply (the record's failure is logged, naming the file), a capture stops with a
+/// message saying why, and forwarding goes on.
+#[test]
+fn a_full_disk_for_state_and_captures_is_reported_and_traffic_flows() {
+    if !privileged("a_full_disk_for_state_and_captures_is_reported_and_traffic_flows") {
+        return;
+    }
+    let disk = SmallDisk::new(256);
+    let state = disk.dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let state_arg = state.display().to_string();
+    let (a, b) = (unique("ut"), unique("ut"));
+    let mut sw = Uswitch::start(&["--port", &a, "--port", &b, "--state-dir", &state_arg]);
+    let (ha, hb) = (Netns::new(), Netns::new());
+    ha.adopt(&a, "02:00:00:00:00:01", "198.18.0.1/24");
+    hb.adopt(&b, "02:00:00:00:00:02", "198.18.0.2/24");
+    assert!(ha.ping("198.18.0.2"));
+    disk.fill();
+
+    let made = sw.json(&["network", "create", "green"]);
+    assert_eq!(made["name"], "green", "{made}");
+    let line = sw.wait_for_log("writing the runtime changes", Duration::from_secs(5));
+    assert!(
+        line.contains("No space left") && line.contains(&state_arg),
+        "the failure does not say why or where: {line}"
+    );
+    assert!(ha.ping("198.18.0.2"), "forwarding after the state write failed");
+    let left: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "a torn state file is left behind: {left:?}");
+
+    // A capture: refused at once, or stopped at its first flush, with the reason.
+    let cap = disk.dir.join("cap.pcapng");
+    let out = sw.client(&["capture", &a, &cap.display().to_string()]);
+    if out.status.success() {
+        let (h0, h1) = (ha.handle(), hb.handle());
+        tcp_exchange(&h0, &h1, "198.18.0.2", 5501, 4 << 20);
+        let line = sw.wait_for_log("stopping it", Duration::from_secs(5));
+        assert!(line.contains("No space left"), "{line}");
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("No space left"), "{err}");
+    }
+    let (h0, h1) = (ha.handle(), hb.handle());
+    tcp_exchange(&h0, &h1, "198.18.0.2", 5502, 4 << 20);
+    assert!(ha.ping("198.18.0.2"), "forwarding after the capture failed");
+    let ports = sw.json(&["show", "ports"]);
+    assert!(ports.as_array().unwrap().iter().all(|p| p["capture"].is_null()), "{ports}");
+    sw.stop();
+}
