@@ -284,3 +284,167 @@ fn a_refused_or_failed_take_over_leaves_the_old_switch_running() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no switch answers"), "{err}");
 }
+
+/// The namespaces under /run/netns whose names start with `prefix`.
+fn netns_with(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The interfaces of the root namespace whose names start with `prefix`.
+fn links_with(prefix: &str) -> Vec<String> {
+    sh(&["ip", "-o", "link", "show"])
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap_or_default().to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// `kill -9` at random moments of a soak (ports added and removed, containers run and
+/// removed, networks with a VXLAN overlay created and removed), then a restart: every
+/// container the switch lists has its namespace and its ports, every namespace and TAP
+/// the soak made is either the switch's or gone, and once everything is removed nothing
+/// is left.
+#[test]
+fn kill_9_at_random_moments_of_a_soak_leaks_nothing() {
+    let test = "kill_9_at_random_moments_of_a_soak_leaks_nothing";
+    if !privileged(test) {
+        return;
+    }
+    let state = std::env::temp_dir().join(unique("usoak"));
+    let state_arg = state.display().to_string();
+    let control = control_path();
+    let args = ["--state-dir", state_arg.as_str()];
+    let tag = format!("k{}", std::process::id() % 10_000);
+    let vx_port = (20_000 + std::process::id() % 20_000).to_string();
+    let mut sw = Uswitch::start_at(&control, &args);
+    sw.json(&["network", "create", "soak", "--subnet", "198.18.16.0/24"]);
+    // A small deterministic generator: the same moments every run.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for round in 0..6u32 {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let (ctl, tag2, port) = (control.clone(), tag.clone(), vx_port.clone());
+        let soak = std::thread::spawn(move || {
+            let run = |args: &[&str]| {
+                let _ = std::process::Command::new(env!("CARGO_BIN_EXE_uswitch"))
+                    .args(args)
+                    .args(["--control", &ctl])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            };
+            let mut i = 0u32;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let (p, c, n) = (
+                    format!("{tag2}p{round}x{i}"),
+                    format!("{tag2}c{round}x{i}"),
+                    format!("{tag2}n{round}x{i}"),
+                );
+                run(&["port", "add", &format!("{p}@soak")]);
+                run(&["run", "--name", &c, "--network", "soak"]);
+                run(&[
+                    "network",
+                    "create",
+                    &n,
+                    "--vni",
+                    "77",
+                    "--local",
+                    "127.0.0.1",
+                    "--remote",
+                    "127.0.0.2",
+                    "--vxlan-port",
+                    &port,
+                ]);
+                run(&["port", "del", &p]);
+                if i % 2 == 1 {
+                    run(&["rm", &c]);
+                }
+                run(&["network", "rm", &n]);
+                i += 1;
+            }
+            i
+        });
+        std::thread::sleep(Duration::from_millis(100 + next(900)));
+        sw.signal(libc::SIGKILL);
+        drop(sw);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let ops = soak.join().expect("the soak thread");
+        sw = Uswitch::start_at(&control, &args);
+        // Consistent: what the switch lists exists, and what exists is the switch's.
+        let ps = sw.json(&["ps"]);
+        let ports: Vec<String> = port_names(&sw).into_iter().map(|(n, _)| n).collect();
+        let listed: Vec<String> = ps
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        for c in ps.as_array().unwrap() {
+            for i in c["interfaces"].as_array().unwrap() {
+                let tap = i["tap"].as_str().unwrap_or_default().to_string();
+                assert!(
+                    ports.contains(&tap),
+                    "round {round}: {tap} of {} is no port: {ports:?}",
+                    c["name"]
+                );
+            }
+        }
+        for ns in netns_with(&format!("{tag}c")) {
+            assert!(
+                listed.contains(&ns),
+                "round {round}: namespace {ns} leaked (ps: {listed:?})"
+            );
+        }
+        for l in links_with(&tag) {
+            assert!(
+                ports.contains(&l),
+                "round {round}: interface {l} leaked (ports: {ports:?})"
+            );
+        }
+        eprintln!(
+            "soak round {round}: {ops} rounds of operations, {} container(s) and {} port(s) after the restart",
+            listed.len(),
+            ports.len()
+        );
+    }
+    // Everything removed: nothing left.
+    let ps = sw.json(&["ps"]);
+    for c in ps.as_array().unwrap() {
+        let out = sw.client(&["rm", c["name"].as_str().unwrap_or_default()]);
+        assert!(out.status.success());
+    }
+    for (p, _) in port_names(&sw) {
+        if p.starts_with(&tag) {
+            sw.json(&["port", "del", &p]);
+        }
+    }
+    let nets = sw.json(&["network", "ls"]);
+    for n in nets.as_array().unwrap() {
+        let name = n["name"].as_str().unwrap_or_default();
+        if name != "default" {
+            let _ = sw.client(&["network", "rm", name]);
+        }
+    }
+    sw.stop();
+    assert_eq!(
+        netns_with(&format!("{tag}c")),
+        Vec::<String>::new(),
+        "namespaces left"
+    );
+    assert_eq!(links_with(&tag), Vec::<String>::new(), "interfaces left");
+    let _ = std::fs::remove_dir_all(&state);
+}

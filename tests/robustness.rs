@@ -649,7 +649,15 @@ impl SmallDisk {
         let dir = std::env::temp_dir().join(unique("ufull"));
         std::fs::create_dir_all(&dir).expect("a mount point");
         let size = format!("size={kib}k");
-        sh(&["mount", "-t", "tmpfs", "-o", &size, "tmpfs", &dir.display().to_string()]);
+        sh(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            &size,
+            "tmpfs",
+            &dir.display().to_string(),
+        ]);
         SmallDisk { dir }
     }
 
@@ -697,9 +705,19 @@ fn a_full_disk_for_state_and_captures_is_reported_and_traffic_flows() {
         line.contains("No space left") && line.contains(&state_arg),
         "the failure does not say why or where: {line}"
     );
-    assert!(ha.ping("198.18.0.2"), "forwarding after the state write failed");
-    let left: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(left.is_empty(), "a torn state file is left behind: {left:?}");
+    assert!(
+        ha.ping("198.18.0.2"),
+        "forwarding after the state write failed"
+    );
+    let left: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "a torn state file is left behind: {left:?}"
+    );
 
     // A capture: refused at once, or stopped at its first flush, with the reason.
     let cap = disk.dir.join("cap.pcapng");
@@ -717,6 +735,13 @@ fn a_full_disk_for_state_and_captures_is_reported_and_traffic_flows() {
     tcp_exchange(&h0, &h1, "198.18.0.2", 5502, 4 << 20);
     assert!(ha.ping("198.18.0.2"), "forwarding after the capture failed");
     let ports = sw.json(&["show", "ports"]);
-    assert!(ports.as_array().unwrap().iter().all(|p| p["capture"].is_null()), "{ports}");
+    assert!(
+        ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["capture"].is_null()),
+        "{ports}"
+    );
     sw.stop();
 }

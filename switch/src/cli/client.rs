@@ -796,12 +796,26 @@ fn rm(client: &ClientArgs, names: &[String]) -> Result<ExitCode, Failure> {
     let mut first_error = None;
     let mut removed = Vec::new();
     for name in names {
-        let result = ask::<Container>(
-            &path_of(client),
-            &Request::ContainerRm {
-                name: name.to_string(),
-            },
-        )
+        let req = Request::ContainerRm {
+            name: name.to_string(),
+        };
+        let result = match crate::control::client::call(&path_of(client), &req) {
+            // The switch went away mid-request: it may or may not have forgotten the
+            // container. Its namespace goes either way (a TAP in it goes with it), so
+            // nothing is left behind; the switch forgets a container whose namespace
+            // is gone when it next starts.
+            Err(e) => {
+                let gone = netns::exists(name) && netns::ip(&["netns", "del", name]).is_ok();
+                Err(if gone {
+                    format!("{e}; the container's namespace {name} is removed all the same")
+                } else {
+                    e
+                })
+            }
+            Ok(resp) if !resp.ok => Err(resp.error.unwrap_or_else(|| "refused".into())),
+            Ok(resp) => serde_json::from_value::<Container>(resp.data)
+                .map_err(|e| format!("the switch's answer: {e}")),
+        }
         .and_then(|c| {
             if netns::exists(&c.netns) {
                 netns::ip(&["netns", "del", &c.netns])?;

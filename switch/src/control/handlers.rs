@@ -557,7 +557,23 @@ pub fn restore_launcher(sw: &mut Switch, state: &mut ControlState) {
             }
             Some(e) => {
                 for id in reopened {
-                    sw.remove_port(id);
+                    sw.delete_port(id);
+                }
+                // A TAP never moved into the container (uswitch stopped between making
+                // it and the launcher's move) is still here, persistent: it goes too.
+                for i in &c.interfaces {
+                    if crate::dataplane::io::tap::interface_exists(&i.tap) {
+                        if let Err(e) = sw
+                            .add_tap_port(&i.tap, &i.network, true)
+                            .map(|id| sw.delete_port(id))
+                        {
+                            log::warn!(
+                                "removing the TAP {} left by container {}: {e}",
+                                i.tap,
+                                c.name
+                            );
+                        }
+                    }
                 }
                 log::warn!("container {} is gone ({e}); forgetting it", c.name);
             }
