@@ -340,9 +340,11 @@ pub enum TunnelError {
 impl Endpoint {
     /// Binds the endpoint's sockets and finds its underlay interface and MTU.
     pub fn open(local: IpAddr, port: u16, id: EndpointId) -> Result<Endpoint, TunnelError> {
+        // The underlay first: "not an address of any interface" says more than EADDRNOTAVAIL.
+        let underlay = underlay_of(local)?;
         let at = SocketAddr::new(local, port);
         let socket = UdpSocket::bind(at).map_err(|source| TunnelError::Bind { at, source })?;
-        Self::with_socket(socket, local, port, id)
+        Self::around(socket, local, port, id, underlay)
     }
 
     /// The endpoint around `socket`, bound to `local`:`port` already (one handed over by
@@ -353,7 +355,17 @@ impl Endpoint {
         port: u16,
         id: EndpointId,
     ) -> Result<Endpoint, TunnelError> {
-        let (underlay, underlay_mtu) = underlay_of(local)?;
+        let underlay = underlay_of(local)?;
+        Self::around(socket, local, port, id, underlay)
+    }
+
+    fn around(
+        socket: UdpSocket,
+        local: IpAddr,
+        port: u16,
+        id: EndpointId,
+        (underlay, underlay_mtu): (String, usize),
+    ) -> Result<Endpoint, TunnelError> {
         let sockets = |source| TunnelError::Sockets { local, source };
         socket.set_nonblocking(true).map_err(sockets)?;
         let senders = Senders::open(local).map_err(sockets)?;
