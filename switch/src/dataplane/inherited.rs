@@ -10,9 +10,6 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use serde::{Deserialize, Serialize};
 
-use super::device::Device;
-use super::switch::Switch;
-
 /// A port's device as the old switch describes it, beside its descriptor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HandedPort {
@@ -84,53 +81,4 @@ impl Inherited {
 pub struct Handing<'a> {
     pub ports: Vec<(HandedPort, BorrowedFd<'a>)>,
     pub endpoints: Vec<(SocketAddr, BorrowedFd<'a>)>,
-}
-
-impl Switch {
-    /// The descriptors a take-over receives.
-    pub fn handing(&self) -> Handing<'_> {
-        let mut ports = Vec::new();
-        for (id, port) in self.fwd.ports() {
-            let Some(Some(io)) = self.ports.get(id.0 as usize) else {
-                continue;
-            };
-            let (kind, fd, persistent) = match &io.dev {
-                Device::Tap(t) => ("tap", t.as_fd(), t.persistent()),
-                Device::Uplink(u) => ("uplink", u.as_fd(), false),
-                Device::Vxlan(_) => continue,
-            };
-            ports.push((
-                HandedPort {
-                    name: port.name().to_string(),
-                    kind: kind.to_string(),
-                    mtu: port.mtu(),
-                    persistent,
-                    created: io.dev.created(),
-                },
-                fd,
-            ));
-        }
-        let endpoints = self
-            .vxlan
-            .iter()
-            .map(|ep| (SocketAddr::new(ep.local, ep.port), ep.as_fd()))
-            .collect();
-        Handing { ports, endpoints }
-    }
-
-    /// Gives the switch the descriptors a take-over received, to use before opening
-    /// anything of the same name.
-    pub fn inherit(&mut self, bank: Inherited) {
-        self.inherited = bank;
-    }
-
-    /// Whether descriptors handed over are still unclaimed.
-    pub fn inherits(&self) -> bool {
-        !self.inherited.is_empty()
-    }
-
-    /// Closes the handed-over descriptors nothing claimed.
-    pub fn release_inherited(&mut self) {
-        self.inherited.release();
-    }
 }

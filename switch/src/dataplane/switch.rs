@@ -1007,3 +1007,53 @@ impl Switch {
         }
     }
 }
+
+/// The take-over's two halves (see `inherited`).
+impl Switch {
+    /// The descriptors a take-over receives.
+    pub fn handing(&self) -> super::inherited::Handing<'_> {
+        let mut ports = Vec::new();
+        for (id, port) in self.fwd.ports() {
+            let Some(Some(io)) = self.ports.get(id.0 as usize) else {
+                continue;
+            };
+            let (kind, fd, persistent) = match &io.dev {
+                Device::Tap(t) => ("tap", t.as_fd(), t.persistent()),
+                Device::Uplink(u) => ("uplink", u.as_fd(), false),
+                Device::Vxlan(_) => continue,
+            };
+            ports.push((
+                super::inherited::HandedPort {
+                    name: port.name().to_string(),
+                    kind: kind.to_string(),
+                    mtu: port.mtu(),
+                    persistent,
+                    created: io.dev.created(),
+                },
+                fd,
+            ));
+        }
+        let endpoints = self
+            .vxlan
+            .iter()
+            .map(|ep| (std::net::SocketAddr::new(ep.local, ep.port), ep.as_fd()))
+            .collect();
+        super::inherited::Handing { ports, endpoints }
+    }
+
+    /// Gives the switch the descriptors a take-over received, to use before opening
+    /// anything of the same name.
+    pub fn inherit(&mut self, bank: super::inherited::Inherited) {
+        self.inherited = bank;
+    }
+
+    /// Whether descriptors handed over are still unclaimed.
+    pub fn inherits(&self) -> bool {
+        !self.inherited.is_empty()
+    }
+
+    /// Closes the handed-over descriptors nothing claimed.
+    pub fn release_inherited(&mut self) {
+        self.inherited.release();
+    }
+}
