@@ -187,6 +187,22 @@ fn take_over_hands_every_port_over_and_loses_at_most_one_ping() {
     hb.adopt(&b, "02:00:00:00:00:02", "198.18.0.2/24");
     old.json(&["port", "add", &c]);
     hc.adopt(&c, "02:00:00:00:00:03", "198.18.0.3/24");
+    // A VXLAN endpoint over loopback: its UDP port is bound, so a new switch could not
+    // bind it while the old one lives; it must be handed over.
+    let vx_port = (40_000 + std::process::id() % 20_000).to_string();
+    old.json(&[
+        "network",
+        "create",
+        "ov",
+        "--vni",
+        "9",
+        "--local",
+        "127.0.0.1",
+        "--remote",
+        "127.0.0.2",
+        "--vxlan-port",
+        &vx_port,
+    ]);
     assert!(
         ha.ping("198.18.0.2") && ha.ping("198.18.0.3"),
         "before the take-over"
@@ -226,6 +242,9 @@ fn take_over_hands_every_port_over_and_loses_at_most_one_ping() {
         hc.ping("198.18.0.1"),
         "the runtime port after the take-over"
     );
+    new.wait_for_log("1 VXLAN endpoint(s)", Duration::from_secs(1));
+    let vxlan = new.json(&["show", "vxlan"]).to_string();
+    assert!(vxlan.contains(&vx_port), "{vxlan}");
     new.wait_for_log("the old switch has exited", Duration::from_secs(1));
     new.stop();
     let _ = std::fs::remove_dir_all(&state);
