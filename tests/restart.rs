@@ -62,6 +62,9 @@ fn runtime_changes_survive_a_kill_9_and_a_clean_restart() {
     sw.json(&["fdb", "add", "02:00:00:00:00:43", &p2]);
     sw.json(&["fdb", "del", "02:00:00:00:00:43"]);
     sw.json(&["port", "del", &p1]);
+    let cap = state.join("p2.pcapng");
+    let out = sw.client(&["capture", &p2, &cap.display().to_string()]);
+    assert!(out.status.success(), "capture");
     let record = runtime_file(&state).expect("a runtime record in the state directory");
     let expect = |sw: &Uswitch, how: &str| {
         let ports = port_names(sw);
@@ -94,6 +97,11 @@ fn runtime_changes_survive_a_kill_9_and_a_clean_restart() {
     drop(sw);
     let mut sw = Uswitch::start_at(&control, &args);
     expect(&sw, "after a kill -9");
+    // The capture's absence is said, naming it.
+    let line = sw.wait_for_log("was started before the restart", Duration::from_secs(1));
+    assert!(line.contains(&p2) && line.contains("p2.pcapng"), "{line}");
+    let ports = sw.json(&["show", "ports"]);
+    assert!(port(&ports, &p2)["capture"].is_null(), "{ports}");
     sw.stop();
     drop(sw);
     let mut sw = Uswitch::start_at(&control, &args);

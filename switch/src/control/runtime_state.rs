@@ -11,6 +11,7 @@
 //! book did not add (a port of the configuration file) is kept, so the restart removes
 //! it again. The front ends' own changes (the Docker driver's, the cluster agent's, the
 //! CNI plugin's and the launcher's) are not written here: each keeps its own record.
+//! Captures are noted but not made again: the restart says which one no longer runs.
 
 use std::path::PathBuf;
 
@@ -42,6 +43,9 @@ pub fn lasts(req: &Request) -> bool {
             | Request::FdbDel { .. }
             | Request::OverlayRemoteAdd { .. }
             | Request::OverlayRemoteDel { .. }
+            // Not made again (a restart does not resume a capture), but noted.
+            | Request::Capture { .. }
+            | Request::CaptureStop { .. }
     )
 }
 
@@ -100,6 +104,14 @@ impl RuntimeBook {
                 matches!(r, Request::OverlayRemoteAdd { network: n, remote: a }
                     if n == network && a == remote)
             }),
+            Request::CaptureStop { port } => {
+                self.take(|r| matches!(r, Request::Capture { port: p, .. } if p == port));
+                true
+            }
+            Request::Capture { port, .. } => {
+                self.take(|r| matches!(r, Request::Capture { port: p, .. } if p == port));
+                false
+            }
             Request::FdbAdd { mac, .. } => {
                 // The newest entry for a MAC is the one that stands.
                 self.take(|r| matches!(r, Request::FdbAdd { mac: m, .. } if m == mac));
@@ -142,6 +154,7 @@ impl RuntimeBook {
     /// the book had added it.
     fn undo_port(&mut self, name: &str) -> bool {
         self.take(|r| matches!(r, Request::FdbAdd { port, .. } if port == name));
+        self.take(|r| matches!(r, Request::Capture { port, .. } if port == name));
         self.take(|r| port_of(r) == Some(name))
     }
 
@@ -185,6 +198,14 @@ impl RuntimeBook {
         for req in saved {
             if !lasts(&req) {
                 warn!("runtime changes: {req:?} is not a lasting change; skipped");
+                continue;
+            }
+            if let Request::Capture { port, file, .. } = &req {
+                warn!(
+                    "a capture of {port} into {file} was started before the restart; \
+                     captures do not survive one, so it is not running now (uswitch capture \
+                     {port} FILE starts another)"
+                );
                 continue;
             }
             match apply(req.clone()) {
