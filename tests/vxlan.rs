@@ -734,3 +734,100 @@ fn vxlan_carries_queued_udp_datagrams_joined_and_intact() {
     );
     assert!(tap < u64::from(N) / 2, "not joined for the TAP: {tap}");
 }
+
+/// `ENOBUFS` on VXLAN sends: a token bucket on the underlay drops most of a burst of
+/// 2000 frames. Every frame uswitch read is either sent (and the kernel's vxlan on the
+/// other host received exactly those) or counted as `egress_full` on the remote's port:
+/// nothing is lost silently. Once the bucket goes, the overlay works as before.
+#[test]
+fn enobufs_on_vxlan_sends_is_counted_and_the_overlay_recovers() {
+    if !privileged("enobufs_on_vxlan_sends_is_counted_and_the_overlay_recovers") {
+        return;
+    }
+    let ul = Underlay::new(2, false);
+    let ta = unique("uvx");
+    let vx = ul.vxlan_arg("default", 42, 0);
+    let sw = Uswitch::start_in(&ul.hosts[0], &["--port", &ta, "--vxlan", &vx]);
+    let c1 = container_on(&ul.hosts[0], &ta, "02:00:00:00:0c:01", "198.18.0.1/24");
+    let _c2 = kernel_host(
+        &ul.hosts[1],
+        &ul.addrs[1],
+        &ul.addrs[0],
+        42,
+        "02:00:00:00:0c:02",
+        "198.18.0.2/24",
+    );
+    assert!(c1.ping("198.18.0.2"), "before the bucket");
+    let counters = || {
+        let ports = sw.json(&["show", "ports"]);
+        let remote = ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"].as_str().is_some_and(|n| n.starts_with("vx42:")))
+            .cloned()
+            .unwrap_or_else(|| panic!("no remote port in {ports}"));
+        let drops: u64 = remote["counters"]["drops"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(Value::as_u64)
+            .sum();
+        let rx_tap = port(&ports, &ta)["counters"]["rx_frames"].as_u64().unwrap();
+        let tx = remote["counters"]["tx_frames"].as_u64().unwrap();
+        let full = remote["counters"]["drops"]["egress_full"].as_u64().unwrap();
+        let link = sh(&[
+            "ip",
+            "-n",
+            &ul.hosts[1].name,
+            "-s",
+            "-j",
+            "link",
+            "show",
+            "vx0",
+        ]);
+        let link: Value = serde_json::from_str(&link).expect("ip -j");
+        let kernel_rx = link[0]["stats64"]["rx"]["packets"].as_u64().unwrap();
+        (rx_tap, tx, drops, full, kernel_rx)
+    };
+    let host0 = ul.hosts[0].name.clone();
+    sh(&[
+        "ip", "netns", "exec", &host0, "tc", "qdisc", "add", "dev", "ul", "root", "tbf", "rate",
+        "1mbit", "burst", "4kb", "latency", "1ms",
+    ]);
+    let before = counters();
+    let mut frame = vec![0u8; 1000];
+    frame[..6].copy_from_slice(&[2, 0, 0, 0, 0x0c, 2]);
+    frame[6..12].copy_from_slice(&[2, 0, 0, 0, 0x0c, 1]);
+    frame[12..14].copy_from_slice(&[0x88, 0xb5]);
+    let sent = send_raw(&c1, &ta, vec![frame; 2000]);
+    std::thread::sleep(Duration::from_millis(500));
+    let after = counters();
+    let (rx_tap, tx, drops, full, kernel_rx) = (
+        after.0 - before.0,
+        after.1 - before.1,
+        after.2 - before.2,
+        after.3 - before.3,
+        after.4 - before.4,
+    );
+    eprintln!(
+        "{sent} frames into the TAP: uswitch read {rx_tap}, sent {tx}, counted {full} as \
+         egress_full ({drops} drops in all); the kernel's vxlan received {kernel_rx}"
+    );
+    assert!(full > 0, "the bucket dropped nothing: no ENOBUFS seen");
+    assert_eq!(
+        rx_tap,
+        tx + drops,
+        "frames read and frames accounted for differ"
+    );
+    assert_eq!(
+        kernel_rx, tx,
+        "the receiver got other than what was counted as sent"
+    );
+    sh(&[
+        "ip", "netns", "exec", &host0, "tc", "qdisc", "del", "dev", "ul", "root",
+    ]);
+    assert!(c1.ping("198.18.0.2"), "after the bucket");
+    let (h1, h2) = (c1.handle(), _c2.handle());
+    tcp_exchange(&h1, &h2, "198.18.0.2", 5601, 4 << 20);
+}

@@ -349,7 +349,9 @@ fn count_tx_error(
     e: &io::Error,
 ) {
     match e {
-        e if e.kind() == io::ErrorKind::WouldBlock => {
+        // No room: in the device's queue, or (ENOBUFS) in the qdisc in front of the
+        // VXLAN underlay.
+        e if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOBUFS) => {
             fwd.record_tx_drop(egress, DropReason::EgressFull)
         }
         // Over the underlay's path MTU (VXLAN never fragments the outer packet).

@@ -115,6 +115,14 @@ impl Senders {
             // Nothing is read from a sending socket: whatever a stranger sends to its
             // port may take the kernel's smallest buffer, no more.
             setsockopt_int(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 1)?;
+            // Without it the kernel tells a UDP socket that a datagram its qdisc dropped
+            // was sent (it only counts `Udp: SndbufErrors`); with it the send fails with
+            // ENOBUFS and the drop is counted on the remote's port (`egress_full`).
+            let (level, option) = match local {
+                IpAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_RECVERR),
+                IpAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVERR),
+            };
+            setsockopt_int(s.as_raw_fd(), level, option, 1)?;
             socks.push(s);
         }
         Ok(Senders { socks })
@@ -279,7 +287,17 @@ impl Peer {
                 }
             }
             let gso = (n > 1).then_some(size as u16);
-            match send_parts(sock, &self.to, &[&batch.buf[at..at + bytes]], gso) {
+            let parts = [&batch.buf[at..at + bytes]];
+            let result = match send_parts(sock, &self.to, &parts, gso) {
+                // An ICMP error about an earlier datagram (IP_RECVERR reports it on the
+                // next send, which it fails): that one is gone, this one was not sent.
+                Err(e) if is_stale_icmp_error(&e) => {
+                    drain_errors(sock);
+                    send_parts(sock, &self.to, &parts, gso)
+                }
+                other => other,
+            };
+            match result {
                 Ok(_) => {
                     sent += n;
                     at += bytes;
@@ -291,6 +309,49 @@ impl Peer {
             }
         }
         (sent, None)
+    }
+}
+
+/// Whether a send failed only because an ICMP error about an earlier datagram was
+/// pending on the socket (see `IP_RECVERR` in [`Senders::open`]).
+fn is_stale_icmp_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNREFUSED)
+            | Some(libc::EHOSTUNREACH)
+            | Some(libc::ENETUNREACH)
+            | Some(libc::EHOSTDOWN)
+            | Some(libc::EPROTO)
+    )
+}
+
+/// Empties the socket's error queue (the ICMP errors `IP_RECVERR` keeps there; they are
+/// not ours to act on: the overlay has no connection to tear down).
+fn drain_errors(sock: &UdpSocket) {
+    let mut data = [0u8; 256];
+    let mut control = [0u64; 32];
+    for _ in 0..64 {
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        // SAFETY: msghdr is plain data; its pointers are set to live buffers below.
+        let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = mem::size_of_val(&control) as _;
+        // SAFETY: recvmsg on our socket with buffers that outlive the call.
+        let n = unsafe {
+            libc::recvmsg(
+                sock.as_raw_fd(),
+                &mut msg,
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return;
+        }
     }
 }
 
