@@ -638,25 +638,13 @@ fn container_add(
                 break;
             }
         };
-        let iface = Interface {
+        interfaces.push(Interface {
             tap: tap.clone(),
             ifname: format!("eth{i}"),
             network: net.clone(),
             address,
             mac: Some(container_mac(name, i)),
-        };
-        let added = sw.add_tap_port(&tap, net, true).and_then(|id| {
-            // The container's interface outlives uswitch, to be found again by its MAC.
-            sw.persist_port(id, true).inspect_err(|_| {
-                sw.delete_port(id);
-            })
         });
-        if let Err(e) = added {
-            state.containers.release(&iface);
-            result = Err(e.to_string());
-            break;
-        }
-        interfaces.push(iface);
     }
     if let Err(e) = result {
         drop_container_ports(sw, state, &interfaces);
@@ -667,9 +655,28 @@ fn container_add(
         netns: name.to_string(),
         interfaces,
     };
-    log::info!("added container {name} on {}", networks.join(", "));
+    // Recorded before its TAPs exist: a uswitch killed while making them finds the
+    // record at its next start, sees no namespace, and deletes whatever TAP was made
+    // (persistent TAPs made first and recorded after could be left to nobody).
     state.containers.by_name.insert(name.to_string(), c.clone());
     state.launcher.save(&state.containers);
+    for iface in &c.interfaces {
+        let added = sw
+            .add_tap_port(&iface.tap, &iface.network, true)
+            .and_then(|id| {
+                // The container's interface outlives uswitch, to be found again by its MAC.
+                sw.persist_port(id, true).inspect_err(|_| {
+                    sw.delete_port(id);
+                })
+            });
+        if let Err(e) = added {
+            state.containers.by_name.remove(name);
+            drop_container_ports(sw, state, &c.interfaces);
+            state.launcher.save(&state.containers);
+            return Err(e.to_string());
+        }
+    }
+    log::info!("added container {name} on {}", networks.join(", "));
     Ok(Response::ok(ContainerAdded {
         container: c,
         switch_pid: std::process::id(),
