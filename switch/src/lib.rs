@@ -22,4 +22,5 @@ pub mod dataplane;
 pub mod docker;
 pub mod firewall;
 pub mod launcher;
+pub mod metrics;
 pub mod state_file;

@@ -10,6 +10,7 @@ use uswitch::control::protocol::ClusterStatus;
 use uswitch::control::{handlers, setup, socket_path, takeover, Control};
 use uswitch::dataplane::Switch;
 use uswitch::docker::Plugin;
+use uswitch::metrics::MetricsServer;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -193,6 +194,23 @@ fn run_switch(settings: &Settings, load: uswitch::control::Load, take_over: bool
         }
         None => None,
     };
+    // Prometheus's endpoint, on a thread of its own; it reaches the loop through a handle.
+    let metrics = match settings.metrics {
+        Some(addr) => {
+            let served = control
+                .handle(&switch)
+                .map_err(|e| format!("the metrics server's waker: {e}"))
+                .and_then(|h| MetricsServer::serve(addr, h).map_err(|e| e.to_string()));
+            match served {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    eprintln!("uswitch: error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => None,
+    };
     let nets = switch.forwarder().networks().count();
     info!(
         "uswitch running: {} port(s) in {nets} network(s) (fdb max {}, aging {} s), control socket {}",
@@ -211,6 +229,7 @@ fn run_switch(settings: &Settings, load: uswitch::control::Load, take_over: bool
         agent.stop(std::time::Duration::from_secs(2));
     }
     drop(plugin);
+    drop(metrics);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

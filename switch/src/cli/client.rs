@@ -118,7 +118,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
             }
         },
         Command::Port { client, what } => match what {
-            PortWhat::Add { spec } => show::<PortAdded>(
+            PortWhat::Add { spec, owner } => show::<PortAdded>(
                 &client,
                 Request::PortAdd {
                     name: spec.name,
@@ -126,6 +126,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
                     offload: spec.offload,
                     bum_rate: spec.bum_rate,
                     persistent: false,
+                    owner,
                 },
                 print_done,
             ),

@@ -180,6 +180,11 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "DIR", requires = "docker_plugin")]
     pub docker_plugin_dir: Option<PathBuf>,
 
+    /// Serve Prometheus metrics on http://ADDR:PORT/metrics (per port, network, VXLAN
+    /// remote, the cluster and the process), from a thread of their own
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Instance name: picks the control socket /run/uswitch/NAME.sock, so several
     /// switches can run side by side.
     #[arg(long, value_name = "NAME", value_parser = parse_instance)]
@@ -363,6 +368,10 @@ pub enum PortWhat {
     Add {
         #[arg(value_name = "NAME[@NETWORK]")]
         spec: PortSpec,
+        /// Who is behind the port (a VM, a lab host): what show ports, top and the
+        /// topology name
+        #[arg(long, value_name = "NAME")]
+        owner: Option<String>,
     },
     /// Detach a port (a TAP uswitch created disappears)
     Del {

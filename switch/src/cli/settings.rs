@@ -120,6 +120,7 @@ impl Settings {
             docker_plugin_dir: args.docker_plugin_dir.clone().or(file.docker_plugin_dir),
             state_dir: args.state_dir.clone().or(file.state_dir),
             cluster,
+            metrics: args.metrics.or(file.metrics),
         })
     }
 }

@@ -411,9 +411,12 @@ impl Agent {
             if listed { "listed at" } else { "catching up from" },
             view.revision
         );
+        let listed_at = view.revision;
         self.set_status(|s| {
             s.etcd = "connected".into();
             s.lease = Some(lease);
+            s.lease_answered_ms = Some(crate::control::protocol::unix_ms());
+            s.etcd_revision = s.etcd_revision.max(listed_at);
         });
         let mut tick = tokio::time::interval(SYNC_EVERY);
         let keep_every = Duration::from_secs((self.spec.ttl_secs / 3).max(1));
@@ -458,6 +461,8 @@ impl Agent {
                     }
                     if let Some(h) = resp.header() {
                         view.revision = view.revision.max(h.revision());
+                        let heard = h.revision();
+                        self.set_status(|s| s.etcd_revision = s.etcd_revision.max(heard));
                     }
                     // Brought in line at the next settle tick: a burst of events (a
                     // thousand nodes' MACs arriving) costs one reconciliation, not one
@@ -488,7 +493,14 @@ impl Agent {
                 }
                 ka = alive.message() => {
                     match ka? {
-                        Some(r) if r.ttl() > 0 => answered = Instant::now(),
+                        Some(r) if r.ttl() > 0 => {
+                            answered = Instant::now();
+                            let heard = r.header().map_or(0, |h| h.revision());
+                            self.set_status(|s| {
+                                s.lease_answered_ms = Some(crate::control::protocol::unix_ms());
+                                s.etcd_revision = s.etcd_revision.max(heard);
+                            });
+                        }
                         Some(_) => return Err(End::Etcd("the node's lease expired".into())),
                         None => return Err(End::Etcd("the lease keep-alive ended".into())),
                     }

@@ -57,6 +57,8 @@ pub struct FileConfig {
     pub docker_plugin: Option<String>,
     pub docker_plugin_dir: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    /// `metrics = "127.0.0.1:9469"`, as `--metrics`.
+    pub metrics: Option<std::net::SocketAddr>,
     /// `cluster = "etcd=http://...,http://..."`, with `node`, `vtep`, `cluster_ttl`,
     /// `cluster_prefix` as the flags of the same names.
     pub cluster: Option<String>,

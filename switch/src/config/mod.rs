@@ -40,4 +40,6 @@ pub struct Settings {
     pub state_dir: Option<PathBuf>,
     /// This switch as a node of an etcd cluster.
     pub cluster: Option<ClusterSpec>,
+    /// Where Prometheus scrapes `/metrics`.
+    pub metrics: Option<std::net::SocketAddr>,
 }

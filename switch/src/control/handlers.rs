@@ -31,6 +31,32 @@ pub struct ControlState {
     pub launcher: super::launcher_state::LauncherBook,
     /// The changes made through the control socket, as a restart makes them again.
     pub runtime: super::runtime_state::RuntimeBook,
+    /// Who is behind a port, as the front end that asked for it said (a Docker
+    /// endpoint, the host): what `show ports`, `top` and the topology name.
+    pub owners: BTreeMap<String, String>,
+}
+
+impl ControlState {
+    /// Who is behind port `name`: a launcher container, a CNI container, or what the
+    /// front end that added it said.
+    pub fn owner_of(&self, name: &str) -> Option<String> {
+        if let Some(c) = self.containers.owner_of(name) {
+            return Some(c.name.clone());
+        }
+        if let Some(a) = self.cni.attachments.values().find(|a| a.port == name) {
+            let id: String = a.container_id.chars().take(12).collect();
+            return Some(format!("cni:{id}/{}", a.ifname));
+        }
+        self.owners.get(name).cloned()
+    }
+
+    /// Notes (or forgets, with `None`) who is behind port `name`.
+    pub fn note_owner(&mut self, name: &str, owner: Option<String>) {
+        match owner {
+            Some(o) => self.owners.insert(name.to_string(), o),
+            None => self.owners.remove(name),
+        };
+    }
 }
 
 type Reply = Result<Response, String>;
@@ -71,7 +97,20 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         })),
-        Request::ShowPorts => Ok(Response::ok(show_ports(sw))),
+        Request::ShowPorts => Ok(Response::ok(show_ports(sw, state))),
+        Request::Observe => Ok(Response::ok(Observation {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            now_ms: sw.now(),
+            ports: show_ports(sw, state),
+            networks: network_rows(sw, state),
+            vxlan: show_vxlan(sw),
+            cluster: state
+                .cluster
+                .as_ref()
+                .and_then(|c| c.lock().ok().map(|s| s.clone())),
+            unattached_drops: sw.forwarder().unattached_drops(),
+        })),
         Request::NatSet { rules } => {
             state.nat = rules;
             Ok(Response::ok(&state.nat))
@@ -202,6 +241,7 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             offload,
             bum_rate,
             persistent,
+            owner,
         } => {
             let spec: PortSpec = format!("{name}@{network}").parse()?;
             if let Some(id) = sw.forwarder().port_named(&spec.name) {
@@ -228,6 +268,7 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
                     return Err(e.to_string());
                 }
             }
+            state.note_owner(&spec.name, owner);
             let created = sw.port_view(id).is_some_and(|v| v.created);
             let mtu = sw.forwarder().port(id).map_or(0, |p| p.mtu());
             Ok(Response::ok(PortAdded {
@@ -258,6 +299,7 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
                 ));
             }
             let (_, created) = sw.delete_port(id).ok_or("the port went away")?;
+            state.note_owner(&name, None);
             Ok(Response::ok(PortRemoved {
                 name,
                 removed_tap: created,
@@ -268,11 +310,13 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             network,
             netns,
             mac,
+            owner,
         } => {
             find_network(sw, &network)?;
             let id = sw
                 .reopen_tap_port(&name, &network, Path::new(&netns), &mac)
                 .map_err(|e| e.to_string())?;
+            state.note_owner(&name, owner);
             Ok(Response::ok(PortAdded {
                 name,
                 network,
@@ -298,6 +342,7 @@ fn try_execute(sw: &mut Switch, state: &mut ControlState, req: Request) -> Reply
             for more in &specs[1..] {
                 super::host::add_address(more)?;
             }
+            state.note_owner(&name, Some(super::host::OWNER.into()));
             let id = find_port(sw, &name)?;
             Ok(Response::ok(PortAdded {
                 name,
@@ -410,6 +455,7 @@ fn cni_network(sw: &mut Switch, state: &mut ControlState, a: &CniAttachment) -> 
     }
     if let Some(first) = specs.first() {
         super::host::add_host_port(sw, first)?;
+        state.note_owner(&gateway, Some(super::host::OWNER.into()));
     }
     for more in specs.iter().skip(1) {
         super::host::add_address(more)?;
@@ -683,7 +729,7 @@ fn container_add(
     }))
 }
 
-fn show_ports(sw: &Switch) -> Vec<PortRow> {
+fn show_ports(sw: &Switch, state: &ControlState) -> Vec<PortRow> {
     let now = sw.now();
     sw.forwarder()
         .ports()
@@ -713,6 +759,7 @@ fn show_ports(sw: &Switch) -> Vec<PortRow> {
                 created: v.as_ref().is_some_and(|v| v.created),
                 capture: v.and_then(|v| v.capture),
                 counters: p.counters().into(),
+                owner: state.owner_of(p.name()),
             }
         })
         .collect()

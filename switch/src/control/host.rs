@@ -8,6 +8,9 @@ use log::info;
 use crate::config::specs::HostPortSpec;
 use crate::dataplane::Switch;
 
+/// What `show ports` says is behind a host port.
+pub const OWNER: &str = "host";
+
 /// Attaches a TAP that stays in uswitch's namespace with an address: the host's own
 /// door into the network (like docker0's address).
 pub fn add_host_port(sw: &mut Switch, spec: &HostPortSpec) -> Result<(), String> {

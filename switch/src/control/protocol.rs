@@ -15,6 +15,14 @@ pub use crate::launcher::Container;
 /// message saying so; one that names none is taken as this version.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// Milliseconds since the Unix epoch: the clock of the protocol's wall-clock fields
+/// (`ClusterStatus::lease_answered_ms`).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// A request with its protocol version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -98,6 +106,9 @@ pub enum Request {
         /// The TAP outlives uswitch (a container's interface, kept across restarts).
         #[serde(default)]
         persistent: bool,
+        /// Who is behind the port (`docker:ENDPOINT`): what `show ports` names.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     /// Attaches again a persistent TAP that now lives in the namespace `netns`, found by
     /// its MAC: a container's interface, after uswitch restarted.
@@ -106,6 +117,8 @@ pub enum Request {
         network: String,
         netns: String,
         mac: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     PortDel {
         name: String,
@@ -191,6 +204,10 @@ pub enum Request {
         network: String,
         neighbors: Vec<Neighbor>,
     },
+    /// Everything the observers read at once (`--metrics`, `uswitch top`, `show
+    /// topology`): ports with who is behind them, networks, VXLAN endpoints and the
+    /// cluster, all from one moment of the loop.
+    Observe,
 }
 
 /// An address and the MAC that holds it.
@@ -233,6 +250,14 @@ pub struct ClusterStatus {
     pub advertised_macs: usize,
     pub remote_macs: usize,
     pub addresses: usize,
+    /// When etcd last answered the lease's keep-alive (milliseconds since the Unix
+    /// epoch): the lease's age is now minus this.
+    #[serde(default)]
+    pub lease_answered_ms: Option<u64>,
+    /// The newest revision etcd has told this node of; `revision` is the one the switch
+    /// was last brought in line with, so their difference is how far the node lags.
+    #[serde(default)]
+    pub etcd_revision: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -402,6 +427,24 @@ pub struct PortRow {
     pub created: bool,
     pub capture: Option<String>,
     pub counters: Counters,
+    /// Who is behind the port: a launcher container, a CNI container, a Docker
+    /// endpoint, or the host (a gateway's host port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// `observe`: one moment of the whole switch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub pid: u32,
+    pub version: String,
+    /// Milliseconds on the switch's own clock: rates are deltas over this.
+    pub now_ms: u64,
+    pub ports: Vec<PortRow>,
+    pub networks: Vec<NetworkRow>,
+    pub vxlan: Vec<EndpointRow>,
+    pub cluster: Option<ClusterStatus>,
+    pub unattached_drops: u64,
 }
 
 /// A row of `show fdb`.
@@ -585,6 +628,7 @@ mod tests {
             offload: true,
             bum_rate: None,
             persistent: false,
+            owner: Some("web".into()),
         };
         let line = serde_json::to_vec(&Envelope::new(req.clone())).unwrap();
         assert_eq!(Envelope::parse(&line), Ok(req));

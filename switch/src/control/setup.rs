@@ -33,6 +33,7 @@ pub fn apply(sw: &mut Switch, state: &mut ControlState, settings: &Settings) -> 
     }
     for h in &settings.host_ports {
         add_host_port(sw, h)?;
+        state.note_owner(&h.port.name, Some(super::host::OWNER.into()));
     }
     for (port, file) in &settings.captures {
         sw.start_capture(port, file, None)
@@ -67,6 +68,7 @@ pub fn apply_changes(
         ("docker_plugin", old.docker_plugin != new.docker_plugin),
         ("state_dir", old.state_dir != new.state_dir),
         ("cluster", old.cluster != new.cluster),
+        ("metrics", old.metrics != new.metrics),
         ("vxlan", old.vxlans != new.vxlans),
         ("capture", old.captures != new.captures),
         ("log_level", old.log_level != new.log_level),
@@ -229,6 +231,7 @@ fn add_new(
             continue;
         }
         add_host_port(sw, h).map_err(|e| format!("host port {}: {e}", h.port.name))?;
+        state.note_owner(&h.port.name, Some(super::host::OWNER.into()));
         if let Some(id) = sw.forwarder().port_named(&h.port.name) {
             added_ports.push(id);
         }

@@ -107,6 +107,12 @@ pub fn endpoint_tap(id: &str) -> Result<String, String> {
     Ok(format!("ue{}", short(id, 13)?))
 }
 
+/// Who `show ports` says is behind an endpoint's TAP: Docker names the endpoint, not
+/// the container, to its drivers (`docker network inspect` maps one to the other).
+pub fn endpoint_owner(id: &str) -> String {
+    format!("docker:{}", id.chars().take(12).collect::<String>())
+}
+
 /// A stable, locally administered MAC from an endpoint id, for an endpoint Docker gave
 /// none.
 pub fn endpoint_mac(id: &str) -> String {
@@ -197,6 +203,7 @@ impl Driver {
                     network,
                     netns: ns.clone(),
                     mac: ep.mac.clone(),
+                    owner: Some(endpoint_owner(&id)),
                 }),
                 None => self.ask(Request::PortAdd {
                     name,
@@ -204,6 +211,7 @@ impl Driver {
                     offload: true,
                     bum_rate: None,
                     persistent: true,
+                    owner: Some(endpoint_owner(&id)),
                 }),
             };
             match back {
@@ -567,6 +575,7 @@ impl Driver {
             offload: true,
             bum_rate,
             persistent: true,
+            owner: Some(endpoint_owner(&r.endpoint_id)),
         })?;
         let v4 = r
             .interface
