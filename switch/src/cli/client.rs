@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{CaptureWhat, ClientArgs, Command, FdbWhat, NetworkWhat, PortWhat, RunArgs, ShowWhat};
+use super::topology::{render_svg, Topology};
+use super::{
+    top, CaptureWhat, ClientArgs, Command, FdbWhat, NetworkWhat, PortWhat, RunArgs, ShowWhat,
+    TopologyFormat,
+};
 use crate::control::client::{ask, call};
 use crate::control::protocol::*;
 use crate::control::socket_path;
@@ -76,6 +80,7 @@ fn print_done<T: Serialize>(reply: &T) {
 fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
     match cmd {
         Command::Show { client, what } => match what {
+            ShowWhat::Topology { format, rates_over } => topology(&client, format, rates_over),
             ShowWhat::Ports => show(&client, Request::ShowPorts, |p: &Vec<_>| print_ports(p)),
             ShowWhat::Fdb { network } => {
                 let req = Request::ShowFdb {
@@ -215,7 +220,40 @@ fn dispatch(cmd: Command) -> Result<ExitCode, Failure> {
             cmd,
         } => exec(&client, &containers, &cmd),
         Command::Run(args) => launch(args),
+        Command::Top {
+            client,
+            interval,
+            sort,
+        } => {
+            top::run(&path_of(&client), Duration::from_secs_f64(interval), sort)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// `show topology`: two observations `rates_over` apart (one when 0), drawn.
+fn topology(
+    client: &ClientArgs,
+    format: TopologyFormat,
+    rates_over: f64,
+) -> Result<ExitCode, Failure> {
+    let path = path_of(client);
+    let first: Observation = ask(&path, &Request::Observe)?;
+    let (before, now) = if rates_over > 0.0 {
+        std::thread::sleep(Duration::from_secs_f64(rates_over));
+        let now: Observation = ask(&path, &Request::Observe)?;
+        // A switch that restarted in between has counters of its own: no rates.
+        (Some(first).filter(|f| f.pid == now.pid), now)
+    } else {
+        (None, first)
+    };
+    let t = Topology::of(&now, before.as_ref());
+    match (format, client.json) {
+        (TopologyFormat::Json, _) | (_, true) => print_json(&t),
+        (TopologyFormat::Dot, false) => print!("{}", t.to_dot()),
+        (TopologyFormat::Svg, false) => print!("{}", render_svg(&t.to_dot())?),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `uswitch wait`: asks until the switch answers, or the time is up.

@@ -2,7 +2,10 @@
 //! the settings they make with the config file ([`settings`]).
 
 pub mod client;
+pub mod rates;
 pub mod settings;
+pub mod top;
+pub mod topology;
 
 use std::path::PathBuf;
 
@@ -223,6 +226,18 @@ pub enum Command {
         #[command(subcommand)]
         what: ShowWhat,
     },
+    /// A live view: ports with their containers, networks and rates, networks with their
+    /// FDB, VXLAN remotes, the busiest drop reason; refreshed every second (q quits)
+    Top {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Seconds between refreshes
+        #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_interval)]
+        interval: f64,
+        /// Sort the ports by
+        #[arg(long, value_enum, default_value_t = TopSort::Rx)]
+        sort: TopSort,
+    },
     /// Flush the forwarding table or add a static entry
     Fdb {
         #[command(flatten)]
@@ -335,6 +350,52 @@ pub enum ShowWhat {
         #[arg(long, value_name = "NETWORK")]
         network: Option<String>,
     },
+    /// What is connected to what: networks, ports and the containers behind them, host
+    /// ports, uplinks, VXLAN remotes and cluster nodes, with rates on the edges
+    Topology {
+        /// dot (Graphviz), svg (rendered by Graphviz's dot) or json
+        #[arg(long, value_enum, default_value_t = TopologyFormat::Dot)]
+        format: TopologyFormat,
+        /// Seconds over which the rates are measured (0: no rates, answer at once)
+        #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_rate_window)]
+        rates_over: f64,
+    },
+}
+
+/// `show topology --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TopologyFormat {
+    Dot,
+    Svg,
+    Json,
+}
+
+/// `top --sort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TopSort {
+    Rx,
+    Tx,
+    Drops,
+    Name,
+    Network,
+}
+
+fn parse_seconds(s: &str, min: f64) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(min..=3600.0).contains(&v) {
+        return Err(format!("{v} s is out of range: give {min} to 3600"));
+    }
+    Ok(v)
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    parse_seconds(s, 0.1)
+}
+
+fn parse_rate_window(s: &str) -> Result<f64, String> {
+    parse_seconds(s, 0.0)
 }
 
 #[derive(Debug, Subcommand)]
