@@ -9,7 +9,8 @@ need=()
 for pair in ip:iproute2 tshark:tshark ping:iputils-ping ethtool:ethtool \
     dockerd:docker.io busybox:busybox-static nft:nftables iptables:iptables \
     podman:podman /usr/lib/cni/host-local:containernetworking-plugins \
-    protoc:protobuf-compiler etcd:etcd-server etcdctl:etcd-client; do
+    protoc:protobuf-compiler etcd:etcd-server etcdctl:etcd-client \
+    promtool:prometheus dot:graphviz tmux:tmux; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
