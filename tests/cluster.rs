@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -406,7 +407,17 @@ fn cluster_addresses_are_unique_and_etcd_failures_leave_forwarding_alone() {
     let u = Underlay::new(3, false);
     let mut etcd = Etcd::start(&u);
     let prefix = format!("/{}", unique("ucp"));
-    let nodes: Vec<Node> = (0..3).map(|i| Node::start(&u, i, &etcd, &prefix)).collect();
+    // Node 0 serves metrics on its underlay address (in its namespace).
+    let metrics = format!("{}:9469", u.addrs[0]);
+    let nodes: Vec<Node> = (0..3)
+        .map(|i| match i {
+            0 => Node::start_with(&u, i, &etcd, &prefix, &["--metrics", &metrics]),
+            _ => Node::start(&u, i, &etcd, &prefix),
+        })
+        .collect();
+    let cluster_metrics = |ok: &dyn Fn(&HashMap<String, f64>) -> bool, what: &str| {
+        wait_for_metrics(&u.hosts[0], &metrics, ok, what)
+    };
     nodes[0].create_network("blue", "198.18.63.0/24", 63);
     for n in &nodes {
         n.wait_for(
@@ -440,6 +451,15 @@ fn cluster_addresses_are_unique_and_etcd_failures_leave_forwarding_alone() {
     );
     let (c0, c1) = (Netns::named(&names[0]), Netns::named(&names[1]));
     assert!(c0.ping(&addrs[1]), "host 0 to host 1");
+    let m = cluster_metrics(
+        &|m| m.get("uswitch_cluster_nodes") == Some(&3.0),
+        "three nodes in the metrics",
+    );
+    assert_eq!(m["uswitch_cluster_etcd_up"], 1.0);
+    assert_eq!(m["uswitch_cluster_networks"], 1.0);
+    assert!(m["uswitch_cluster_lease_age_seconds"] <= TTL as f64);
+    assert!(m["uswitch_cluster_revision"] > 0.0);
+    assert!(m["uswitch_cluster_advertised_macs"] >= 1.0);
 
     // One member down: the cluster has its quorum; nothing changes.
     etcd.stop(2);
@@ -454,6 +474,10 @@ fn cluster_addresses_are_unique_and_etcd_failures_leave_forwarding_alone() {
     etcd.stop(0);
     etcd.stop(1);
     nodes[0].wait_for(|s| s["etcd"] != "connected", "notices etcd is gone");
+    cluster_metrics(
+        &|m| m.get("uswitch_cluster_etcd_up") == Some(&0.0),
+        "etcd down in the metrics",
+    );
     assert!(c0.ping(&addrs[1]), "traffic stopped with etcd");
     assert!(c1.ping(&addrs[0]));
     let refused = short_unique("cr");
@@ -467,6 +491,10 @@ fn cluster_addresses_are_unique_and_etcd_failures_leave_forwarding_alone() {
     }
     nodes[0].wait_for(|s| s["etcd"] == "connected", "reconnects");
     nodes[1].wait_for(|s| s["etcd"] == "connected", "reconnects");
+    cluster_metrics(
+        &|m| m.get("uswitch_cluster_etcd_up") == Some(&1.0),
+        "etcd back in the metrics",
+    );
     let late = short_unique("cl");
     ctrs.add(&late);
     let late_addr = nodes[0]
@@ -481,6 +509,30 @@ fn cluster_addresses_are_unique_and_etcd_failures_leave_forwarding_alone() {
         );
     }
     assert!(c0.ping(&addrs[1]));
+}
+
+/// Node metrics scraped from inside `host` (they are served on its underlay address)
+/// once `ok` holds of them; panics after 15 s.
+fn wait_for_metrics(
+    host: &Netns,
+    addr: &str,
+    ok: &dyn Fn(&HashMap<String, f64>) -> bool,
+    what: &str,
+) -> HashMap<String, f64> {
+    let addr: std::net::SocketAddr = addr.parse().expect("ADDR:PORT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = host
+            .spawn(move || http_get(addr, "/metrics"))
+            .join()
+            .expect("scrape thread");
+        let m = samples(&body);
+        if status == Some(200) && ok(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {status:?} {body}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// The MAC of `ifname` in namespace `ns`.

@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,52 +41,10 @@ fn metrics_addr(sw: &mut Uswitch) -> SocketAddr {
     rest.parse().expect("an ADDR:PORT")
 }
 
-/// One raw HTTP/1.1 exchange: `request` as it is, then everything until the server
-/// closes. The status (None when the server closed without answering) and the body.
-fn http(addr: SocketAddr, request: &[u8]) -> (Option<u16>, String) {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
-        return (None, String::new());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    // A server that closes on us early may reset the rest of the write; what it
-    // answered before is still read below.
-    let _ = s.write_all(request);
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|r| r.get(..3))
-        .and_then(|c| c.parse().ok());
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn get(addr: SocketAddr, path: &str) -> (Option<u16>, String) {
-    http(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-}
-
 fn scrape(addr: SocketAddr) -> String {
-    let (status, body) = get(addr, "/metrics");
+    let (status, body) = http_get(addr, "/metrics");
     assert_eq!(status, Some(200), "GET /metrics: {body}");
     body
-}
-
-/// `series{labels} value` lines, by their series.
-fn samples(body: &str) -> HashMap<String, f64> {
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
 }
 
 fn promtool_accepts(body: &str) {
@@ -329,7 +287,7 @@ fn a_prometheus_server_scrapes_the_switch() {
         .spawn()
         .expect("starting prometheus");
     let query = |q: &str| -> Option<Value> {
-        let (status, body) = get(web, &format!("/api/v1/query?query={q}"));
+        let (status, body) = http_get(web, &format!("/api/v1/query?query={q}"));
         if status != Some(200) {
             return None;
         }
@@ -374,7 +332,7 @@ fn hostile_clients_are_refused_and_forwarding_goes_on() {
     let _hb = quiet_host(&b, "02:00:00:00:12:02", "198.18.12.2/24");
 
     // Other paths and methods, and a head larger than the server reads.
-    let (status, body) = get(addr, "/nope");
+    let (status, body) = http_get(addr, "/nope");
     assert_eq!(status, Some(404), "{body}");
     assert!(body.contains("/metrics"), "{body}");
     let (status, _) = http(
@@ -424,7 +382,7 @@ fn hostile_clients_are_refused_and_forwarding_goes_on() {
                 let (mut served, mut refused) = (0, 0);
                 let until = Instant::now() + Duration::from_secs(8);
                 while Instant::now() < until {
-                    match get(addr, "/metrics") {
+                    match http_get(addr, "/metrics") {
                         (Some(200), body) if body.contains("uswitch_port_rx_frames_total") => {
                             served += 1
                         }
@@ -462,7 +420,7 @@ fn hostile_clients_are_refused_and_forwarding_goes_on() {
     // The idle ones it accepted are let go after the header timeout; then it answers.
     let deadline = Instant::now() + Duration::from_secs(15);
     let body = loop {
-        match get(addr, "/metrics") {
+        match http_get(addr, "/metrics") {
             (Some(200), body) => break body,
             _ if Instant::now() < deadline => thread::sleep(Duration::from_millis(250)),
             other => panic!("no metrics after the crowd left: {other:?}"),

@@ -1148,3 +1148,45 @@ impl Underlay {
         i
     }
 }
+
+/// One raw HTTP/1.1 exchange: `request` as it is, then everything until the server
+/// closes. The status (None when the server closed without answering) and the body.
+pub fn http(addr: SocketAddr, request: &[u8]) -> (Option<u16>, String) {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return (None, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A server that closes on us early may reset the rest of the write; what it
+    // answered before is still read below.
+    let _ = s.write_all(request);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok());
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub fn http_get(addr: SocketAddr, path: &str) -> (Option<u16>, String) {
+    http(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// `series{labels} value` lines, by their series.
+pub fn samples(body: &str) -> HashMap<String, f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
