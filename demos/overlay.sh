@@ -69,4 +69,13 @@ check "b cannot reach the local-only network" no_ping "b$$" 198.18.31.2
 check "the overlay's MTU is the underlay's minus 50" \
     test "$(in_ns "b$$" cat /sys/class/net/eth0/mtu)" = 1450
 "$US" show vxlan --name "$SW1"
+# TOPOLOGY=FILE.svg (or .dot, .json): draw host 1's switch while a pings b, so its edges
+# carry rates (docs/topology-overlay.svg is such a drawing).
+if [ -n "${TOPOLOGY:-}" ]; then
+    in_ns "a$$" ping -c 30 -i 0.1 -q 198.18.30.2 >/dev/null 2>&1 &
+    PING=$!
+    sleep 0.5
+    "$US" show topology --name "$SW1" --format "${TOPOLOGY##*.}" --rates-over 2 > "$TOPOLOGY"
+    wait "$PING" || true
+fi
 echo PASS

@@ -250,12 +250,10 @@ fn draw(f: &mut Frame, view: &View) {
     // VXLAN remotes, named by their cluster node when the cluster knows it.
     if remotes > 0 {
         let node_of = |remote: &str| {
-            obs.cluster.as_ref().and_then(|c| {
-                c.nodes
-                    .iter()
-                    .find(|(_, vtep)| vtep.split(':').next() == Some(remote))
-                    .map(|(n, _)| n.clone())
-            })
+            obs.cluster
+                .as_ref()
+                .and_then(|c| c.node_of(remote))
+                .map(String::from)
         };
         let rows = obs.vxlan.iter().flat_map(|e| {
             e.segments.iter().flat_map(move |s| {

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use serde::Serialize;
 
 use super::rates::{si, PortRate, Rates};
-use crate::control::protocol::Observation;
+use crate::control::protocol::{vtep_addr, Observation};
 
 /// The topology as `--format json` prints it, and as the DOT is drawn from.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -70,10 +70,10 @@ impl Topology {
             .map(|c| c.nodes.clone())
             .unwrap_or_default();
         let node_of = |remote: &str| {
-            nodes
-                .iter()
-                .find(|(_, vtep)| vtep.rsplit_once(':').map(|(a, _)| a) == Some(remote))
-                .map(|(n, _)| n.clone())
+            now.cluster
+                .as_ref()
+                .and_then(|c| c.node_of(remote))
+                .map(String::from)
         };
         let mut vnis = BTreeMap::new();
         let mut remotes = Vec::new();
@@ -126,6 +126,9 @@ impl Topology {
     /// Graphviz DOT: an undirected graph, left to right.
     pub fn to_dot(&self) -> String {
         let mut d = String::new();
+        // A container with two ports, or a VTEP carrying two networks, is one node:
+        // declared once, however many edges reach it.
+        let mut declared = std::collections::BTreeSet::new();
         let _ = writeln!(d, "graph uswitch {{");
         let _ = writeln!(
             d,
@@ -172,12 +175,14 @@ impl Topology {
                 (_, None) => None,
             };
             if let Some((bid, label, shape)) = behind {
-                let _ = writeln!(
-                    d,
-                    "  {} [shape={shape}, label={}];",
-                    quote(&bid),
-                    quote(&label)
-                );
+                if declared.insert(bid.clone()) {
+                    let _ = writeln!(
+                        d,
+                        "  {} [shape={shape}, label={}];",
+                        quote(&bid),
+                        quote(&label)
+                    );
+                }
                 let _ = writeln!(d, "  {id} -- {};", quote(&bid));
             }
         }
@@ -187,11 +192,13 @@ impl Topology {
                 Some(n) => format!("node {n}\nVTEP {}", r.remote),
                 None => format!("VTEP {}", r.remote),
             };
-            let _ = writeln!(
-                d,
-                "  {id} [shape=octagon, style=filled, fillcolor=\"#fde9c9\", label={}];",
-                quote(&label)
-            );
+            if declared.insert(format!("vtep:{}", r.remote)) {
+                let _ = writeln!(
+                    d,
+                    "  {id} [shape=octagon, style=filled, fillcolor=\"#fde9c9\", label={}];",
+                    quote(&label)
+                );
+            }
             let _ = writeln!(
                 d,
                 "  {} -- {id} [style=bold, label={}];",
@@ -201,7 +208,7 @@ impl Topology {
         }
         // Cluster nodes with no network shared with this one yet.
         for (name, vtep) in &self.nodes {
-            let addr = vtep.rsplit_once(':').map_or(vtep.as_str(), |(a, _)| a);
+            let addr = vtep_addr(vtep);
             if self.remotes.iter().any(|r| r.remote == addr) {
                 continue;
             }
@@ -293,14 +300,16 @@ mod tests {
                 fdb_entries: 2,
                 vni: Some(42),
             }],
-            ports: vec![PortNode {
-                name: "tap0".into(),
-                network: "blue \"net\"".into(),
-                kind: "tap".into(),
-                state: "up".into(),
-                owner: Some("web".into()),
-                rate: None,
-            }],
+            ports: ["tap0", "tap1"]
+                .map(|name| PortNode {
+                    name: name.into(),
+                    network: "blue \"net\"".into(),
+                    kind: "tap".into(),
+                    state: "up".into(),
+                    owner: Some("web".into()),
+                    rate: None,
+                })
+                .into(),
             remotes: vec![RemoteNode {
                 network: "blue \"net\"".into(),
                 vni: 42,
@@ -317,8 +326,25 @@ mod tests {
             "{dot}"
         );
         assert!(dot.contains("\"port:tap0\" -- \"owner:web\""), "{dot}");
+        assert!(dot.contains("\"port:tap1\" -- \"owner:web\""), "{dot}");
+        // The container behind both ports is declared once.
+        assert_eq!(dot.matches("\"owner:web\" [").count(), 1, "{dot}");
         assert!(dot.contains("\"vtep:198.18.0.2\""), "{dot}");
         // Node b is drawn once, as the remote it is.
         assert_eq!(dot.matches("node b").count(), 1, "{dot}");
+    }
+
+    #[test]
+    fn remotes_are_named_by_their_node_ipv4_or_ipv6() {
+        let c = crate::control::protocol::ClusterStatus {
+            nodes: BTreeMap::from([
+                ("a".into(), "198.18.0.1:4789".into()),
+                ("b".into(), "2001:2::2:4789".into()),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(c.node_of("198.18.0.1"), Some("a"));
+        assert_eq!(c.node_of("2001:2::2"), Some("b"));
+        assert_eq!(c.node_of("2001:2::"), None);
     }
 }

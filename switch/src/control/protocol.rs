@@ -260,6 +260,22 @@ pub struct ClusterStatus {
     pub etcd_revision: i64,
 }
 
+impl ClusterStatus {
+    /// The node whose VTEP is `remote` (an underlay address; the nodes' VTEPs are
+    /// `ADDR:PORT`, and an IPv6 ADDR holds colons of its own).
+    pub fn node_of(&self, remote: &str) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|(_, vtep)| vtep_addr(vtep) == remote)
+            .map(|(n, _)| n.as_str())
+    }
+}
+
+/// The address of a node's `ADDR:PORT` VTEP.
+pub fn vtep_addr(vtep: &str) -> &str {
+    vtep.rsplit_once(':').map_or(vtep, |(a, _)| a)
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterNetworkRow {
     pub name: String,
