@@ -161,15 +161,23 @@ fn draw(f: &mut Frame, view: &View) {
     ])
     .areas(area);
 
-    let title = format!(
-        "uswitch top  {}  pid {}  {} ports {} networks {} remotes  sort: {} (r t d n w s; q quits)",
-        view.socket,
+    // The longest title that fits: with the socket, without it, or just the essentials.
+    let sort = view.sort.name();
+    let counts = format!(
+        "pid {}  {} ports {} networks {} remotes  sort: {sort} (r t d n w s; q quits)",
         obs.pid,
         obs.ports.len(),
         obs.networks.len(),
         remotes,
-        view.sort.name()
     );
+    let title = [
+        format!("uswitch top  {}  {counts}", view.socket),
+        format!("uswitch top  {counts}"),
+        format!("uswitch top  pid {}  sort: {sort}  q quits", obs.pid),
+    ]
+    .into_iter()
+    .find(|t| t.chars().count() <= usize::from(area.width))
+    .unwrap_or_else(|| "uswitch top (q quits)".into());
     f.render_widget(
         Paragraph::new(title).style(Style::new().add_modifier(Modifier::BOLD)),
         head,
@@ -218,32 +226,36 @@ fn draw(f: &mut Frame, view: &View) {
         ports_area,
     );
 
-    // Networks.
+    // Networks: a narrow terminal keeps the name, the ports and the FDB.
+    let all = ["NETWORK", "PORTS", "FDB", "EVICTED", "SUBNET"];
+    let net_columns = if area.width >= 60 {
+        &all[..]
+    } else {
+        &all[..3]
+    };
     let rows = obs.networks.iter().map(|n| {
-        Row::new([
-            n.name.clone(),
-            n.ports.len().to_string(),
-            n.fdb_entries.to_string(),
-            n.fdb_evictions.to_string(),
-            n.subnet.clone().unwrap_or_else(|| "-".into()),
-        ])
+        Row::new(net_columns.iter().map(|&c| match c {
+            "NETWORK" => n.name.clone(),
+            "PORTS" => n.ports.len().to_string(),
+            "FDB" => n.fdb_entries.to_string(),
+            "EVICTED" => n.fdb_evictions.to_string(),
+            _ => n.subnet.clone().unwrap_or_else(|| "-".into()),
+        }))
+    });
+    let widths = net_columns.iter().map(|&c| match c {
+        "NETWORK" => Constraint::Length(16),
+        "PORTS" => Constraint::Length(6),
+        "FDB" => Constraint::Length(8),
+        "EVICTED" => Constraint::Length(10),
+        _ => Constraint::Min(10),
     });
     f.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Length(16),
-                Constraint::Length(6),
-                Constraint::Length(8),
-                Constraint::Length(10),
-                Constraint::Min(10),
-            ],
-        )
-        .header(
-            Row::new(["NETWORK", "PORTS", "FDB", "EVICTED", "SUBNET"])
-                .style(Style::new().add_modifier(Modifier::BOLD)),
-        )
-        .block(Block::bordered().title(" networks ")),
+        Table::new(rows, widths)
+            .header(
+                Row::new(net_columns.iter().copied())
+                    .style(Style::new().add_modifier(Modifier::BOLD)),
+            )
+            .block(Block::bordered().title(" networks ")),
         nets_area,
     );
 
