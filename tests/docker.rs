@@ -584,6 +584,8 @@ fn the_docker_plugin_socket_survives_abuse() {
         let sock = sock.clone();
         std::thread::spawn(move || {
             let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+            // An answer that never comes fails the test below instead of hanging it.
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
             let req = b"POST /Plugin.Activate HTTP/1.1\r\nHost: p\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
             for b in req {
                 s.write_all(&[*b]).expect("a byte");

@@ -8,7 +8,7 @@
 use prometheus::core::Collector;
 use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::control::protocol::{Counters, Observation};
+use crate::control::protocol::{Counters, NetworkRow, Observation, PortRow};
 
 /// The labels of a family without any.
 const NONE: [&str; 0] = [];
@@ -129,41 +129,49 @@ pub fn render(obs: &Observation, server: ServerCounters, now_unix_ms: u64) -> St
         "A port: its kind (tap, uplink, vxlan), state (up, down, blocked) and who is behind it (always 1).",
         &["port", "network", "kind", "state", "owner"],
     );
-    let forwarded = f.counters(
-        "uswitch_port_forwarded_frames_total",
-        "Frames from the port sent to one known egress.",
-        &port_labels,
-    );
-    let floods = f.counters(
-        "uswitch_port_flooded_frames_total",
-        "Frames from the port flooded to the network (broadcast, multicast, unknown unicast).",
-        &port_labels,
-    );
-    let answered = f.counters(
-        "uswitch_port_answered_frames_total",
-        "ARP requests and neighbour solicitations from the port that the switch answered.",
-        &port_labels,
-    );
-    let moves = f.counters(
-        "uswitch_port_mac_moves_total",
-        "MACs that moved to the port from another.",
-        &port_labels,
-    );
-    let moves_held = f.counters(
-        "uswitch_port_mac_moves_held_total",
-        "MAC moves to the port held back by the hold-down.",
-        &port_labels,
-    );
-    let loops = f.counters(
-        "uswitch_port_loop_suspicions_total",
-        "Times the port looked like part of a loop (a MAC flapping between it and another).",
-        &port_labels,
-    );
-    let rests = f.counters(
-        "uswitch_port_storm_rests_total",
-        "Times the port was taken out of the poll for flooding far beyond its rate.",
-        &port_labels,
-    );
+    // The port's other counters: one family each, filled the same way.
+    type PortValue = fn(&PortRow) -> u64;
+    let port_counters: [(&str, &str, PortValue); 7] = [
+        (
+            "uswitch_port_forwarded_frames_total",
+            "Frames from the port sent to one known egress.",
+            |p| p.counters.forwarded,
+        ),
+        (
+            "uswitch_port_flooded_frames_total",
+            "Frames from the port flooded to the network (broadcast, multicast, unknown unicast).",
+            |p| p.counters.floods,
+        ),
+        (
+            "uswitch_port_answered_frames_total",
+            "ARP requests and neighbour solicitations from the port that the switch answered.",
+            |p| p.counters.answered,
+        ),
+        (
+            "uswitch_port_mac_moves_total",
+            "MACs that moved to the port from another.",
+            |p| p.counters.mac_moves,
+        ),
+        (
+            "uswitch_port_mac_moves_held_total",
+            "MAC moves to the port held back by the hold-down.",
+            |p| p.counters.mac_moves_held,
+        ),
+        (
+            "uswitch_port_loop_suspicions_total",
+            "Times the port looked like part of a loop (a MAC flapping between it and another).",
+            |p| p.counters.loop_suspicions,
+        ),
+        (
+            "uswitch_port_storm_rests_total",
+            "Times the port was taken out of the poll for flooding far beyond its rate.",
+            |p| p.storm_rests,
+        ),
+    ];
+    let port_counters: Vec<_> = port_counters
+        .iter()
+        .map(|&(name, help, value)| (f.counters(name, help, &port_labels), value))
+        .collect();
     for p in &obs.ports {
         let l = [p.name.as_str(), p.network.as_str()];
         ports.add(&l, &p.counters);
@@ -171,56 +179,59 @@ pub fn render(obs: &Observation, server: ServerCounters, now_unix_ms: u64) -> St
         port_info
             .with_label_values(&[&p.name, &p.network, &p.kind, &p.state, owner])
             .set(1);
-        forwarded.with_label_values(&l).inc_by(p.counters.forwarded);
-        floods.with_label_values(&l).inc_by(p.counters.floods);
-        answered.with_label_values(&l).inc_by(p.counters.answered);
-        moves.with_label_values(&l).inc_by(p.counters.mac_moves);
-        moves_held
-            .with_label_values(&l)
-            .inc_by(p.counters.mac_moves_held);
-        loops
-            .with_label_values(&l)
-            .inc_by(p.counters.loop_suspicions);
-        rests.with_label_values(&l).inc_by(p.storm_rests);
+        for (family, value) in &port_counters {
+            family.with_label_values(&l).inc_by(value(p));
+        }
     }
 
+    // Per network: gauges of what is, counters of what happened.
+    type NetworkValue = fn(&NetworkRow) -> u64;
     let net = ["network"];
-    let fdb = f.gauges(
-        "uswitch_network_fdb_entries",
-        "Entries in the network's forwarding table (static ones included).",
-        &net,
-    );
-    let fdb_static = f.gauges(
-        "uswitch_network_fdb_static_entries",
-        "Static entries in the network's forwarding table.",
-        &net,
-    );
-    let evictions = f.counters(
-        "uswitch_network_fdb_evictions_total",
-        "Entries evicted because the table was full (--fdb-max).",
-        &net,
-    );
-    let expired = f.counters(
-        "uswitch_network_fdb_expired_total",
-        "Entries that aged out (--fdb-aging).",
-        &net,
-    );
-    let net_ports = f.gauges(
-        "uswitch_network_ports",
-        "Ports attached to the network.",
-        &net,
-    );
+    let net_gauges: [(&str, &str, NetworkValue); 3] = [
+        (
+            "uswitch_network_fdb_entries",
+            "Entries in the network's forwarding table (static ones included).",
+            |n| n.fdb_entries as u64,
+        ),
+        (
+            "uswitch_network_fdb_static_entries",
+            "Static entries in the network's forwarding table.",
+            |n| n.fdb_static as u64,
+        ),
+        (
+            "uswitch_network_ports",
+            "Ports attached to the network.",
+            |n| n.ports.len() as u64,
+        ),
+    ];
+    let net_counters: [(&str, &str, NetworkValue); 2] = [
+        (
+            "uswitch_network_fdb_evictions_total",
+            "Entries evicted because the table was full (--fdb-max).",
+            |n| n.fdb_evictions,
+        ),
+        (
+            "uswitch_network_fdb_expired_total",
+            "Entries that aged out (--fdb-aging).",
+            |n| n.fdb_expired,
+        ),
+    ];
+    let net_gauges: Vec<_> = net_gauges
+        .iter()
+        .map(|&(name, help, value)| (f.gauges(name, help, &net), value))
+        .collect();
+    let net_counters: Vec<_> = net_counters
+        .iter()
+        .map(|&(name, help, value)| (f.counters(name, help, &net), value))
+        .collect();
     for n in &obs.networks {
         let l = [n.name.as_str()];
-        fdb.with_label_values(&l).set(gauge(n.fdb_entries as u64));
-        fdb_static
-            .with_label_values(&l)
-            .set(gauge(n.fdb_static as u64));
-        evictions.with_label_values(&l).inc_by(n.fdb_evictions);
-        expired.with_label_values(&l).inc_by(n.fdb_expired);
-        net_ports
-            .with_label_values(&l)
-            .set(gauge(n.ports.len() as u64));
+        for (family, value) in &net_gauges {
+            family.with_label_values(&l).set(gauge(value(n)));
+        }
+        for (family, value) in &net_counters {
+            family.with_label_values(&l).inc_by(value(n));
+        }
     }
 
     let remotes = TrafficFamilies::new(
