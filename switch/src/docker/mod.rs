@@ -1,20 +1,32 @@
 //! uswitch as Docker's network driver: a legacy v1 plugin serving Docker's remote network
-//! driver protocol on `/run/docker/plugins/NAME.sock` (tiny_http, on a thread of its
-//! own). Each request becomes requests of the control API through a [`Handle`]; the data
-//! plane never waits for Docker, and the driver never calls Docker.
+//! driver protocol on `/run/docker/plugins/NAME.sock` (hyper's HTTP/1 server on a
+//! current-thread tokio runtime, on a thread of its own). Each request becomes requests
+//! of the control API through a [`Handle`]; the data plane never waits for Docker, and
+//! the driver never calls Docker.
+//!
+//! Every connection is a task with deadlines of its own (its head, its body, its life),
+//! so clients that stall or dribble cost a task each until their deadline, and never hold
+//! up another client: tiny_http, used before, kept a thread per connection without
+//! deadlines, and its pool could leave a new connection queued behind stalled ones.
 
 pub mod api;
 pub mod driver;
 pub mod ipam;
 
-use std::io::Read;
+use std::convert::Infallible;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use log::{debug, info, warn};
+use tokio::sync::Notify;
 
 use crate::control::handle::Handle;
 use driver::Driver;
@@ -37,9 +49,7 @@ pub enum DockerError {
 
 /// The plugin's server thread; dropping it stops serving and removes the socket.
 pub struct Plugin {
-    server: std::sync::Arc<tiny_http::Server>,
-    /// Set before unblocking the server: `recv_timeout` reads an unblock as a timeout.
-    stopping: Arc<AtomicBool>,
+    stop: Arc<Notify>,
     thread: Option<JoinHandle<()>>,
     path: PathBuf,
 }
@@ -74,11 +84,13 @@ impl Plugin {
         }
         // Only the plugin's one server installs (and so, on drop, removes) its table.
         let firewall = crate::firewall::Firewall::install(name).map_err(&serve_err)?;
-        let server = tiny_http::Server::http_unix(&path).map_err(|e| serve_err(e.to_string()))?;
-        let server = std::sync::Arc::new(server);
-        let serving = std::sync::Arc::clone(&server);
-        let stopping = Arc::new(AtomicBool::new(false));
-        let stop = Arc::clone(&stopping);
+        let listener =
+            std::os::unix::net::UnixListener::bind(&path).map_err(|e| serve_err(e.to_string()))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| serve_err(e.to_string()))?;
+        let stop = Arc::new(Notify::new());
+        let stopped = Arc::clone(&stop);
         let state_file = state_dir.join(format!("docker-{name}.json"));
         let thread = std::thread::Builder::new()
             .name("docker-plugin".into())
@@ -89,13 +101,27 @@ impl Plugin {
                     let aside = driver.set_state_aside();
                     log::error!("restoring the Docker networks: {e}; {aside}");
                 }
-                run(&serving, &stop, driver)
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        warn!("the Docker plugin has no runtime: {e}; it does not serve");
+                        return;
+                    }
+                };
+                let driver = Arc::new(Mutex::new(driver));
+                rt.block_on(run(listener, Arc::clone(&driver), stopped));
+                // The connections' tasks go with the runtime; the driver (and with it
+                // the firewall table) goes last.
+                drop(rt);
+                drop(driver);
             })
             .map_err(|e| serve_err(e.to_string()))?;
         info!("Docker network driver plugin on {}", path.display());
         Ok(Plugin {
-            server,
-            stopping,
+            stop,
             thread: Some(thread),
             path,
         })
@@ -108,8 +134,7 @@ impl Plugin {
 
 impl Drop for Plugin {
     fn drop(&mut self) {
-        self.stopping.store(true, Ordering::Release);
-        self.server.unblock();
+        self.stop.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -118,83 +143,108 @@ impl Drop for Plugin {
 }
 
 /// How often the driver checks that its rules in Docker's chains still stand.
-const KEEP_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-/// How long the driver waits for a request before looking at the finished bodies again.
-const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
-/// Requests whose bodies are still arriving, at most; more are refused at once, so
-/// clients that never finish a request cannot tie up threads without bound.
-const MAX_IN_FLIGHT: usize = 64;
+const KEEP_UP_EVERY: Duration = Duration::from_secs(5);
+/// Connections served at once; more are closed as they arrive. Docker keeps a few; the
+/// rest of the room is for clients that stall, each until its deadline.
+const MAX_CONNECTIONS: usize = 512;
+/// A request's head, and then its body, must arrive within this.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+/// The longest a connection lives (Docker reconnects when it needs to).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
 
-/// A request whose body has been read (or failed to be), ready for the driver.
-type Arrived = (tiny_http::Request, String, Result<Vec<u8>, String>);
+type Shared = Arc<Mutex<Driver>>;
 
-/// Serves requests until the plugin stops. A request's body is read on a thread of its
-/// own: a client that sends headers and then stalls (or dribbles its body) must not hold
-/// up the driver, which answers each complete request in order of arrival on this
-/// thread.
-fn run(server: &tiny_http::Server, stopping: &AtomicBool, mut driver: Driver) {
-    let (done, arrived) = std::sync::mpsc::channel::<Arrived>();
-    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut kept_up = std::time::Instant::now();
+/// Serves connections until the plugin stops. The driver answers one request at a time,
+/// in order of arrival of complete requests, on the runtime's blocking thread: it waits
+/// on the switch's loop, never on a client.
+async fn run(listener: std::os::unix::net::UnixListener, driver: Shared, stop: Arc<Notify>) {
+    let listener = match tokio::net::UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("the Docker plugin's socket: {e}; it does not serve");
+            return;
+        }
+    };
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut keep_up = tokio::time::interval(KEEP_UP_EVERY);
     loop {
-        while let Ok((request, path, body)) = arrived.try_recv() {
-            let answer = body.and_then(|b| driver.handle(&path, &b));
-            respond(request, &path, answer);
-        }
-        if kept_up.elapsed() >= KEEP_UP_EVERY {
-            driver.keep_up();
-            kept_up = std::time::Instant::now();
-        }
-        let request = match server.recv_timeout(POLL_EVERY) {
-            Ok(Some(request)) => request,
-            Ok(None) if stopping.load(Ordering::Acquire) => return,
-            Ok(None) => continue,
+        let accepted = tokio::select! {
+            _ = stop.notified() => return,
+            _ = keep_up.tick() => {
+                let d = Arc::clone(&driver);
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(d) = d.lock() {
+                        d.keep_up();
+                    }
+                })
+                .await;
+                continue;
+            }
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            // Out of descriptors, most likely: the next accept may succeed.
             Err(e) => {
-                warn!("the Docker plugin's server failed: {e}; it stops serving");
-                return;
+                warn!("the Docker plugin's accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
         };
-        let path = request.url().to_string();
-        if in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
-            respond(
-                request,
-                &path,
-                Err(format!(
-                    "{MAX_IN_FLIGHT} requests are still arriving; try again when they are in"
-                )),
-            );
+        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            warn!("the Docker plugin has {MAX_CONNECTIONS} connections open; one more is closed");
             continue;
         }
-        in_flight.fetch_add(1, Ordering::AcqRel);
-        let (done, reading) = (done.clone(), Arc::clone(&in_flight));
-        let spawned = std::thread::Builder::new()
-            .name("docker-body".into())
-            .spawn(move || {
-                let mut request = request;
-                let mut body = Vec::new();
-                let read = request
-                    .as_reader()
-                    .take(MAX_BODY + 1)
-                    .read_to_end(&mut body);
-                let body = match read {
-                    Err(e) => Err(format!("reading the request: {e}")),
-                    Ok(_) if body.len() as u64 > MAX_BODY => {
-                        Err(format!("the request is over {MAX_BODY} bytes"))
-                    }
-                    Ok(_) => Ok(body),
-                };
-                reading.fetch_sub(1, Ordering::AcqRel);
-                let _ = done.send((request, path, body));
+        open.fetch_add(1, Ordering::Relaxed);
+        let (open, driver) = (Arc::clone(&open), Arc::clone(&driver));
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let d = Arc::clone(&driver);
+                async move { Ok::<_, Infallible>(answer(d, req).await) }
             });
-        if let Err(e) = spawned {
-            in_flight.fetch_sub(1, Ordering::AcqRel);
-            warn!("the Docker plugin could not read a request: {e}");
-        }
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(REQUEST_DEADLINE)
+                .serve_connection(TokioIo::new(stream), service);
+            // A client that errs or stalls is its own problem; the server goes on.
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 }
 
+/// One request: its body (bounded in size and time), the driver's answer.
+async fn answer(driver: Shared, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let limited = Limited::new(req.into_body(), MAX_BODY as usize);
+    let body = match tokio::time::timeout(REQUEST_DEADLINE, limited.collect()).await {
+        Err(_) => Err(format!(
+            "the request's body did not arrive within {} s",
+            REQUEST_DEADLINE.as_secs()
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(format!("the request is over {MAX_BODY} bytes"))
+        }
+        Ok(Err(e)) => Err(format!("reading the request: {e}")),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    };
+    let result = match body {
+        Err(e) => Err(e),
+        Ok(body) => {
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || match driver.lock() {
+                Ok(mut d) => d.handle(&p, &body),
+                Err(_) => Err("the Docker driver failed on an earlier request".to_string()),
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the Docker driver failed: {e}")))
+        }
+    };
+    respond(&path, result)
+}
+
 /// Sends the driver's answer (or error, as `{"Err": ...}`, which Docker shows).
-fn respond(request: tiny_http::Request, path: &str, answer: Result<serde_json::Value, String>) {
+fn respond(path: &str, answer: Result<serde_json::Value, String>) -> hyper::Response<Full<Bytes>> {
     let json = match answer {
         Ok(v) => {
             debug!("docker {path}: ok");
@@ -206,9 +256,10 @@ fn respond(request: tiny_http::Request, path: &str, answer: Result<serde_json::V
         }
     };
     let bytes = serde_json::to_vec(&json).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = tiny_http::Response::from_data(bytes).with_status_code(200);
-    if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", api::CONTENT_TYPE) {
-        response = response.with_header(h);
-    }
-    let _ = request.respond(response);
+    let mut response = hyper::Response::new(Full::new(Bytes::from(bytes)));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(api::CONTENT_TYPE),
+    );
+    response
 }
