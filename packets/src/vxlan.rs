@@ -75,7 +75,9 @@ pub fn flow_hash(frame: &[u8]) -> u32 {
     h.write(&eth.dst().0);
     h.write(&eth.src().0);
     h.write(&eth.ethertype().0.to_be_bytes());
-    let Ok(ip) = IpLayout::of_frame(frame) else {
+    // A GSO frame's IP length may not be its own (it is each segment's, or none): such
+    // a frame hashes as its segments do.
+    let Ok(ip) = IpLayout::of_frame(frame).or_else(|_| IpLayout::of_gso_frame(frame)) else {
         return h.finish();
     };
     h.write(ip.addrs(frame));

@@ -8,7 +8,9 @@ pub mod checksum;
 pub mod segment;
 
 pub use checksum::{complete_checksum, finish_partial, L4Checksum};
-pub use segment::{segment_gso, segment_tcp, segment_udp, tcp_gso_header};
+pub use segment::{
+    segment_gso, segment_headers, segment_tcp, segment_udp, tcp_gso_header, Segments,
+};
 
 /// `struct virtio_net_hdr` without the mergeable-buffers field: 10 bytes.
 pub const VIRTIO_NET_HDR_LEN: usize = 10;
@@ -405,6 +407,18 @@ mod tests {
                 joined.extend_from_slice(&s[hdrs..]);
             }
             proptest::prop_assert_eq!(&joined[..], &frame[hdrs..]);
+            // Gathered (headers built behind room for a VXLAN header, the payload left
+            // where it lies), each segment is byte for byte the copied one.
+            let mut heads = Vec::new();
+            let gathered = segment_headers(&frame, is_tcp, size, 8, &mut heads).unwrap();
+            proptest::prop_assert_eq!(gathered.count, n);
+            proptest::prop_assert_eq!(gathered.header_len, hdrs);
+            for (i, (head, seg)) in heads.chunks_exact(8 + hdrs).zip(&segs).enumerate() {
+                proptest::prop_assert_eq!(&head[..8], &[0u8; 8][..]);
+                let mut whole = head[8..].to_vec();
+                whole.extend_from_slice(gathered.payload(&frame, i));
+                proptest::prop_assert_eq!(&whole, seg);
+            }
         }
     }
 }

@@ -9,21 +9,24 @@ use forwarder::{Delivery, DropReason, Forwarder, Millis, Plan, PortId};
 use log::debug;
 use packets::gro::UdpJoin;
 use packets::offload::{
-    complete_checksum, segment_gso, Offload, VirtioNetHdr, F_NEEDS_CSUM, VIRTIO_NET_HDR_LEN,
+    complete_checksum, segment_gso, segment_headers, Offload, VirtioNetHdr, F_NEEDS_CSUM,
+    VIRTIO_NET_HDR_LEN,
 };
+use packets::vxlan::{write_header, VXLAN_HEADER_LEN};
 
 use super::capture::Direction;
 use super::device::Device;
 use super::io::tap::is_vanished;
-use super::io::udp_tunnel::Batch;
+use super::io::udp_tunnel::Gathered;
 use super::port::PortIo;
 
 /// What transmitting reuses from frame to frame, so it allocates nothing per frame.
 pub(crate) struct Tx {
     pub(crate) plan: Plan,
     segment_scratch: Vec<u8>,
-    /// The datagrams of one GSO frame bound for a VXLAN remote.
-    batch: Batch,
+    /// The heads (VXLAN and segment headers) of the datagrams of one GSO frame bound
+    /// for a VXLAN remote.
+    heads: Vec<u8>,
     /// UDP datagrams held to be written to one port as one GSO frame.
     pub(crate) held: HeldUdp,
 }
@@ -33,7 +36,7 @@ impl Tx {
         Tx {
             plan: Plan::default(),
             segment_scratch: Vec::with_capacity(frame_buf),
-            batch: Batch::default(),
+            heads: Vec::new(),
             held: HeldUdp {
                 buf: Vec::with_capacity(frame_buf),
                 run: None,
@@ -280,6 +283,7 @@ impl Plane<'_> {
 
     /// Segments the GSO `frame` for the VXLAN remote `egress` and sends the datagrams
     /// together (UDP GSO): one `sendmsg` for the whole frame where the kernel allows.
+    /// Only the headers of each segment are built; the payload goes from `frame`.
     fn send_to_remote(&mut self, egress: PortId, frame: &[u8], tcp: bool, size: usize) {
         let Some(port) = port_mut(self.ports, egress) else {
             return;
@@ -287,26 +291,33 @@ impl Plane<'_> {
         let Device::Vxlan(peer) = &port.dev else {
             return;
         };
-        let vni = peer.vni();
-        let batch = &mut self.tx.batch;
-        batch.clear();
-        let done = segment_gso(
-            frame,
-            tcp,
-            size,
-            &mut self.tx.segment_scratch,
-            |seg: &[u8]| batch.push(vni, seg),
-        );
-        if done.is_err() {
+        let heads = &mut self.tx.heads;
+        let Ok(segs) = segment_headers(frame, tcp, size, VXLAN_HEADER_LEN, heads) else {
             self.fwd.record_tx_drop(egress, DropReason::EgressError);
             return;
+        };
+        let head_len = VXLAN_HEADER_LEN + segs.header_len;
+        for head in heads.chunks_exact_mut(head_len) {
+            if let Some(vxlan) = head.first_chunk_mut() {
+                write_header(vxlan, peer.vni());
+            }
         }
-        let (sent, err) = peer.send_batch(batch);
+        let batch = Gathered { heads, frame, segs };
+        let (sent, err) = peer.send_gathered(&batch);
         let mut closed = false;
-        for (i, seg) in batch.frames().enumerate() {
+        for i in 0..segs.count {
+            let [head, payload] = batch.parts(i);
             if i < sent {
-                self.fwd.record_tx(egress, seg.len());
-                closed |= port.capture(seg, Direction::Out);
+                self.fwd
+                    .record_tx(egress, head.len() - VXLAN_HEADER_LEN + payload.len());
+                if port.capture.is_some() {
+                    // A capture wants the inner frame whole: put it together for it.
+                    let seg = &mut self.tx.segment_scratch;
+                    seg.clear();
+                    seg.extend_from_slice(&head[VXLAN_HEADER_LEN..]);
+                    seg.extend_from_slice(payload);
+                    closed |= port.capture(seg, Direction::Out);
+                }
             } else if let Some(e) = &err {
                 count_tx_error(self.fwd, port, self.vanished, egress, e);
             }

@@ -20,6 +20,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
 use forwarder::EndpointId;
+use packets::offload::Segments;
 use packets::vxlan::{flow_hash, write_header, VXLAN_HEADER_LEN};
 
 use super::setsockopt_int;
@@ -142,18 +143,23 @@ impl Senders {
     }
 }
 
-/// Sends the datagram `parts` concatenated, to `to`, through `sock`; with `gso` set, the
-/// kernel cuts it into datagrams of `gso` bytes (the last may be shorter).
+/// iovecs per `sendmsg` at most: a head and a payload slice for each datagram of a
+/// GSO send.
+const MAX_IOVECS: usize = 2 * GSO_MAX_SEGMENTS;
+
+/// Sends the datagram `parts` concatenated (at most [`MAX_IOVECS`] of them), to `to`,
+/// through `sock`; with `gso` set, the kernel cuts it into datagrams of `gso` bytes (the
+/// last may be shorter).
 fn send_parts(
     sock: &UdpSocket,
     to: &RawAddr,
     parts: &[&[u8]],
     gso: Option<u16>,
 ) -> io::Result<usize> {
-    let mut iov: [libc::iovec; 2] = [libc::iovec {
+    let mut iov: [libc::iovec; MAX_IOVECS] = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
-    }; 2];
+    }; MAX_IOVECS];
     for (slot, part) in iov.iter_mut().zip(parts) {
         slot.iov_base = part.as_ptr() as *mut libc::c_void;
         slot.iov_len = part.len();
@@ -165,7 +171,7 @@ fn send_parts(
     msg.msg_name = &to.storage as *const _ as *mut libc::c_void;
     msg.msg_namelen = to.len;
     msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = parts.len().min(2) as _;
+    msg.msg_iovlen = parts.len().min(MAX_IOVECS) as _;
     if let Some(size) = gso {
         msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
         // SAFETY: CMSG_SPACE is a pure computation.
@@ -189,49 +195,35 @@ fn send_parts(
     Ok(n as usize)
 }
 
-/// Datagrams bound for one remote, laid out back to back as UDP GSO wants them: each a
-/// VXLAN header and an inner frame. Reused from frame to frame.
-#[derive(Debug, Default)]
-pub struct Batch {
-    buf: Vec<u8>,
-    lens: Vec<usize>,
-    hash: u32,
+/// The datagrams of one GSO frame bound for a remote, gathered where they lie: datagram
+/// `i` is its head (a VXLAN header and the segment's own headers, as
+/// `packets::offload::segment_headers` wrote them with room for the VXLAN header) then
+/// the segment's payload, a slice of the GSO frame. No payload byte is copied in
+/// userspace: `sendmsg` gathers them.
+pub struct Gathered<'a> {
+    /// Every datagram's head, back to back.
+    pub heads: &'a [u8],
+    /// The GSO frame the payloads are cut from.
+    pub frame: &'a [u8],
+    pub segs: Segments,
 }
 
-impl Batch {
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.lens.clear();
+impl<'a> Gathered<'a> {
+    fn head_len(&self) -> usize {
+        VXLAN_HEADER_LEN + self.segs.header_len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.lens.is_empty()
+    /// Datagram `i`'s head and payload.
+    pub fn parts(&self, i: usize) -> [&'a [u8]; 2] {
+        let at = i * self.head_len();
+        [
+            &self.heads[at..at + self.head_len()],
+            self.segs.payload(self.frame, i),
+        ]
     }
 
-    pub fn len(&self) -> usize {
-        self.lens.len()
-    }
-
-    /// Appends the datagram carrying `frame` on `vni`.
-    pub fn push(&mut self, vni: u32, frame: &[u8]) {
-        if self.lens.is_empty() {
-            self.hash = flow_hash(frame);
-        }
-        let mut h = [0u8; VXLAN_HEADER_LEN];
-        write_header(&mut h, vni);
-        self.buf.extend_from_slice(&h);
-        self.buf.extend_from_slice(frame);
-        self.lens.push(VXLAN_HEADER_LEN + frame.len());
-    }
-
-    /// The inner frames, in order.
-    pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut at = 0;
-        self.lens.iter().map(move |&l| {
-            let frame = &self.buf[at + VXLAN_HEADER_LEN..at + l];
-            at += l;
-            frame
-        })
+    fn len(&self, i: usize) -> usize {
+        self.head_len() + self.segs.payload(self.frame, i).len()
     }
 }
 
@@ -264,44 +256,45 @@ impl Peer {
     /// Sends every datagram of `batch` (one flow's: they share a source port) in as few
     /// `sendmsg` calls as UDP GSO allows. Returns how many datagrams went, and the error
     /// that stopped the rest, if one did.
-    pub fn send_batch(&self, batch: &Batch) -> (usize, Option<io::Error>) {
-        let sock = self.senders.pick(batch.hash);
-        let lens = &batch.lens;
-        let (mut sent, mut at) = (0, 0);
+    pub fn send_gathered(&self, batch: &Gathered<'_>) -> (usize, Option<io::Error>) {
+        let sock = self.senders.pick(flow_hash(batch.frame));
+        let count = batch.segs.count;
+        let mut parts: [&[u8]; MAX_IOVECS] = [&[]; MAX_IOVECS];
+        let mut sent = 0;
         // After a refused GSO send, the rest goes one datagram at a time.
         let mut one_by_one = false;
-        while sent < lens.len() {
-            let size = lens[sent];
+        while sent < count {
+            let size = batch.len(sent);
             let (mut n, mut bytes) = (1, size);
             // A run: datagrams of `size` bytes, ended by at most one shorter datagram.
             while !one_by_one
-                && sent + n < lens.len()
+                && sent + n < count
                 && n < GSO_MAX_SEGMENTS
-                && bytes + lens[sent + n] <= GSO_MAX_BYTES
-                && lens[sent + n] <= size
+                && bytes + batch.len(sent + n) <= GSO_MAX_BYTES
+                && batch.len(sent + n) <= size
             {
-                bytes += lens[sent + n];
+                bytes += batch.len(sent + n);
                 n += 1;
-                if lens[sent + n - 1] < size {
+                if batch.len(sent + n - 1) < size {
                     break;
                 }
             }
             let gso = (n > 1).then_some(size as u16);
-            let parts = [&batch.buf[at..at + bytes]];
-            let result = match send_parts(sock, &self.to, &parts, gso) {
+            for (slots, i) in parts.chunks_exact_mut(2).zip(sent..sent + n) {
+                slots.copy_from_slice(&batch.parts(i));
+            }
+            let parts = &parts[..2 * n];
+            let result = match send_parts(sock, &self.to, parts, gso) {
                 // An ICMP error about an earlier datagram (IP_RECVERR reports it on the
                 // next send, which it fails): that one is gone, this one was not sent.
                 Err(e) if is_stale_icmp_error(&e) => {
                     drain_errors(sock);
-                    send_parts(sock, &self.to, &parts, gso)
+                    send_parts(sock, &self.to, parts, gso)
                 }
                 other => other,
             };
             match result {
-                Ok(_) => {
-                    sent += n;
-                    at += bytes;
-                }
+                Ok(_) => sent += n,
                 // The kernel may refuse a GSO send (no UDP_SEGMENT, a segment over the
                 // path MTU is EINVAL there); the datagrams alone say what is wrong.
                 Err(_) if gso.is_some() => one_by_one = true,
