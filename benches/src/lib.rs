@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use etherparse::PacketBuilder;
+
+pub mod cost;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::DataLink;
 
@@ -103,7 +105,7 @@ impl Rng {
     }
 }
 
-fn host_mac(i: u32) -> [u8; 6] {
+pub(crate) fn host_mac(i: u32) -> [u8; 6] {
     let b = i.to_be_bytes();
     [0x02, 0x42, b[0], b[1], b[2], b[3]]
 }
@@ -115,7 +117,7 @@ fn host_ip(i: u32) -> [u8; 4] {
 }
 
 /// A UDP/IPv4 frame from host `s` to host `d` with `payload` bytes of UDP payload.
-fn udp_frame(s: u32, d: u32, dst_mac: [u8; 6], payload: usize, sport: u16) -> Vec<u8> {
+pub(crate) fn udp_frame(s: u32, d: u32, dst_mac: [u8; 6], payload: usize, sport: u16) -> Vec<u8> {
     let builder = PacketBuilder::ethernet2(host_mac(s), dst_mac)
         .ipv4(host_ip(s), host_ip(d), 64)
         .udp(sport, 9);
@@ -169,7 +171,7 @@ pub fn broadcast_mix(frames: usize, hosts: u32) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn arp_request(s: u32, d: u32) -> Vec<u8> {
+pub(crate) fn arp_request(s: u32, d: u32) -> Vec<u8> {
     let mut f = Vec::with_capacity(60);
     f.extend_from_slice(&[0xff; 6]);
     f.extend_from_slice(&host_mac(s));
@@ -180,6 +182,19 @@ fn arp_request(s: u32, d: u32) -> Vec<u8> {
     f.extend_from_slice(&host_ip(d));
     f.resize(60, 0);
     f
+}
+
+/// A TCP/IPv4 GSO frame of `payload` bytes between hosts 0 and 1, as a container's
+/// kernel hands one to a TAP with TSO (the checksums complete, for simplicity).
+pub fn tcp_gso_frame(payload: usize) -> Vec<u8> {
+    let builder = PacketBuilder::ethernet2(host_mac(0), host_mac(1))
+        .ipv4(host_ip(0), host_ip(1), 64)
+        .tcp(5001, 40000, 1, 65535)
+        .ack(1);
+    let body: Vec<u8> = (0..payload).map(|i| (i % 251) as u8).collect();
+    let mut out = Vec::with_capacity(builder.size(payload));
+    builder.write(&mut out, &body).expect("writing to a Vec");
+    out
 }
 
 /// The synthetic captures: file name and frames.

@@ -77,18 +77,23 @@ struct Slot {
     last_seen: Millis,
     prev: u32,
     next: u32,
+    /// The list of `port` in [`Fdb::lists`], so a refresh finds it without a lookup.
+    list: u32,
 }
 
+/// A port's entries, oldest first (a doubly linked list through the slots).
 #[derive(Debug, Clone, Copy)]
 struct PortList {
+    port: PortId,
     head: u32,
     tail: u32,
     len: u32,
 }
 
-impl Default for PortList {
-    fn default() -> Self {
+impl PortList {
+    fn new(port: PortId) -> PortList {
         PortList {
+            port,
             head: NIL,
             tail: NIL,
             len: 0,
@@ -104,7 +109,14 @@ pub struct Fdb {
     map: HashMap<u64, u32, RandomState>,
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// One list per port with entries here, in the order the ports first learned. A
+    /// network's table holds lists for its own ports only: indexed by port id it would
+    /// grow with every port of the switch, in every network.
     lists: Vec<PortList>,
+    /// Port -> its list in `lists`.
+    list_of: HashMap<PortId, u32, RandomState>,
+    /// Lists of ports that left, for the next port to reuse.
+    free_lists: Vec<u32>,
     statics: HashMap<MacAddr, PortId, RandomState>,
 }
 
@@ -120,6 +132,8 @@ impl Fdb {
             slots: Vec::new(),
             free: Vec::new(),
             lists: Vec::new(),
+            list_of: HashMap::with_hasher(RandomState::new()),
+            free_lists: Vec::new(),
             statics: HashMap::with_hasher(RandomState::new()),
         }
     }
@@ -175,9 +189,10 @@ impl Fdb {
         self.map.len()
     }
 
-    /// How many per-port lists the table keeps (one per port slot it has seen).
+    /// How many per-port lists the table keeps (one per port with entries here, or that
+    /// had some and has not been removed).
     pub fn port_lists(&self) -> usize {
-        self.lists.len()
+        self.list_of.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -186,9 +201,9 @@ impl Fdb {
 
     /// Entries held for `port`.
     pub fn port_len(&self, port: PortId) -> usize {
-        self.lists
-            .get(port.0 as usize)
-            .map_or(0, |l| l.len as usize)
+        self.list_of
+            .get(&port)
+            .map_or(0, |&l| self.lists[l as usize].len as usize)
     }
 
     fn expired(&self, slot: &Slot, now: Millis) -> bool {
@@ -221,11 +236,11 @@ impl Fdb {
         }
         if let Some(&idx) = self.map.get(&mac.to_u64()) {
             let slot = &self.slots[idx as usize];
-            let from = slot.port;
+            let (from, list) = (slot.port, slot.list);
             if from == port {
                 self.slots[idx as usize].last_seen = now;
                 // Already the newest of its port (a host that keeps talking): nothing to move.
-                if self.lists[port.0 as usize].tail != idx {
+                if self.lists[list as usize].tail != idx {
                     self.unlink(idx);
                     self.link_tail(idx);
                 }
@@ -236,9 +251,11 @@ impl Fdb {
                 return Learned::MoveHeld { owner: from };
             }
             self.unlink(idx);
+            let list = self.list_for(port);
             let slot = &mut self.slots[idx as usize];
             slot.port = port;
             slot.last_seen = now;
+            slot.list = list;
             self.link_tail(idx);
             return if stale {
                 Learned::New { evicted: None }
@@ -260,6 +277,7 @@ impl Fdb {
             last_seen: now,
             prev: NIL,
             next: NIL,
+            list: self.list_for(port),
         };
         let idx = match self.free.pop() {
             Some(idx) => {
@@ -278,12 +296,11 @@ impl Fdb {
 
     /// Removes the oldest entry of the port holding the most entries.
     fn evict_fairly(&mut self) -> Option<(MacAddr, PortId)> {
-        let (_, list) = self
+        let list = self
             .lists
             .iter()
-            .enumerate()
-            .filter(|(_, l)| l.len > 0)
-            .max_by_key(|(i, l)| (l.len, std::cmp::Reverse(*i)))?;
+            .filter(|l| l.len > 0)
+            .max_by_key(|l| (l.len, std::cmp::Reverse(l.port.0)))?;
         let idx = list.head;
         let slot = &self.slots[idx as usize];
         let victim = (slot.mac, slot.port);
@@ -315,15 +332,18 @@ impl Fdb {
         let statics = self.statics.len();
         self.statics.retain(|_, p| *p != port);
         let mut removed = statics - self.statics.len();
-        while let Some(head) = self
-            .lists
-            .get(port.0 as usize)
-            .map(|l| l.head)
-            .filter(|&h| h != NIL)
-        {
+        let Some(list) = self.list_of.remove(&port) else {
+            return removed;
+        };
+        loop {
+            let head = self.lists[list as usize].head;
+            if head == NIL {
+                break;
+            }
             self.remove_slot(head);
             removed += 1;
         }
+        self.free_lists.push(list);
         removed
     }
 
@@ -340,6 +360,8 @@ impl Fdb {
         self.slots.clear();
         self.free.clear();
         self.lists.clear();
+        self.list_of.clear();
+        self.free_lists.clear();
     }
 
     /// Every entry: static ones first, then learned ones oldest first within each port.
@@ -376,17 +398,28 @@ impl Fdb {
         self.free.push(idx);
     }
 
-    fn list_mut(&mut self, port: PortId) -> &mut PortList {
-        let i = port.0 as usize;
-        if i >= self.lists.len() {
-            self.lists.resize(i + 1, PortList::default());
+    /// The list of `port`'s entries, made (or a left port's reused) if it has none.
+    fn list_for(&mut self, port: PortId) -> u32 {
+        if let Some(&l) = self.list_of.get(&port) {
+            return l;
         }
-        &mut self.lists[i]
+        let l = match self.free_lists.pop() {
+            Some(l) => {
+                self.lists[l as usize] = PortList::new(port);
+                l
+            }
+            None => {
+                self.lists.push(PortList::new(port));
+                (self.lists.len() - 1) as u32
+            }
+        };
+        self.list_of.insert(port, l);
+        l
     }
 
     fn link_tail(&mut self, idx: u32) {
-        let port = self.slots[idx as usize].port;
-        let list = self.list_mut(port);
+        let l = self.slots[idx as usize].list as usize;
+        let list = &mut self.lists[l];
         let old_tail = list.tail;
         list.tail = idx;
         if old_tail == NIL {
@@ -403,7 +436,7 @@ impl Fdb {
 
     fn unlink(&mut self, idx: u32) {
         let Slot {
-            prev, next, port, ..
+            prev, next, list, ..
         } = self.slots[idx as usize];
         if prev != NIL {
             self.slots[prev as usize].next = next;
@@ -411,7 +444,7 @@ impl Fdb {
         if next != NIL {
             self.slots[next as usize].prev = prev;
         }
-        let list = self.list_mut(port);
+        let list = &mut self.lists[list as usize];
         if list.head == idx {
             list.head = next;
         }
@@ -443,6 +476,26 @@ mod tests {
             max_entries: max,
             ..FdbConfig::default()
         })
+    }
+
+    /// A network's table keeps lists for the ports that learned in it, whatever their
+    /// ids: with one list per port id, a switch of many networks held (networks x
+    /// ports) lists. A port that leaves gives its list to the next one.
+    #[test]
+    fn keeps_lists_for_its_own_ports_only() {
+        let mut f = fdb(16);
+        let far = PortId(1_000_000);
+        f.learn(mac(1), far, 0);
+        f.learn(mac(2), B, 0);
+        assert_eq!((f.lists.len(), f.port_lists()), (2, 2));
+        assert_eq!(f.remove_port(far), 1);
+        f.learn(mac(3), C, 0);
+        assert_eq!((f.lists.len(), f.port_lists()), (2, 2));
+        assert_eq!((f.port_len(far), f.port_len(B), f.port_len(C)), (0, 1, 1));
+        assert_eq!(f.lookup(mac(3), 0), Some(C));
+        // Moving to a port that had no list makes one.
+        f.learn(mac(3), A, 10_000);
+        assert_eq!((f.port_len(A), f.port_len(C)), (1, 0));
     }
 
     #[test]
