@@ -7,6 +7,7 @@
 #   sudo ROUNDS=5 DUR=5 bash benches/e2e.sh
 #   sudo SWITCHES="uswitch bridge" bash benches/e2e.sh
 #   sudo BUSY_POLL=200 SWITCHES="uswitch uswitch-busy" bash benches/e2e.sh   # another window
+#   sudo PROFILE=1 SWITCHES="uswitch ovs-tso" bash benches/e2e.sh   # perf on each switch too
 #   sudo USWITCH_BEFORE=/path/to/old/uswitch SWITCHES="uswitch uswitch-before vxlan-uswitch vxlan-before" \
 #       bash benches/e2e.sh                 # this build against another, side by side
 #
@@ -22,6 +23,10 @@
 # each host), over a veth underlay on 198.18.1.0/24; the containers' MTU is 1450.
 # Tests: ping 200 x 2 ms (avg, p99); iperf3 TCP 1 stream and 4 streams; iperf3 UDP
 # 64-byte datagrams at full speed (packets/s received, loss).
+# With PROFILE=1, each switch's processes (uswitch, or ovs-vswitchd) are recorded by
+# `perf record -g` for 4 s in the middle of every TCP 1-stream run and their CPU time
+# counted; at the end, the share of a core each used per Gbit/s and its top symbols over
+# all rounds, switch beside switch.
 # Installs what is missing from Debian's packages; leaves nothing behind. Everything runs
 # in namespaces it creates, on 198.18.0.0/24.
 set -euo pipefail
@@ -45,6 +50,7 @@ MISSING=()
 need iperf3 iperf3; need ping iputils-ping; need python3 python3
 need vde_switch vde2; need ovs-vswitchd openvswitch-switch
 need dockerd docker.io; need busybox busybox-static
+[ -n "${PROFILE:-}" ] && need perf linux-perf
 if [ ${#MISSING[@]} -gt 0 ]; then
     apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${MISSING[@]}"
 fi
@@ -245,13 +251,38 @@ setup() {
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
+# The processes of the switch under test.
+switch_pids() {
+    if [ -f "$WORK/ovs/vswitchd.pid" ]; then cat "$WORK/ovs/vswitchd.pid"; else echo "${PIDS[@]}"; fi
+}
+# Nanoseconds every thread of the processes $@ has run so far.
+cpu_ns() { for p in "$@"; do cat /proc/"$p"/task/*/schedstat; done | awk '{s += $1} END {printf "%.0f", s}'; }
+
+# Records the switch's processes for 4 s from 1 s into the TCP run (PROFILE=1).
+profile_switch() {
+    local sw=$1 pids t0
+    pids=$(switch_pids)
+    [ -n "$pids" ] || return 0
+    sleep 1
+    t0=$(cpu_ns $pids)
+    perf record -g -p "$(echo $pids | tr ' ' ,)" -o "$WORK/perf.$sw.$round" -- sleep 4 >/dev/null 2>&1
+    echo $(( $(cpu_ns $pids) - t0 )) > "$WORK/cpu.$sw.$round"
+}
+
 measure() {
     local sw=$1 out
     out=$(ip netns exec $NSA ping -c 200 -i 0.002 198.18.0.2 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' | sort -n)
     echo "$sw ping_avg_us $(echo "$out" | awk '{s+=$1} END {printf "%.0f", s/NR*1000}')" >>"$RESULTS"
     echo "$sw ping_p99_us $(echo "$out" | awk '{a[NR]=$1} END {printf "%.0f", a[int(NR*0.99)]*1000}')" >>"$RESULTS"
     ip netns exec $NSB iperf3 -s -D -1 -B 198.18.0.2 --pidfile "$WORK/iperf.pid" >/dev/null; sleep 0.3
-    echo "$sw tcp1_gbps $(ip netns exec $NSA iperf3 -c 198.18.0.2 -t "$DUR" -J | json "round(d['end']['sum_received']['bits_per_second']/1e9, 2)")" >>"$RESULTS"
+    [ -n "${PROFILE:-}" ] && profile_switch "$sw" &
+    local prof=$! tcp1
+    tcp1=$(ip netns exec $NSA iperf3 -c 198.18.0.2 -t "$DUR" -J | json "round(d['end']['sum_received']['bits_per_second']/1e9, 2)")
+    echo "$sw tcp1_gbps $tcp1" >>"$RESULTS"
+    if [ -n "${PROFILE:-}" ]; then
+        wait $prof || true
+        echo "$sw cores_per_gbps $(python3 -c "print(round($(cat "$WORK/cpu.$sw.$round") / 4e9 / $tcp1, 4))")" >>"$RESULTS"
+    fi
     ip netns exec $NSB iperf3 -s -D -1 -B 198.18.0.2 --pidfile "$WORK/iperf.pid" >/dev/null; sleep 0.3
     echo "$sw tcp4_gbps $(ip netns exec $NSA iperf3 -c 198.18.0.2 -t "$DUR" -P 4 -J | json "round(d['end']['sum_received']['bits_per_second']/1e9, 2)")" >>"$RESULTS"
     ip netns exec $NSB iperf3 -s -D -1 -B 198.18.0.2 --pidfile "$WORK/iperf.pid" >/dev/null; sleep 0.3
@@ -271,6 +302,15 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
+if [ -n "${PROFILE:-}" ]; then
+    for sw in $SWITCHES; do
+        ls "$WORK"/perf.$sw.* >/dev/null 2>&1 || continue
+        echo "--- $sw: top symbols over every round's TCP 1-stream run"
+        for f in "$WORK"/perf.$sw.*; do perf report -i "$f" --no-children --sort symbol 2>/dev/null; done \
+            | awk -v n="${TOP:-15}" '/^ +[0-9.]+%/ && c++ < n'
+    done
+fi
+
 python3 - "$RESULTS" "$SWITCHES" <<'PY'
 import sys, statistics, collections
 rows = collections.defaultdict(list)
@@ -282,6 +322,8 @@ for line in open(sys.argv[1]):
         pass
 switches = sys.argv[2].split()
 metrics = ["ping_avg_us", "ping_p99_us", "tcp1_gbps", "tcp4_gbps", "udp64_kpps", "udp64_loss_pct"]
+if any(m == "cores_per_gbps" for (_, m) in rows):
+    metrics.append("cores_per_gbps")
 med = {k: statistics.median(v) for k, v in rows.items()}
 print("medians of %d rounds" % max((len(v) for v in rows.values()), default=0))
 print("%-14s" % "switch" + "".join("%16s" % m for m in metrics))
