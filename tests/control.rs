@@ -166,6 +166,30 @@ fn ports_are_added_and_removed_at_runtime_under_traffic() {
     assert_eq!(ports.as_array().unwrap().len(), 2);
 }
 
+/// `port del` of a TAP that existed before uswitch (made persistent with `ip tuntap`)
+/// detaches it and leaves it as it was found: the operator's TAP, still there, still
+/// persistent, and the answer says the TAP was not removed.
+#[test]
+fn removing_a_port_leaves_a_tap_that_was_there_before() {
+    if !privileged("removing_a_port_leaves_a_tap_that_was_there_before") {
+        return;
+    }
+    let (sw, _, _ha, _hb) = two_hosts();
+    let existing = PersistentTap::new();
+    let added = sw.json(&["port", "add", &existing.name]);
+    assert_eq!(added["created"], false, "{added}");
+    let removed = sw.json(&["port", "del", &existing.name]);
+    assert_eq!(removed["removed_tap"], false, "{removed}");
+    // The fd is closed once the port is gone; a TAP no longer persistent would go with it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        link_exists(None, &existing.name),
+        "port del deleted a TAP uswitch did not make"
+    );
+    let ports = sw.json(&["show", "ports"]);
+    assert_eq!(ports.as_array().map(|a| a.len()), Some(2), "{ports}");
+}
+
 #[test]
 fn capture_writes_a_pcap_that_readers_accept() {
     if !privileged("capture_writes_a_pcap_that_readers_accept") {

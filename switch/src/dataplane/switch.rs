@@ -276,13 +276,24 @@ impl Switch {
         self.attach(Device::Tap(tap), network, mtu, 0)
     }
 
-    /// Detaches a port for good: a persistent TAP stops being persistent, so its netdev
-    /// goes with the fd. (Shutting down keeps persistent TAPs: they are the containers'.)
+    /// Detaches a port for good: a TAP uswitch made persistent (a container's) stops being
+    /// persistent, so its netdev goes with the fd. A TAP that was there before uswitch
+    /// (`ip tuntap add`) is left as it was found, persistent still. (Shutting down keeps
+    /// persistent TAPs: they are the containers'.) Returns the port and whether its TAP
+    /// went.
     pub fn delete_port(&mut self, id: PortId) -> Option<(forwarder::Port, bool)> {
-        if let Err(e) = self.persist_port(id, false) {
-            warn!("{e}");
+        let made_persistent = matches!(
+            self.ports.get(id.0 as usize),
+            Some(Some(PortIo { dev: Device::Tap(t), .. })) if t.persistent()
+        );
+        let mut unpersisted = false;
+        if made_persistent {
+            match self.persist_port(id, false) {
+                Ok(()) => unpersisted = true,
+                Err(e) => warn!("{e}"),
+            }
         }
-        self.remove_port(id)
+        self.detach_saying(id, unpersisted)
     }
 
     /// Attaches the existing interface `name` to `network` as an uplink (AF_PACKET,
@@ -975,16 +986,25 @@ impl Switch {
     /// Detaches a port at the operator's wish, saying what became of its device; returns
     /// the port and whether its TAP went with it.
     pub fn remove_port(&mut self, id: PortId) -> Option<(forwarder::Port, bool)> {
+        self.detach_saying(id, false)
+    }
+
+    /// Detaches port `id` and logs what became of its device: a TAP goes with the fd when
+    /// uswitch created it and it is not persistent, or when `unpersisted` (uswitch just
+    /// cleared the persistence it had set). Returns the port and whether the TAP went.
+    fn detach_saying(&mut self, id: PortId, unpersisted: bool) -> Option<(forwarder::Port, bool)> {
         let io = self.ports.get(id.0 as usize)?.as_ref()?;
-        let (created, kind) = (io.dev.created(), io.dev.kind());
+        let persistent = matches!(&io.dev, Device::Tap(t) if t.persistent());
+        let goes = unpersisted || (io.dev.created() && !persistent);
+        let kind = io.dev.kind();
         let port = self.detach(id)?;
-        match (kind, created) {
+        match (kind, goes) {
             (PortKind::Tap, true) => info!("removed TAP {}", port.name()),
             (PortKind::Tap, false) => info!("left TAP {} in place", port.name()),
             (PortKind::Remote, _) => info!("removed VXLAN remote {}", port.name()),
             (PortKind::Uplink, _) => info!("released uplink {}", port.name()),
         }
-        Some((port, created))
+        Some((port, goes))
     }
 
     /// What is buffered written out (held UDP runs, captures) and the counters logged,
