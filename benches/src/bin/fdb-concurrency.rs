@@ -45,6 +45,19 @@ struct Entry {
     last_seen: AtomicU64,
 }
 
+impl Entry {
+    /// A frame from this MAC seen on `port` at `now`. Stores only what changed: a cache
+    /// line written by every worker for every frame would bounce between the cores.
+    fn refresh(&self, port: u32, now: u64) {
+        if self.last_seen.load(Ordering::Relaxed) != now {
+            self.last_seen.store(now, Ordering::Relaxed);
+        }
+        if self.port.load(Ordering::Relaxed) != port {
+            self.port.store(port, Ordering::Relaxed);
+        }
+    }
+}
+
 /// One structure under test: what a worker does for one frame, and for a burst.
 trait Table: Send + Sync {
     fn frame(&self, src: u32, dst: u32, now: u64) -> Option<u32>;
@@ -92,16 +105,7 @@ impl Table for RwAtomic {
         let map = self.0.read().ok()?;
         let port = src % PORTS;
         match map.get(&mac(src).to_u64()) {
-            Some(e) => {
-                // Stores only when something changed: a cache line written by every
-                // worker for every frame would bounce between the cores.
-                if e.last_seen.load(Ordering::Relaxed) != now {
-                    e.last_seen.store(now, Ordering::Relaxed);
-                }
-                if e.port.load(Ordering::Relaxed) != port {
-                    e.port.store(port, Ordering::Relaxed);
-                }
-            }
+            Some(e) => e.refresh(port, now),
             None => {
                 drop(map);
                 let mut map = self.0.write().ok()?;
@@ -127,14 +131,7 @@ impl Table for Rcu {
         let map = self.map.load();
         let port = src % PORTS;
         match map.get(&mac(src).to_u64()) {
-            Some(e) => {
-                if e.last_seen.load(Ordering::Relaxed) != now {
-                    e.last_seen.store(now, Ordering::Relaxed);
-                }
-                if e.port.load(Ordering::Relaxed) != port {
-                    e.port.store(port, Ordering::Relaxed);
-                }
-            }
+            Some(e) => e.refresh(port, now),
             None => {
                 let _writer = self.writers.lock().ok()?;
                 let mut copy = HashMap::clone(&self.map.load());

@@ -97,13 +97,13 @@ pub fn segment_headers(
     headers: &mut Vec<u8>,
 ) -> Result<Segments, OffloadError> {
     let ip = gso_layout(frame, if tcp { PROTO_TCP } else { PROTO_UDP })?;
-    let l4_header_len = if tcp {
-        TcpPacket::new_checked(&frame[ip.l4..])
-            .map_err(|_| OffloadError::Malformed)?
-            .header_len()
+    // The transport header's length, and for TCP the first segment's seq and flags.
+    let (l4_header_len, seq0, flags0) = if tcp {
+        let t = TcpPacket::new_checked(&frame[ip.l4..]).map_err(|_| OffloadError::Malformed)?;
+        (t.header_len(), t.seq(), t.flags())
     } else {
         UdpPacket::header_checked(&frame[ip.l4..]).map_err(|_| OffloadError::Malformed)?;
-        UDP_HEADER_LEN
+        (UDP_HEADER_LEN, 0, 0)
     };
     if size == 0 {
         return Err(OffloadError::Malformed);
@@ -114,12 +114,6 @@ pub fn segment_headers(
         count: payload_len.div_ceil(size).max(1),
         header_len,
         size,
-    };
-    let (seq0, flags0) = if tcp {
-        let t = TcpPacket::new_checked(&frame[ip.l4..]).map_err(|_| OffloadError::Malformed)?;
-        (t.seq(), t.flags())
-    } else {
-        (0, 0)
     };
     let id0 = first_ident(frame, &ip);
     let stride = room + header_len;
