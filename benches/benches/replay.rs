@@ -54,7 +54,7 @@ fn decide(c: &mut Criterion) {
     const PORTS: u32 = 4;
     let mut group = c.benchmark_group("decide");
     for (name, frames) in load() {
-        let (mut fwd, ingress) = lab(&frames, PORTS);
+        let (fwd, ingress) = lab(&frames, PORTS);
         let mut targets = Vec::with_capacity(PORTS as usize);
         let mut now = 0;
         group.throughput(Throughput::Elements(frames.len() as u64));
@@ -192,7 +192,7 @@ fn vxlan_decap(c: &mut Criterion) {
             b.iter(|| {
                 now += 1;
                 for d in &datagrams {
-                    let Ok(port) = fwd.admit_vxlan(ep, d, remote) else {
+                    let Ok(port) = fwd.admit_vxlan(0, ep, d, remote) else {
                         continue;
                     };
                     switch_one(&mut fwd, port, &d[VXLAN_HEADER_LEN..], now, &mut plan);

@@ -37,10 +37,12 @@ impl Scenario {
         for (entry, frame) in &self.frames {
             let (ingress, inner) = match (entry, self.endpoint) {
                 (Entry::Port(p), _) => (*p, &frame[..]),
-                (Entry::Remote(from), Some(ep)) => match self.fwd.admit_vxlan(ep, frame, *from) {
-                    Ok(p) => (p, &frame[VXLAN_HEADER_LEN..]),
-                    Err(_) => continue,
-                },
+                (Entry::Remote(from), Some(ep)) => {
+                    match self.fwd.admit_vxlan(0, ep, frame, *from) {
+                        Ok(p) => (p, &frame[VXLAN_HEADER_LEN..]),
+                        Err(_) => continue,
+                    }
+                }
                 (Entry::Remote(_), None) => continue,
             };
             self.fwd.plan(ingress, inner, Offload::None, now, plan);

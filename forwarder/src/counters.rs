@@ -1,6 +1,7 @@
 //! Counters: per port, per drop reason, per network.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a frame was not delivered. Every drop is counted under exactly one reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -206,6 +207,177 @@ impl fmt::Display for PortCounters {
             write!(f, " drop_{}={}", reason.name(), self.drops(reason))?;
         }
         Ok(())
+    }
+}
+
+/// A port's counters as one worker keeps them: the same fields as [`PortCounters`], each
+/// an atomic that only its worker's thread adds to (a relaxed load and store, no locked
+/// instruction on the fast path) and that anyone may read. Padded to whole cache lines so
+/// that two workers counting on the same port never write the same line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct Tally {
+    rx_frames: AtomicU64,
+    rx_bytes: AtomicU64,
+    tx_frames: AtomicU64,
+    tx_bytes: AtomicU64,
+    forwarded: AtomicU64,
+    floods: AtomicU64,
+    answered: AtomicU64,
+    mac_moves: AtomicU64,
+    mac_moves_held: AtomicU64,
+    loop_suspicions: AtomicU64,
+    drops: [AtomicU64; DropReason::COUNT],
+}
+
+/// One writer per tally (its worker), so a load and a store add without a locked
+/// read-modify-write; readers see each counter whole.
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
+impl Tally {
+    pub fn forwarded(&self) {
+        bump(&self.forwarded, 1);
+    }
+
+    pub fn flooded(&self) {
+        bump(&self.floods, 1);
+    }
+
+    pub fn answered(&self) {
+        bump(&self.answered, 1);
+    }
+
+    pub fn mac_moved(&self) {
+        bump(&self.mac_moves, 1);
+    }
+
+    pub fn move_held(&self) {
+        bump(&self.mac_moves_held, 1);
+    }
+
+    pub fn loop_suspected(&self) {
+        bump(&self.loop_suspicions, 1);
+    }
+
+    /// A frame received: its count and bytes.
+    pub fn received(&self, len: usize) {
+        bump(&self.rx_frames, 1);
+        bump(&self.rx_bytes, len as u64);
+    }
+
+    /// `frames` frames sent, `bytes` in all.
+    pub fn sent(&self, frames: usize, bytes: usize) {
+        bump(&self.tx_frames, frames as u64);
+        bump(&self.tx_bytes, bytes as u64);
+    }
+
+    pub fn count_drop(&self, reason: DropReason) {
+        bump(&self.drops[reason.index()], 1);
+    }
+
+    /// Adds this tally into `into`.
+    pub fn add_into(&self, into: &mut PortCounters) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        into.rx_frames += get(&self.rx_frames);
+        into.rx_bytes += get(&self.rx_bytes);
+        into.tx_frames += get(&self.tx_frames);
+        into.tx_bytes += get(&self.tx_bytes);
+        into.forwarded += get(&self.forwarded);
+        into.floods += get(&self.floods);
+        into.answered += get(&self.answered);
+        into.mac_moves += get(&self.mac_moves);
+        into.mac_moves_held += get(&self.mac_moves_held);
+        into.loop_suspicions += get(&self.loop_suspicions);
+        for (sum, c) in into.drops.iter_mut().zip(&self.drops) {
+            *sum += get(c);
+        }
+    }
+}
+
+/// A port's (or an endpoint's) counters: one [`Tally`] per worker, summed on read.
+#[derive(Debug)]
+pub struct Tallies(Box<[Tally]>);
+
+impl Tallies {
+    pub fn new(workers: usize) -> Tallies {
+        Tallies((0..workers.max(1)).map(|_| Tally::default()).collect())
+    }
+
+    /// Worker `w`'s tally (the last one for a worker beyond those counted for, which
+    /// only a misconfigured caller can be).
+    pub fn of(&self, w: usize) -> &Tally {
+        &self.0[w.min(self.0.len() - 1)]
+    }
+
+    /// Every worker's counts added up.
+    pub fn sum(&self) -> PortCounters {
+        let mut c = PortCounters::default();
+        for t in self.0.iter() {
+            t.add_into(&mut c);
+        }
+        c
+    }
+
+    /// The counts of worker `w` alone.
+    pub fn of_worker(&self, w: usize) -> PortCounters {
+        let mut c = PortCounters::default();
+        if let Some(t) = self.0.get(w) {
+            t.add_into(&mut c);
+        }
+        c
+    }
+
+    /// For `workers` workers, keeping every count so far.
+    pub fn resize(&mut self, workers: usize) {
+        let mut sum = Tally::default();
+        for t in self.0.iter() {
+            let mut c = PortCounters::default();
+            t.add_into(&mut c);
+            sum.absorb(&c);
+        }
+        let mut all: Vec<Tally> = (0..workers.max(1)).map(|_| Tally::default()).collect();
+        all[0] = sum;
+        self.0 = all.into_boxed_slice();
+    }
+}
+
+impl Tally {
+    fn absorb(&mut self, c: &PortCounters) {
+        let put = |a: &mut AtomicU64, v: u64| *a.get_mut() += v;
+        put(&mut self.rx_frames, c.rx_frames);
+        put(&mut self.rx_bytes, c.rx_bytes);
+        put(&mut self.tx_frames, c.tx_frames);
+        put(&mut self.tx_bytes, c.tx_bytes);
+        put(&mut self.forwarded, c.forwarded);
+        put(&mut self.floods, c.floods);
+        put(&mut self.answered, c.answered);
+        put(&mut self.mac_moves, c.mac_moves);
+        put(&mut self.mac_moves_held, c.mac_moves_held);
+        put(&mut self.loop_suspicions, c.loop_suspicions);
+        for (a, &v) in self.drops.iter_mut().zip(&c.drops) {
+            put(a, v);
+        }
+    }
+}
+
+/// A network's table statistics, counted by whichever worker saw the event.
+#[derive(Debug, Default)]
+pub struct NetworkTally {
+    pub(crate) evictions: AtomicU64,
+    pub(crate) expired: AtomicU64,
+}
+
+impl NetworkTally {
+    pub fn read(&self) -> NetworkStats {
+        NetworkStats {
+            evictions: self.evictions.load(Ordering::Relaxed),
+            expired: self.expired.load(Ordering::Relaxed),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use packets::vxlan::{parse_header, VxlanError};
 
-use crate::counters::{DropReason, PortCounters};
+use crate::counters::{DropReason, PortCounters, Tallies};
 use crate::{NetworkId, PortId};
 
 /// A VXLAN endpoint's handle (one per local address and UDP port).
@@ -22,12 +22,12 @@ pub struct VniBinding {
 }
 
 /// What the forwarder knows of one endpoint: its VNIs and what it received.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Endpoint {
     pub(crate) name: String,
     pub(crate) bindings: Vec<VniBinding>,
     /// Datagrams received, and those dropped before reaching a remote's port, by reason.
-    pub(crate) counters: PortCounters,
+    pub(crate) counters: Tallies,
 }
 
 impl Endpoint {
@@ -40,8 +40,9 @@ impl Endpoint {
         &self.bindings
     }
 
-    pub fn counters(&self) -> &PortCounters {
-        &self.counters
+    /// Every worker's counts added up.
+    pub fn counters(&self) -> PortCounters {
+        self.counters.sum()
     }
 
     pub(crate) fn binding(&self, vni: u32) -> Option<&VniBinding> {

@@ -229,6 +229,25 @@ impl Fdb {
         (!self.expired(slot, now)).then_some(slot.port)
     }
 
+    /// The entry of `mac`, static or learned, aged out or not.
+    pub fn entry(&self, mac: MacAddr) -> Option<FdbEntry> {
+        if let Some(&port) = self.statics.get(&mac) {
+            return Some(FdbEntry {
+                mac,
+                port,
+                last_seen: 0,
+                is_static: true,
+            });
+        }
+        let slot = &self.slots[*self.map.get(&mac.to_u64())? as usize];
+        Some(FdbEntry {
+            mac,
+            port: slot.port,
+            last_seen: slot.last_seen,
+            is_static: false,
+        })
+    }
+
     /// Records that `mac` was the source of a frame received on `port` at `now`.
     pub fn learn(&mut self, mac: MacAddr, port: PortId, now: Millis) -> Learned {
         if !self.statics.is_empty() && self.statics.contains_key(&mac) {

@@ -15,14 +15,16 @@ pub mod fdb;
 pub mod neighbors;
 pub mod overlay;
 pub mod plan;
+pub mod shared_fdb;
 pub mod storm;
 mod switch;
 
-pub use counters::{DropReason, NetworkStats, PortCounters};
+pub use counters::{DropReason, NetworkStats, PortCounters, Tallies, Tally};
 pub use fdb::{Fdb, FdbConfig, FdbEntry, Learned};
 pub use neighbors::{Neighbors, Origin};
 pub use overlay::{remote_port_name, Endpoint, EndpointId, VniBinding};
-pub use plan::{Delivery, EgressCaps, Plan, PortKind};
+pub use plan::{Delivery, EgressCaps, Lane, Plan, PortKind};
+pub use shared_fdb::SharedFdb;
 pub use switch::{
     Decision, Forwarder, ForwarderError, LoopAlert, Network, Port, Protection,
     LOOP_ALERT_INTERVAL_MS, MAX_GSO_FRAME,

@@ -28,7 +28,8 @@ impl Forwarder {
     pub fn add_endpoint(&mut self, name: &str) -> EndpointId {
         self.overlay.push(Endpoint {
             name: name.to_string(),
-            ..Endpoint::default()
+            bindings: Vec::new(),
+            counters: crate::counters::Tallies::new(self.workers),
         });
         EndpointId((self.overlay.len() - 1) as u32)
     }
@@ -146,32 +147,34 @@ impl Forwarder {
 
     /// The remote's port at which the inner frame of `datagram` (a VXLAN header and an
     /// inner frame) from `from` enters, or why it is dropped. Counts the datagram on the
-    /// endpoint, and the drop.
+    /// endpoint (as worker `w`), and the drop.
     pub fn admit_vxlan(
-        &mut self,
+        &self,
+        w: usize,
         endpoint: EndpointId,
         datagram: &[u8],
         from: IpAddr,
     ) -> Result<PortId, DropReason> {
-        let Some(ep) = self.overlay.get_mut(endpoint.0 as usize) else {
-            self.unattached_drops += 1;
+        let Some(ep) = self.overlay.get(endpoint.0 as usize) else {
+            self.unattached();
             return Err(DropReason::VxlanUnknownVni);
         };
-        ep.counters.rx_frames += 1;
-        ep.counters.rx_bytes += datagram.len() as u64;
+        let tally = ep.counters.of(w);
+        tally.received(datagram.len());
         let verdict = ep.classify(datagram, from);
         if let Err(reason) = verdict {
-            ep.counters.count_drop(reason);
+            tally.count_drop(reason);
         }
         verdict
     }
 
-    /// Counts a read refused whole at `endpoint` (`len` bytes) under `reason`.
-    pub fn refuse_vxlan(&mut self, endpoint: EndpointId, len: usize, reason: DropReason) {
-        if let Some(ep) = self.overlay.get_mut(endpoint.0 as usize) {
-            ep.counters.rx_frames += 1;
-            ep.counters.rx_bytes += len as u64;
-            ep.counters.count_drop(reason);
+    /// Counts, as worker `w`, a read refused whole at `endpoint` (`len` bytes) under
+    /// `reason`.
+    pub fn refuse_vxlan(&self, w: usize, endpoint: EndpointId, len: usize, reason: DropReason) {
+        if let Some(ep) = self.overlay.get(endpoint.0 as usize) {
+            let tally = ep.counters.of(w);
+            tally.received(len);
+            tally.count_drop(reason);
         }
     }
 
@@ -227,20 +230,20 @@ mod tests {
             fwd.port(p3).unwrap().horizon()
         );
         assert_eq!(fwd.port(p2).unwrap().mtu(), 1450);
-        assert_eq!(fwd.admit_vxlan(ep, &header(42), r2), Ok(p2));
+        assert_eq!(fwd.admit_vxlan(0, ep, &header(42), r2), Ok(p2));
         let mapped: IpAddr = "::ffff:198.18.1.3".parse().unwrap();
-        assert_eq!(fwd.admit_vxlan(ep, &header(42), mapped), Ok(p3));
+        assert_eq!(fwd.admit_vxlan(0, ep, &header(42), mapped), Ok(p3));
         let stranger: IpAddr = "198.18.1.9".parse().unwrap();
         assert_eq!(
-            fwd.admit_vxlan(ep, &header(42), stranger),
+            fwd.admit_vxlan(0, ep, &header(42), stranger),
             Err(DropReason::VxlanUnknownRemote)
         );
         assert_eq!(
-            fwd.admit_vxlan(ep, &header(7), r2),
+            fwd.admit_vxlan(0, ep, &header(7), r2),
             Err(DropReason::VxlanUnknownVni)
         );
         assert_eq!(
-            fwd.admit_vxlan(ep, &[8, 0], r2),
+            fwd.admit_vxlan(0, ep, &[8, 0], r2),
             Err(DropReason::VxlanTruncated)
         );
         let c = fwd.endpoint(ep).unwrap().counters();
@@ -249,7 +252,7 @@ mod tests {
         // A detached remote no longer admits.
         fwd.remove_port(p2);
         assert_eq!(
-            fwd.admit_vxlan(ep, &header(42), r2),
+            fwd.admit_vxlan(0, ep, &header(42), r2),
             Err(DropReason::VxlanUnknownRemote)
         );
     }

@@ -8,7 +8,8 @@ use packets::tcp::TcpPacket;
 use packets::udp::UDP_HEADER_LEN;
 use packets::EthernetFrame;
 
-use crate::PortId;
+use crate::shared_fdb::FdbCache;
+use crate::{NetworkId, PortId};
 
 /// What sits behind a port, as far as forwarding cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,9 +68,39 @@ pub enum Delivery {
     Reply { with_header: bool },
 }
 
+/// What one worker keeps of its own from frame to frame: which worker it is (the tally it
+/// counts in), its caches of the networks' tables, the targets of the frame being
+/// planned.
+#[derive(Debug, Default)]
+pub struct Lane {
+    pub worker: usize,
+    /// By network id.
+    caches: Vec<FdbCache>,
+    pub(crate) scratch: Vec<PortId>,
+}
+
+impl Lane {
+    pub fn new(worker: usize) -> Lane {
+        Lane {
+            worker,
+            ..Lane::default()
+        }
+    }
+
+    /// This worker's cache of `network`'s table.
+    pub(crate) fn cache(&mut self, network: NetworkId) -> &mut FdbCache {
+        let i = network.0 as usize;
+        if self.caches.len() <= i {
+            self.caches.resize_with(i + 1, FdbCache::default);
+        }
+        &mut self.caches[i]
+    }
+}
+
 /// The plan for one frame, filled by [`crate::Forwarder::plan`] into a vector the caller
-/// reuses, so planning allocates nothing per frame.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// reuses, so planning allocates nothing per frame; and the [`Lane`] of the worker that
+/// plans with it.
+#[derive(Debug, Default)]
 pub struct Plan {
     /// Finish the partial checksum in place first, once for every egress: it starts at
     /// `.0` and its field is `.1` bytes further on. The frame is then complete.
@@ -79,9 +110,18 @@ pub struct Plan {
     /// The frame a [`Delivery::Reply`] writes: a virtio-net header, then an ARP reply or
     /// neighbour advertisement. Kept between frames so answering allocates nothing.
     pub reply: Vec<u8>,
+    pub lane: Lane,
 }
 
 impl Plan {
+    /// A plan for worker `w`.
+    pub fn for_worker(w: usize) -> Plan {
+        Plan {
+            lane: Lane::new(w),
+            ..Plan::default()
+        }
+    }
+
     pub fn clear(&mut self) {
         self.finish_checksum = None;
         self.egresses.clear();
@@ -196,10 +236,10 @@ mod tests {
         };
         let frame = packet(H2, H1, true, 10_000);
         let mut plan = Plan::default();
-        let (mut fwd, a, b) = two(TAP, 1500);
+        let (fwd, a, b) = two(TAP, 1500);
         fwd.plan(a, &frame, gso, 1, &mut plan);
         assert_eq!(plan.egresses, vec![(b, Delivery::WithHeader)]);
-        let (mut fwd, a, b) = two(PLAIN, 1500);
+        let (fwd, a, b) = two(PLAIN, 1500);
         fwd.plan(a, &frame, gso, 1, &mut plan);
         assert_eq!(
             plan.egresses,
@@ -232,7 +272,7 @@ mod tests {
         };
         let jumbo = packet(H2, H1, true, 40_000);
         for caps in [TAP, PLAIN] {
-            let (mut fwd, a, b) = two(caps, 1500);
+            let (fwd, a, b) = two(caps, 1500);
             let mut plan = Plan::default();
             fwd.plan(a, &jumbo, gso, 1, &mut plan);
             assert!(plan.egresses.is_empty(), "{caps:?}");
@@ -251,7 +291,7 @@ mod tests {
     /// A partial checksum outside the frame is one drop, and the frame one reception.
     #[test]
     fn a_bad_checksum_offset_is_counted_once() {
-        let (mut fwd, a, _) = two(PLAIN, 1500);
+        let (fwd, a, _) = two(PLAIN, 1500);
         let mut plan = Plan::default();
         let bad = Offload::Checksum {
             start: 34,
@@ -296,7 +336,7 @@ mod tests {
             plan.egresses,
             vec![(b, Delivery::WithHeader), (c, Delivery::WithHeader)]
         );
-        let (mut fwd, a, b) = two(PLAIN, 1500);
+        let (fwd, a, b) = two(PLAIN, 1500);
         fwd.plan(a, &udp, Offload::None, 1, &mut plan);
         assert_eq!(plan.egresses, vec![(b, Delivery::Frame)]);
     }

@@ -1,16 +1,20 @@
 //! The forwarding decision: networks, ports, and what happens to each frame.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use packets::neighbor::{self, Question};
 use packets::offload::{Offload, VIRTIO_NET_HDR_LEN};
 use packets::{EthernetFrame, FrameError, MacAddr};
 
-use crate::counters::{DropReason, NetworkStats, PortCounters};
+use crate::counters::{DropReason, NetworkStats, NetworkTally, PortCounters, Tallies, Tally};
 use crate::endpoint::Endpoint;
-use crate::fdb::{Fdb, FdbConfig, Learned};
+use crate::fdb::{FdbConfig, Learned};
 use crate::neighbors::Neighbors;
-use crate::plan::{offload_holds, segments_fit, Delivery, EgressCaps, Plan, PortKind};
+use crate::plan::{offload_holds, segments_fit, Delivery, EgressCaps, Lane, Plan, PortKind};
+use crate::shared_fdb::{FdbCache, SharedFdb};
 use crate::storm::TokenBucket;
 use crate::{Millis, NetworkId, PortId};
 
@@ -71,10 +75,12 @@ pub enum ForwarderError {
 pub struct Network {
     name: String,
     ports: Vec<PortId>,
-    fdb: Fdb,
-    /// Who holds which address: what ARP and ND suppression answers from.
-    neighbors: Neighbors,
-    stats: NetworkStats,
+    /// Shared by the workers (see [`SharedFdb`]).
+    fdb: SharedFdb,
+    /// Who holds which address: what ARP and ND suppression answers from. Locked only
+    /// for ARP and ND frames.
+    neighbors: Mutex<Neighbors>,
+    stats: NetworkTally,
     /// The MTU the network's TAPs get when attached, if the network sets one.
     mtu: Option<usize>,
     /// Removed: its id is never handed out again, and lookups skip it.
@@ -95,16 +101,22 @@ impl Network {
         &self.ports
     }
 
-    pub fn fdb(&self) -> &Fdb {
+    /// The forwarding table, locked for reading whole.
+    pub fn fdb(&self) -> crate::shared_fdb::FdbRead<'_> {
+        self.fdb.read()
+    }
+
+    /// The forwarding table as the workers share it.
+    pub fn table(&self) -> &SharedFdb {
         &self.fdb
     }
 
-    pub fn stats(&self) -> &NetworkStats {
-        &self.stats
+    pub fn stats(&self) -> NetworkStats {
+        self.stats.read()
     }
 
-    pub fn neighbors(&self) -> &Neighbors {
-        &self.neighbors
+    pub fn neighbors(&self) -> MutexGuard<'_, Neighbors> {
+        self.neighbors.lock()
     }
 }
 
@@ -114,19 +126,25 @@ pub struct Port {
     name: String,
     network: NetworkId,
     mtu: usize,
-    counters: PortCounters,
-    bum: TokenBucket,
+    /// One tally per worker, summed on read.
+    counters: Tallies,
+    /// Taken from by the worker that reads the port, and only for floods.
+    bum: Mutex<TokenBucket>,
     /// Frames from this port are dropped until then (loop protection).
-    blocked_until: Millis,
-    /// When a loop was last reported for this port (reports are rate-limited).
-    last_loop_alert: Option<Millis>,
+    blocked_until: AtomicU64,
+    /// When a loop was last reported for this port (reports are rate-limited);
+    /// [`NEVER`] before the first.
+    last_loop_alert: AtomicU64,
     /// Ports sharing a non-zero horizon (the VXLAN peers of one network) never send each
     /// other frames: split horizon.
     horizon: u32,
     caps: EgressCaps,
     /// Being captured: UDP datagrams are written to it one by one, as they came.
-    captured: bool,
+    captured: AtomicBool,
 }
+
+/// No loop reported yet.
+const NEVER: Millis = Millis::MAX;
 
 impl Port {
     pub fn name(&self) -> &str {
@@ -141,13 +159,24 @@ impl Port {
         self.mtu
     }
 
-    pub fn counters(&self) -> &PortCounters {
-        &self.counters
+    /// Every worker's counts added up.
+    pub fn counters(&self) -> PortCounters {
+        self.counters.sum()
+    }
+
+    /// What worker `w` counted on the port.
+    pub fn counters_of_worker(&self, w: usize) -> PortCounters {
+        self.counters.of_worker(w)
+    }
+
+    /// Worker `w`'s tally.
+    fn tally(&self, w: usize) -> &Tally {
+        self.counters.of(w)
     }
 
     /// The port's storm-control rate in frames per second (0: no limit).
     pub fn bum_rate(&self) -> u64 {
-        self.bum.rate()
+        self.bum.lock().rate()
     }
 
     /// The port's split-horizon group (0: none).
@@ -162,7 +191,7 @@ impl Port {
 
     /// Whether loop protection holds the port blocked at `now`.
     pub fn is_blocked(&self, now: Millis) -> bool {
-        now < self.blocked_until
+        now < self.blocked_until.load(Ordering::Relaxed)
     }
 }
 
@@ -212,18 +241,22 @@ pub struct Forwarder {
     /// once, however many come and go.
     ports: Vec<Option<Port>>,
     free_slots: Vec<u32>,
-    alerts: Vec<LoopAlert>,
+    alerts: Mutex<Vec<LoopAlert>>,
+    /// Set while `alerts` is not empty, so the loop's check takes no lock.
+    alerting: AtomicBool,
     /// VXLAN endpoints (the overlay module decides with them).
     pub(crate) overlay: Vec<Endpoint>,
     /// Frames handed in on a port that is no longer attached (read in the burst it went).
-    pub(crate) unattached_drops: u64,
+    pub(crate) unattached_drops: AtomicU64,
+    /// The workers that plan frames at once, each counting in its own tally.
+    pub(crate) workers: usize,
+    /// The lane [`Forwarder::process`] plans with.
+    own_lane: Mutex<Lane>,
     /// Whether UDP datagrams may be held and joined into UDP GSO frames.
     udp_join: bool,
     /// Whether ARP requests and neighbour solicitations for addresses behind a remote are
     /// answered here (and claims on local ports heard).
     suppress: bool,
-    /// The targets of the frame being planned, reused from frame to frame.
-    scratch: Vec<PortId>,
 }
 
 impl Forwarder {
@@ -238,13 +271,31 @@ impl Forwarder {
             networks: Vec::new(),
             ports: Vec::new(),
             free_slots: Vec::new(),
-            alerts: Vec::new(),
+            alerts: Mutex::new(Vec::new()),
+            alerting: AtomicBool::new(false),
             overlay: Vec::new(),
-            unattached_drops: 0,
+            unattached_drops: AtomicU64::new(0),
+            workers: 1,
+            own_lane: Mutex::new(Lane::default()),
             udp_join: true,
             suppress: true,
-            scratch: Vec::new(),
         }
+    }
+
+    /// How many workers plan frames at once (at least 1). Each counts in a tally of its
+    /// own, summed on read; what was counted so far is kept.
+    pub fn set_workers(&mut self, workers: usize) {
+        self.workers = workers.max(1);
+        for port in self.ports.iter_mut().flatten() {
+            port.counters.resize(self.workers);
+        }
+        for ep in &mut self.overlay {
+            ep.counters.resize(self.workers);
+        }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Whether ARP requests and neighbour solicitations for addresses known to live
@@ -262,14 +313,14 @@ impl Forwarder {
     /// advertised before.
     pub fn set_cluster_neighbors(&mut self, network: NetworkId, entries: &[(IpAddr, MacAddr)]) {
         if let Some(net) = self.networks.get_mut(network.0 as usize) {
-            net.neighbors.set_cluster(entries);
+            net.neighbors.lock().set_cluster(entries);
         }
     }
 
     /// New FDB limits for every network, and those made later (a configuration reload).
     pub fn set_fdb_config(&mut self, config: FdbConfig) {
         self.fdb_config = config;
-        for net in &mut self.networks {
+        for net in &self.networks {
             net.fdb.set_config(config);
         }
     }
@@ -289,15 +340,20 @@ impl Forwarder {
 
     /// Marks `port` as captured (or no longer): a captured port gets UDP datagrams one
     /// by one, as they came.
-    pub fn set_captured(&mut self, port: PortId, on: bool) {
-        if let Some(p) = self.port_mut(port) {
-            p.captured = on;
+    pub fn set_captured(&self, port: PortId, on: bool) {
+        if let Some(p) = self.port(port) {
+            p.captured.store(on, Ordering::Relaxed);
         }
     }
 
     /// Frames handed in on a port that was no longer attached.
     pub fn unattached_drops(&self) -> u64 {
-        self.unattached_drops
+        self.unattached_drops.load(Ordering::Relaxed)
+    }
+
+    /// Counts a frame from a port no longer attached.
+    pub(crate) fn unattached(&self) {
+        self.unattached_drops.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Sets the MTU `network` (created if new) gives its TAPs, unless it has one.
@@ -315,18 +371,20 @@ impl Forwarder {
     /// Sets the storm-control rate of one port (0: no limit).
     pub fn set_bum_rate(&mut self, port: PortId, rate: u64) {
         if let Some(p) = self.port_mut(port) {
-            p.bum = TokenBucket::new(rate);
+            *p.bum.get_mut() = TokenBucket::new(rate);
         }
     }
 
     /// The loop reports gathered since the last call, for the shell to log.
-    pub fn take_loop_alerts(&mut self) -> Vec<LoopAlert> {
-        std::mem::take(&mut self.alerts)
+    pub fn take_loop_alerts(&self) -> Vec<LoopAlert> {
+        let mut alerts = self.alerts.lock();
+        self.alerting.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *alerts)
     }
 
-    /// Whether loop reports are waiting (cheap; no allocation).
+    /// Whether loop reports are waiting (cheap: no lock, no allocation).
     pub fn has_loop_alerts(&self) -> bool {
-        !self.alerts.is_empty()
+        self.alerting.load(Ordering::Relaxed)
     }
 
     /// The network called `name`, created if it does not exist yet.
@@ -337,9 +395,9 @@ impl Forwarder {
         self.networks.push(Network {
             name: name.to_string(),
             ports: Vec::new(),
-            fdb: Fdb::new(self.fdb_config),
-            neighbors: Neighbors::new(self.fdb_config.max_entries),
-            stats: NetworkStats::default(),
+            fdb: SharedFdb::new(self.fdb_config),
+            neighbors: Mutex::new(Neighbors::new(self.fdb_config.max_entries)),
+            stats: NetworkTally::default(),
             mtu: None,
             removed: false,
         });
@@ -426,13 +484,13 @@ impl Forwarder {
             name: name.to_string(),
             network: net,
             mtu,
-            counters: PortCounters::default(),
-            bum: TokenBucket::new(self.protection.bum_rate),
-            blocked_until: 0,
-            last_loop_alert: None,
+            counters: Tallies::new(self.workers),
+            bum: Mutex::new(TokenBucket::new(self.protection.bum_rate)),
+            blocked_until: AtomicU64::new(0),
+            last_loop_alert: AtomicU64::new(NEVER),
             horizon,
             caps,
-            captured: false,
+            captured: AtomicBool::new(false),
         };
         let id = match self.free_slots.pop() {
             Some(slot) => {
@@ -482,41 +540,45 @@ impl Forwarder {
     }
 
     /// Learns from and decides the fate of `frame`, received on `ingress` at `now`.
-    /// Counts the reception, and the drop when the decision is one.
-    pub fn process(&mut self, ingress: PortId, frame: &[u8], now: Millis) -> Decision {
-        self.process_frame(ingress, frame, false, now)
+    /// Counts the reception, and the drop when the decision is one (as worker 0, through
+    /// a lane of the forwarder's own: a caller with no worker of its own, such as a test).
+    pub fn process(&self, ingress: PortId, frame: &[u8], now: Millis) -> Decision {
+        let mut lane = self.own_lane.lock();
+        self.process_frame(&mut lane, ingress, frame, false, now)
     }
 
     /// [`Forwarder::process`] for a frame that may be a GSO frame (`gso`): one that stands
-    /// for several MTU-sized segments and so may exceed the MTU (up to 64 KiB).
+    /// for several MTU-sized segments and so may exceed the MTU (up to 64 KiB), decided
+    /// by the worker whose `lane` it is.
     pub fn process_frame(
-        &mut self,
+        &self,
+        lane: &mut Lane,
         ingress: PortId,
         frame: &[u8],
         gso: bool,
         now: Millis,
     ) -> Decision {
-        let Some(port) = self
-            .ports
-            .get_mut(ingress.0 as usize)
-            .and_then(Option::as_mut)
-        else {
+        let Some(port) = self.port(ingress) else {
             // A frame read from a port that was detached in the same burst: nobody to
             // count it on but the forwarder itself.
-            self.unattached_drops += 1;
+            self.unattached();
             return Decision::Drop(DropReason::EgressError);
         };
-        port.counters.rx_frames += 1;
-        port.counters.rx_bytes += frame.len() as u64;
+        let tally = port.tally(lane.worker);
+        tally.received(frame.len());
         if port.is_blocked(now) {
-            port.counters.count_drop(DropReason::LoopProtect);
+            tally.count_drop(DropReason::LoopProtect);
             return Decision::Drop(DropReason::LoopProtect);
         }
         let mut suspect = None;
         let horizon = port.horizon;
+        let net = &self.networks[port.network.0 as usize];
+        let cache = lane.cache(port.network);
         let verdict = Self::decide(
-            &mut self.networks[port.network.0 as usize],
+            net,
             port,
+            tally,
+            cache,
             ingress,
             frame,
             gso,
@@ -530,45 +592,56 @@ impl Forwarder {
             }
             v => v,
         };
-        let verdict = self.suppress(ingress, frame, verdict, now);
-        let Some(port) = self.ports[ingress.0 as usize].as_mut() else {
-            return verdict;
-        };
+        let verdict = self.suppress(lane, ingress, frame, verdict, now);
         let verdict = match verdict {
-            Decision::Flood(_) if !port.bum.take(now) => Decision::Drop(DropReason::StormControl),
+            Decision::Flood(_) if !port.bum.lock().take(now) => {
+                Decision::Drop(DropReason::StormControl)
+            }
             Decision::Flood(_)
             | Decision::Forward(_)
             | Decision::Drop(_)
             | Decision::Answer { .. } => verdict,
         };
         if let Some((mac, other)) = suspect {
-            // A MAC flapping faster than the hold-down: hosts do not move that fast,
-            // frames going round a loop do.
-            port.counters.loop_suspicions += 1;
-            let blocked_until = self.protection.loop_block_ms.map(|ms| now + ms);
-            if let Some(until) = blocked_until {
-                port.blocked_until = until;
-            }
-            let due = port
-                .last_loop_alert
-                .is_none_or(|t| now.saturating_sub(t) >= LOOP_ALERT_INTERVAL_MS);
-            if due || blocked_until.is_some() {
-                port.last_loop_alert = Some(now);
-                self.alerts.push(LoopAlert {
-                    port: ingress,
-                    mac,
-                    other,
-                    blocked_until,
-                });
-            }
+            self.suspect_loop(port, tally, ingress, mac, other, now);
         }
         match verdict {
-            Decision::Drop(reason) => port.counters.count_drop(reason),
-            Decision::Flood(_) => port.counters.floods += 1,
-            Decision::Forward(_) => port.counters.forwarded += 1,
-            Decision::Answer { .. } => port.counters.answered += 1,
+            Decision::Drop(reason) => tally.count_drop(reason),
+            Decision::Flood(_) => tally.flooded(),
+            Decision::Forward(_) => tally.forwarded(),
+            Decision::Answer { .. } => tally.answered(),
         }
         verdict
+    }
+
+    /// A MAC flapping faster than the hold-down onto `port`: hosts do not move that
+    /// fast, frames going round a loop do. Only the worker reading the port gets here.
+    fn suspect_loop(
+        &self,
+        port: &Port,
+        tally: &Tally,
+        ingress: PortId,
+        mac: MacAddr,
+        other: PortId,
+        now: Millis,
+    ) {
+        tally.loop_suspected();
+        let blocked_until = self.protection.loop_block_ms.map(|ms| now + ms);
+        if let Some(until) = blocked_until {
+            port.blocked_until.store(until, Ordering::Relaxed);
+        }
+        let last = port.last_loop_alert.load(Ordering::Relaxed);
+        let due = last == NEVER || now.saturating_sub(last) >= LOOP_ALERT_INTERVAL_MS;
+        if due || blocked_until.is_some() {
+            port.last_loop_alert.store(now, Ordering::Relaxed);
+            self.alerts.lock().push(LoopAlert {
+                port: ingress,
+                mac,
+                other,
+                blocked_until,
+            });
+            self.alerting.store(true, Ordering::Relaxed);
+        }
     }
 
     /// ARP and ND suppression for a frame from a local port: the claim it makes is
@@ -576,7 +649,8 @@ impl Forwarder {
     /// remote becomes an answer. Frames from remotes are neither (their own switch
     /// heard them, and their questions were already let through there).
     fn suppress(
-        &mut self,
+        &self,
+        lane: &mut Lane,
         ingress: PortId,
         frame: &[u8],
         verdict: Decision,
@@ -593,7 +667,7 @@ impl Forwarder {
         }
         let net = port.network.0 as usize;
         if let Some((ip, mac)) = neighbor::claim(frame) {
-            self.networks[net].neighbors.hear(ip, mac);
+            self.networks[net].neighbors.lock().hear(ip, mac);
         }
         let Decision::Flood(_) = verdict else {
             return verdict;
@@ -602,12 +676,12 @@ impl Forwarder {
             return verdict;
         };
         let network = &self.networks[net];
-        let Some(owner) = network.neighbors.get(question.target) else {
+        let Some(owner) = network.neighbors.lock().get(question.target) else {
             return verdict;
         };
         let behind_remote = network
             .fdb
-            .lookup(owner, now)
+            .lookup(lane.cache(port.network), owner, now)
             .and_then(|p| self.port(p))
             .is_some_and(|p| p.caps.kind == PortKind::Remote);
         if owner == question.asker_mac || !behind_remote {
@@ -620,9 +694,12 @@ impl Forwarder {
         self.port(port).map_or(0, |p| p.horizon)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn decide(
-        net: &mut Network,
-        port: &mut Port,
+        net: &Network,
+        port: &Port,
+        tally: &Tally,
+        cache: &mut FdbCache,
         ingress: PortId,
         frame: &[u8],
         gso: bool,
@@ -649,11 +726,13 @@ impl Forwarder {
         if src.is_zero() {
             return Decision::Drop(DropReason::SourceZero);
         }
-        match net.fdb.learn(src, ingress, now) {
-            Learned::New { evicted: Some(_) } => net.stats.evictions += 1,
-            Learned::Moved { .. } => port.counters.mac_moves += 1,
+        match net.fdb.learn(cache, src, ingress, now) {
+            Learned::New { evicted: Some(_) } => {
+                net.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+            Learned::Moved { .. } => tally.mac_moved(),
             Learned::MoveHeld { owner } => {
-                port.counters.mac_moves_held += 1;
+                tally.move_held();
                 *suspect = Some((src, owner));
             }
             Learned::New { evicted: None } | Learned::Refreshed | Learned::Static => {}
@@ -664,7 +743,7 @@ impl Forwarder {
             }
             return Decision::Flood(port.network);
         }
-        match net.fdb.lookup(dst, now) {
+        match net.fdb.lookup(cache, dst, now) {
             Some(egress) if egress == ingress => Decision::Drop(DropReason::LocalDestination),
             Some(egress) => Decision::Forward(egress),
             None => Decision::Flood(port.network),
@@ -688,9 +767,9 @@ impl Forwarder {
 
     /// Whether `frame` fits the MTU of `egress` (a GSO frame, whose segments the egress
     /// cuts, only has to fit 64 KiB); a frame that does not is counted as an
-    /// `egress_too_big` drop on that port.
-    pub fn admit_egress(&mut self, egress: PortId, frame: &[u8], gso: bool) -> bool {
-        let Some(port) = self.port_mut(egress) else {
+    /// `egress_too_big` drop on that port, by worker `w`.
+    pub fn admit_egress(&self, w: usize, egress: PortId, frame: &[u8], gso: bool) -> bool {
+        let Some(port) = self.port(egress) else {
             return false;
         };
         let fits = if gso {
@@ -699,7 +778,7 @@ impl Forwarder {
             EthernetFrame::new_checked(frame).is_ok_and(|f| f.fits_mtu(port.mtu))
         };
         if !fits {
-            port.counters.count_drop(DropReason::EgressTooBig);
+            port.tally(w).count_drop(DropReason::EgressTooBig);
         }
         fits
     }
@@ -707,9 +786,10 @@ impl Forwarder {
     /// Learns from `frame`, received on `ingress` at `now` with what its virtio-net
     /// header says is still to be done to it (`offload`), and writes into `plan` where it
     /// goes and how each egress gets it. Every drop is counted, once, on the port it
-    /// happened to; an empty plan is a dropped frame.
+    /// happened to, by the worker whose plan (and [`Lane`]) it is; an empty plan is a
+    /// dropped frame. Workers plan at once: nothing here takes a lock on the fast path.
     pub fn plan(
-        &mut self,
+        &self,
         ingress: PortId,
         frame: &[u8],
         offload: Offload,
@@ -717,13 +797,14 @@ impl Forwarder {
         plan: &mut Plan,
     ) {
         plan.clear();
+        let w = plan.lane.worker;
         if !offload_holds(frame, offload) {
-            self.record_rx_drop(ingress, frame.len(), DropReason::BadOffload);
+            self.record_rx_drop(w, ingress, frame.len(), DropReason::BadOffload);
             return;
         }
-        let mut egresses = std::mem::take(&mut self.scratch);
+        let mut egresses = std::mem::take(&mut plan.lane.scratch);
         egresses.clear();
-        match self.process_frame(ingress, frame, offload.is_gso(), now) {
+        match self.process_frame(&mut plan.lane, ingress, frame, offload.is_gso(), now) {
             Decision::Forward(egress) => egresses.push(egress),
             Decision::Flood(net) => self.flood_targets(net, ingress, &mut egresses),
             Decision::Drop(_) => {}
@@ -737,17 +818,18 @@ impl Forwarder {
                 neighbor::write_answer(&question, owner, &mut plan.reply);
                 plan.egresses
                     .push((ingress, Delivery::Reply { with_header }));
-                self.scratch = egresses;
+                plan.lane.scratch = egresses;
                 return;
             }
         }
-        self.plan_egresses(frame, offload, &egresses, plan);
-        self.scratch = egresses;
+        self.plan_egresses(w, frame, offload, &egresses, plan);
+        plan.lane.scratch = egresses;
     }
 
     /// [`Forwarder::plan`] once the targets are known.
     fn plan_egresses(
-        &mut self,
+        &self,
+        w: usize,
         frame: &[u8],
         offload: Offload,
         egresses: &[PortId],
@@ -773,11 +855,7 @@ impl Forwarder {
         let alone = egresses.len() == 1;
         let udp_join = self.udp_join;
         for &egress in egresses {
-            let Some(port) = self
-                .ports
-                .get_mut(egress.0 as usize)
-                .and_then(Option::as_mut)
-            else {
+            let Some(port) = self.port(egress) else {
                 continue;
             };
             let caps = port.caps;
@@ -786,7 +864,7 @@ impl Forwarder {
                     // The segments, each the same bytes a plain frame would be, must
                     // fit the egress, whether it or uswitch cuts them.
                     if !segments_fit(frame, offload, port.mtu) || frame.len() > MAX_GSO_FRAME {
-                        port.counters.count_drop(DropReason::EgressTooBig);
+                        port.tally(w).count_drop(DropReason::EgressTooBig);
                         continue;
                     }
                     if caps.vnet_hdr {
@@ -797,10 +875,11 @@ impl Forwarder {
                 }
                 Offload::None | Offload::Checksum { .. } => {
                     if frame.len() > port.mtu.saturating_add(l2) {
-                        port.counters.count_drop(DropReason::EgressTooBig);
+                        port.tally(w).count_drop(DropReason::EgressTooBig);
                         continue;
                     }
-                    let join = alone && udp_join && caps.udp_gso && !port.captured;
+                    let captured = port.captured.load(Ordering::Relaxed);
+                    let join = alone && udp_join && caps.udp_gso && !captured;
                     match (join, caps.vnet_hdr) {
                         (true, with_header) => Delivery::JoinUdp { with_header },
                         (false, true) => Delivery::WithHeader,
@@ -812,46 +891,40 @@ impl Forwarder {
         }
     }
 
-    /// Counts a drop on `port` of a frame already counted as received.
-    pub fn count_drop(&mut self, port: PortId, reason: DropReason) {
-        if let Some(port) = self.port_mut(port) {
-            port.counters.count_drop(reason);
+    /// Counts, as worker `w`, a drop on `port` of a frame already counted as received.
+    pub fn count_drop(&self, w: usize, port: PortId, reason: DropReason) {
+        if let Some(port) = self.port(port) {
+            port.tally(w).count_drop(reason);
         }
     }
 
-    /// Counts a frame written to `egress`.
-    pub fn record_tx(&mut self, egress: PortId, len: usize) {
-        if let Some(port) = self.port_mut(egress) {
-            port.counters.tx_frames += 1;
-            port.counters.tx_bytes += len as u64;
+    /// Counts, as worker `w`, a frame written to `egress`.
+    pub fn record_tx(&self, w: usize, egress: PortId, len: usize) {
+        self.record_tx_frames(w, egress, 1, len);
+    }
+
+    /// Counts, as worker `w`, `frames` frames, `bytes` in all, written to `egress` at once.
+    pub fn record_tx_frames(&self, w: usize, egress: PortId, frames: usize, bytes: usize) {
+        if let Some(port) = self.port(egress) {
+            port.tally(w).sent(frames, bytes);
         }
     }
 
-    /// Counts `frames` frames, `bytes` in all, written to `egress` at once.
-    pub fn record_tx_frames(&mut self, egress: PortId, frames: usize, bytes: usize) {
-        if let Some(port) = self.port_mut(egress) {
-            port.counters.tx_frames += frames as u64;
-            port.counters.tx_bytes += bytes as u64;
-        }
-    }
-
-    /// Counts a frame received on `port` and dropped before a decision.
-    pub fn record_rx_drop(&mut self, port: PortId, len: usize, reason: DropReason) {
-        match self.port_mut(port) {
+    /// Counts, as worker `w`, a frame received on `port` and dropped before a decision.
+    pub fn record_rx_drop(&self, w: usize, port: PortId, len: usize, reason: DropReason) {
+        match self.port(port) {
             Some(port) => {
-                port.counters.rx_frames += 1;
-                port.counters.rx_bytes += len as u64;
-                port.counters.count_drop(reason);
+                let tally = port.tally(w);
+                tally.received(len);
+                tally.count_drop(reason);
             }
-            None => self.unattached_drops += 1,
+            None => self.unattached(),
         }
     }
 
-    /// Counts a frame that `egress` could not take.
-    pub fn record_tx_drop(&mut self, egress: PortId, reason: DropReason) {
-        if let Some(port) = self.port_mut(egress) {
-            port.counters.count_drop(reason);
-        }
+    /// Counts, as worker `w`, a frame that `egress` could not take.
+    pub fn record_tx_drop(&self, w: usize, egress: PortId, reason: DropReason) {
+        self.count_drop(w, egress, reason);
     }
 
     /// The attached port called `name`.
@@ -870,7 +943,7 @@ impl Forwarder {
     /// returns how many went.
     pub fn remove_fdb_entry(&mut self, network: Option<NetworkId>, mac: packets::MacAddr) -> usize {
         let mut removed = 0;
-        for (i, net) in self.networks.iter_mut().enumerate() {
+        for (i, net) in self.networks.iter().enumerate() {
             if network.is_none_or(|n| n.0 as usize == i) && net.fdb.remove(mac) {
                 removed += 1;
             }
@@ -880,7 +953,7 @@ impl Forwarder {
 
     /// Forgets the learned entries of `network`, or of every network.
     pub fn flush_fdb(&mut self, network: Option<NetworkId>) {
-        for (i, net) in self.networks.iter_mut().enumerate() {
+        for (i, net) in self.networks.iter().enumerate() {
             if network.is_none_or(|n| n.0 as usize == i) {
                 net.fdb.flush();
             }
@@ -888,15 +961,16 @@ impl Forwarder {
     }
 
     /// Sweeps aged entries from every network; returns how many went.
-    pub fn expire(&mut self, now: Millis) -> usize {
+    pub fn expire(&self, now: Millis) -> usize {
         let mut total = 0;
-        for net in &mut self.networks {
+        for net in &self.networks {
             let n = net.fdb.expire(now);
-            net.stats.expired += n as u64;
+            net.stats.expired.fetch_add(n as u64, Ordering::Relaxed);
             total += n;
             // A claim outlives nobody: its MAC gone from the FDB, it goes too.
-            let fdb = &net.fdb;
+            let fdb = net.fdb.read();
             net.neighbors
+                .lock()
                 .forget_local(|mac| fdb.lookup(mac, now).is_some());
         }
         total
@@ -946,7 +1020,7 @@ mod tests {
 
     #[test]
     fn switch_floods_unknown_then_forwards_learned_unicast() {
-        let (mut fwd, p) = lab();
+        let (fwd, p) = lab();
         let d = fwd.process(p[0], &frame(H2, H1, 60), 0);
         assert_eq!(targets(&fwd, d, p[0]), vec![p[1], p[2]]);
         // H2 answers from p1: H1 is known, so it goes to p0 only.
@@ -963,7 +1037,7 @@ mod tests {
 
     #[test]
     fn switch_floods_broadcast_and_multicast_within_the_network() {
-        let (mut fwd, p) = lab();
+        let (fwd, p) = lab();
         fwd.process(p[1], &frame(H1, H2, 60), 0);
         for dst in [
             MacAddr::BROADCAST,
@@ -977,7 +1051,7 @@ mod tests {
 
     #[test]
     fn networks_are_isolated() {
-        let (mut fwd, p) = lab();
+        let (fwd, p) = lab();
         // H1 on default, H3 on blue. Each network floods only to its own ports.
         let d = fwd.process(p[3], &frame(MacAddr::BROADCAST, H3, 60), 0);
         assert_eq!(targets(&fwd, d, p[3]), vec![p[4]]);
@@ -1031,7 +1105,7 @@ mod tests {
 
     #[test]
     fn never_sends_back_out_of_the_ingress_port() {
-        let (mut fwd, p) = lab();
+        let (fwd, p) = lab();
         fwd.process(p[0], &frame(H2, H1, 60), 0);
         fwd.process(p[0], &frame(H1, H2, 60), 0);
         // Both live behind p0: a frame between them is not sent anywhere.
@@ -1050,7 +1124,7 @@ mod tests {
 
     #[test]
     fn drops_are_counted_by_reason() {
-        let (mut fwd, p) = lab();
+        let (fwd, p) = lab();
         let mut tagged_cut = frame(H2, H1, 16);
         tagged_cut[12..14].copy_from_slice(&[0x81, 0x00]);
         let cases = [
@@ -1102,7 +1176,7 @@ mod tests {
 
     #[test]
     fn learned_entries_age_out_and_flood_again() {
-        let (mut fwd, p) = lab();
+        let (fwd, p) = lab();
         fwd.process(p[1], &frame(H1, H2, 60), 0);
         assert_eq!(
             fwd.process(p[0], &frame(H2, H1, 60), 1_000),
@@ -1118,7 +1192,7 @@ mod tests {
 
     #[test]
     fn mac_moves_are_damped_and_counted() {
-        let (mut fwd, p) = lab();
+        let (fwd, p) = lab();
         fwd.process(p[0], &frame(MacAddr::BROADCAST, H1, 60), 0);
         // H1 shows up on p1 one second later: still forwarded, but not moved.
         assert!(matches!(
@@ -1170,21 +1244,21 @@ mod tests {
         let small = fwd.add_port("small", "default", 1500).unwrap();
         let jumbo = frame(MacAddr::BROADCAST, H1, 9014);
         assert!(matches!(fwd.process(big, &jumbo, 0), Decision::Flood(_)));
-        assert!(!fwd.admit_egress(small, &jumbo, false));
-        assert!(fwd.admit_egress(small, &frame(H2, H1, 1514), false));
+        assert!(!fwd.admit_egress(0, small, &jumbo, false));
+        assert!(fwd.admit_egress(0, small, &frame(H2, H1, 1514), false));
         // A GSO frame stands for MTU-sized segments: it only has to fit 64 KiB.
-        assert!(fwd.admit_egress(small, &jumbo, true));
-        assert!(!fwd.admit_egress(small, &frame(H2, H1, 70_000), true));
+        assert!(fwd.admit_egress(0, small, &jumbo, true));
+        assert!(!fwd.admit_egress(0, small, &frame(H2, H1, 70_000), true));
         assert!(matches!(
-            fwd.process_frame(small, &frame(H2, H1, 60_000), true, 0),
+            fwd.process_frame(&mut Lane::default(), small, &frame(H2, H1, 60_000), true, 0),
             Decision::Forward(_) | Decision::Flood(_)
         ));
         assert_eq!(
-            fwd.process_frame(small, &frame(H2, H1, 70_000), true, 0),
+            fwd.process_frame(&mut Lane::default(), small, &frame(H2, H1, 70_000), true, 0),
             Decision::Drop(DropReason::Oversized)
         );
-        fwd.record_tx(small, 1514);
-        fwd.record_tx_drop(small, DropReason::EgressFull);
+        fwd.record_tx(0, small, 1514);
+        fwd.record_tx_drop(0, small, DropReason::EgressFull);
         let c = fwd.port(small).unwrap().counters();
         assert_eq!((c.tx_frames, c.tx_bytes), (1, 1514));
         // The jumbo frame, and the GSO frame over 64 KiB.
@@ -1413,7 +1487,7 @@ mod suppression_tests {
 
     #[test]
     fn a_question_for_a_remote_owner_is_answered_on_the_asking_port() {
-        let (mut fwd, a, _, r) = overlay();
+        let (fwd, a, _, r) = overlay();
         let mut plan = Plan::default();
         fwd.plan(a, &who_has([198, 18, 0, 2]), Offload::None, 1, &mut plan);
         assert_eq!(
@@ -1467,7 +1541,7 @@ mod suppression_tests {
 
     #[test]
     fn questions_from_the_overlay_are_not_answered_and_claims_age_with_their_mac() {
-        let (mut fwd, _, b, r) = overlay();
+        let (fwd, _, b, r) = overlay();
         let mut plan = Plan::default();
         // From the remote: another host's question, already let through there.
         let mut q = who_has([198, 18, 0, 2]);

@@ -38,7 +38,7 @@ fuzz_target!(|input: Input| {
     let mut seen = 0;
     for (who, d) in &input.datagrams {
         let from = senders[*who as usize % senders.len()];
-        let verdict = fwd.admit_vxlan(ep, d, from);
+        let verdict = fwd.admit_vxlan(0, ep, d, from);
         seen += 1;
         let expected = match parse_header(d) {
             Ok(42) if from == senders[0] || from == senders[2] => Some(p42[0]),

@@ -8,7 +8,7 @@ use uswitch::config::Settings;
 use uswitch::control::cni::CniRegistry;
 use uswitch::control::protocol::ClusterStatus;
 use uswitch::control::{handlers, setup, socket_path, takeover, Control};
-use uswitch::dataplane::Switch;
+use uswitch::dataplane::{Switch, Workers};
 use uswitch::docker::Plugin;
 use uswitch::metrics::MetricsServer;
 
@@ -74,6 +74,11 @@ fn run_switch(settings: &Settings, load: uswitch::control::Load, take_over: bool
             return ExitCode::FAILURE;
         }
     };
+    let workers = settings.workers.map_or_else(Workers::auto, Workers::Fixed);
+    if let Err(e) = switch.set_workers(workers) {
+        eprintln!("uswitch: error: starting {} workers: {e}", workers.max());
+        return ExitCode::FAILURE;
+    }
     switch.set_busy_poll(std::time::Duration::from_micros(settings.busy_poll_us));
     switch.set_udp_join(settings.udp_join);
     switch

@@ -128,6 +128,13 @@ pub struct SwitchArgs {
     #[arg(long, value_name = "SECS")]
     pub loop_protect: Option<u64>,
 
+    /// Forwarding threads, each polling its share of the ports and VXLAN endpoints
+    /// [default: one per CPU uswitch may run on, started as ports come, at most one per
+    /// two ports]
+    #[arg(long, value_name = "N", env = "USWITCH_WORKERS",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+
     /// After each frame, poll without sleeping for USECS microseconds before blocking
     /// again: lower latency for a core's worth of CPU while traffic flows [default: 0]
     #[arg(long, value_name = "USECS")]

@@ -102,6 +102,10 @@ impl Settings {
             captures,
             log_level,
             busy_poll_us: args.busy_poll.or(file.busy_poll).unwrap_or(0),
+            workers: args
+                .workers
+                .map(usize::from)
+                .or(file.workers.as_ref().map(|w| *w.get_ref())),
             udp_join: !args.no_udp_join && file.udp_join.unwrap_or(true),
             arp_suppress: !args.no_arp_suppress && file.arp_suppress.unwrap_or(true),
             protection: Protection {
@@ -182,6 +186,7 @@ mod tests {
 fdb_aging = 60
 fdb_max = 100
 busy_poll = 50
+workers = 3
 udp_join = false
 arp_suppress = false
 bum_rate = 5000
@@ -232,6 +237,8 @@ port = 8472
             "100",
             "--busy-poll",
             "50",
+            "--workers",
+            "3",
             "--no-udp-join",
             "--no-arp-suppress",
             "--bum-rate",
@@ -257,6 +264,7 @@ port = 8472
         assert_eq!(from_file, from_flags);
         assert_eq!(from_file.vxlans[0].remotes.len(), 2);
         assert_eq!(from_file.fdb.aging_ms, 60_000);
+        assert_eq!(from_file.workers, Some(3));
         assert!(!from_file.arp_suppress);
         std::fs::remove_file(path).unwrap();
     }
@@ -305,6 +313,7 @@ port = 8472
                 "line 2, key name",
             ),
             ("fdb_max = 0\n", "line 1, key fdb_max"),
+            ("workers = 0\n", "line 1, key workers"),
             ("log_level = \"loud\"\n", "line 1, key log_level"),
             (
                 "[[vxlan]]\nnetwork = \"blue\"\nvni = 1\nlocal = \"198.18.1.1\"\nremote = [\"2001:2::2\"]\n",

@@ -6,6 +6,7 @@
 //! fdb_aging = 300
 //! fdb_max = 8192
 //! mac_move_hold_down = 3.0
+//! workers = 2              # forwarding threads (default: one per CPU, as ports come)
 //! control = "/run/uswitch/lab.sock"
 //!
 //! [[network]]
@@ -48,6 +49,7 @@ pub struct FileConfig {
     pub mac_move_hold_down: Option<Spanned<f64>>,
     pub log_level: Option<Spanned<String>>,
     pub busy_poll: Option<u64>,
+    pub workers: Option<Spanned<usize>>,
     pub udp_join: Option<bool>,
     pub arp_suppress: Option<bool>,
     pub bum_rate: Option<u64>,
@@ -229,6 +231,19 @@ pub fn parse(path: &Path, text: &str) -> Result<FileConfig, String> {
                 format!("{} is outside 68..=65000", m.get_ref()),
             ));
         }
+    }
+    if let Some(w) = cfg
+        .workers
+        .as_ref()
+        .filter(|w| !(1..=1024).contains(w.get_ref()))
+    {
+        return Err(at(
+            w.span().start,
+            format!(
+                "{} workers: give 1 to 1024, or leave workers out for one per CPU",
+                w.get_ref()
+            ),
+        ));
     }
     if let Some(m) = cfg.fdb_max.as_ref().filter(|m| *m.get_ref() == 0) {
         return Err(at(

@@ -25,6 +25,8 @@ pub struct Settings {
     pub log_level: Option<LevelFilter>,
     /// Microseconds of busy polling after each frame (0: none).
     pub busy_poll_us: u64,
+    /// Forwarding threads; None: one per CPU, as ports come.
+    pub workers: Option<usize>,
     /// Whether runs of UDP datagrams are joined into UDP GSO frames.
     pub udp_join: bool,
     /// Whether ARP requests and neighbour solicitations for owners behind a VXLAN remote

@@ -472,7 +472,8 @@ fn cni_del(sw: &mut Switch, state: &mut ControlState, id: String, ifname: String
             removed_tap: false,
         };
     };
-    let removed_tap = match sw.forwarder().port_named(&a.port) {
+    let port = sw.forwarder().port_named(&a.port);
+    let removed_tap = match port {
         Some(port) => sw.delete_port(port).is_some_and(|(_, created)| created),
         None => false,
     };
@@ -630,7 +631,8 @@ pub fn restore_launcher(sw: &mut Switch, state: &mut ControlState) {
 
 fn drop_container_ports(sw: &mut Switch, state: &mut ControlState, interfaces: &[Interface]) {
     for iface in interfaces {
-        if let Some(id) = sw.forwarder().port_named(&iface.tap) {
+        let port = sw.forwarder().port_named(&iface.tap);
+        if let Some(id) = port {
             // Persistent: deleting, not only closing, takes the TAP away.
             sw.delete_port(id);
         }
@@ -758,7 +760,7 @@ fn show_ports(sw: &Switch, state: &ControlState) -> Vec<PortRow> {
                     .unwrap_or_default(),
                 created: v.as_ref().is_some_and(|v| v.created),
                 capture: v.and_then(|v| v.capture),
-                counters: p.counters().into(),
+                counters: (&p.counters()).into(),
                 owner: state.owner_of(p.name()),
             }
         })
@@ -767,12 +769,16 @@ fn show_ports(sw: &Switch, state: &ControlState) -> Vec<PortRow> {
 
 /// The network called `network`, or every network (an unknown name is an error).
 fn selected_networks<'a>(
-    sw: &'a Switch,
+    fwd: &'a forwarder::Forwarder,
     network: Option<&str>,
 ) -> Result<impl Iterator<Item = &'a forwarder::Network> + 'a, String> {
-    let only = network.map(|n| find_network(sw, n)).transpose()?;
-    Ok(sw
-        .forwarder()
+    let only = network
+        .map(|n| {
+            fwd.network_id(n)
+                .ok_or_else(|| format!("no network named {n} (uswitch network ls lists them)"))
+        })
+        .transpose()?;
+    Ok(fwd
         .networks()
         .filter(move |(id, _)| only.is_none_or(|o| o == *id))
         .map(|(_, net)| net))
@@ -782,15 +788,15 @@ fn show_fdb(sw: &Switch, network: Option<&str>, local: bool) -> Result<Vec<FdbRo
     let now = sw.now();
     let fwd = sw.forwarder();
     let mut rows = Vec::new();
-    for net in selected_networks(sw, network)? {
+    for net in selected_networks(&fwd, network)? {
         let remote = |p| {
             fwd.port(p)
                 .is_some_and(|p| p.caps().kind == forwarder::PortKind::Remote)
         };
-        for e in net
-            .fdb()
+        let fdb = net.fdb();
+        for e in fdb
             .entries()
-            .filter(|e| net.fdb().is_live(e, now) && !(local && remote(e.port)))
+            .filter(|e| fdb.is_live(e, now) && !(local && remote(e.port)))
         {
             rows.push(FdbRow {
                 network: net.name().to_string(),
@@ -812,9 +818,11 @@ fn show_neighbors(
     let now = sw.now();
     let fwd = sw.forwarder();
     let mut rows = Vec::new();
-    for net in selected_networks(sw, network)? {
+    for net in selected_networks(&fwd, network)? {
         let heard = |o: &forwarder::Origin| !local || *o == forwarder::Origin::Local;
-        for (ip, mac, origin) in net.neighbors().iter().filter(|n| heard(&n.2)) {
+        // Read whole first: the table is not locked while the neighbours are.
+        let neighbors: Vec<_> = net.neighbors().iter().filter(|n| heard(&n.2)).collect();
+        for (ip, mac, origin) in neighbors {
             rows.push(NeighborRow {
                 network: net.name().to_string(),
                 ip,
@@ -825,8 +833,8 @@ fn show_neighbors(
                 }
                 .into(),
                 port: net
-                    .fdb()
-                    .lookup(mac, now)
+                    .table()
+                    .peek(mac, now)
                     .and_then(|p| fwd.port(p))
                     .map(|p| p.name().to_string()),
             });
@@ -844,7 +852,7 @@ fn show_stats(sw: &Switch, state: &ControlState) -> Stats {
             .map(|(_, p)| PortStats {
                 name: p.name().to_string(),
                 network: network_name(sw, p.network()),
-                counters: p.counters().into(),
+                counters: (&p.counters()).into(),
             })
             .collect(),
         networks: network_rows(sw, state),
@@ -852,7 +860,7 @@ fn show_stats(sw: &Switch, state: &ControlState) -> Stats {
             .endpoints()
             .map(|(_, ep)| EndpointStats {
                 endpoint: ep.name().to_string(),
-                counters: ep.counters().into(),
+                counters: (&ep.counters()).into(),
             })
             .collect(),
         unattached_drops: fwd.unattached_drops(),
@@ -862,18 +870,25 @@ fn show_stats(sw: &Switch, state: &ControlState) -> Stats {
 fn network_rows(sw: &Switch, state: &ControlState) -> Vec<NetworkRow> {
     let fwd = sw.forwarder();
     fwd.networks()
-        .map(|(_, n)| NetworkRow {
-            name: n.name().to_string(),
-            subnet: state.subnets.get(n.name()).cloned(),
-            ports: n
-                .ports()
-                .iter()
-                .filter_map(|&p| fwd.port(p).map(|p| p.name().to_string()))
-                .collect(),
-            fdb_entries: n.fdb().len(),
-            fdb_static: n.fdb().static_len(),
-            fdb_evictions: n.stats().evictions,
-            fdb_expired: n.stats().expired,
+        .map(|(_, n)| {
+            // One lock of the table for both counts (it is not reentrant).
+            let (fdb_entries, fdb_static) = {
+                let fdb = n.fdb();
+                (fdb.len(), fdb.static_len())
+            };
+            NetworkRow {
+                name: n.name().to_string(),
+                subnet: state.subnets.get(n.name()).cloned(),
+                ports: n
+                    .ports()
+                    .iter()
+                    .filter_map(|&p| fwd.port(p).map(|p| p.name().to_string()))
+                    .collect(),
+                fdb_entries,
+                fdb_static,
+                fdb_evictions: n.stats().evictions,
+                fdb_expired: n.stats().expired,
+            }
         })
         .collect()
 }
@@ -917,11 +932,12 @@ fn network_create(
             mtu: spec.mtu,
         },
     );
-    let mtu = sw
-        .forwarder()
-        .network_id(name)
-        .and_then(|n| sw.forwarder().network(n))
-        .and_then(|n| n.mtu());
+    let mtu = {
+        let fwd = sw.forwarder();
+        fwd.network_id(name)
+            .and_then(|n| fwd.network(n))
+            .and_then(|n| n.mtu())
+    };
     Ok(Response::ok(NetworkCreated {
         name: name.to_string(),
         subnet,
@@ -932,7 +948,8 @@ fn network_create(
 
 fn undeclare_network(sw: &mut Switch, state: &mut ControlState, name: &str) {
     state.subnets.remove(name);
-    if let Some(id) = sw.forwarder().network_id(name) {
+    let id = sw.forwarder().network_id(name);
+    if let Some(id) = id {
         let _ = sw.forwarder_mut().remove_network(id);
     }
 }
@@ -965,9 +982,11 @@ fn network_rm(sw: &mut Switch, state: &mut ControlState, name: &str) -> Reply {
                 .collect::<Vec<_>>()
         })
         .collect();
+    drop(fwd);
     let mut removed = Vec::new();
     for (eid, vni) in bindings {
-        for port in sw.forwarder_mut().unbind_vni(eid, vni) {
+        let ports = sw.forwarder_mut().unbind_vni(eid, vni);
+        for port in ports {
             if let Some((p, _)) = sw.remove_port(port) {
                 removed.push(p.name().to_string());
             }
@@ -1035,7 +1054,7 @@ fn show_vxlan(sw: &Switch) -> Vec<EndpointRow> {
                             PeerRow {
                                 remote: remote.to_string(),
                                 port: port.map(|p| p.name().to_string()),
-                                counters: port.map(|p| p.counters().into()),
+                                counters: port.map(|p| (&p.counters()).into()),
                             }
                         })
                         .collect(),
@@ -1048,7 +1067,7 @@ fn show_vxlan(sw: &Switch) -> Vec<EndpointRow> {
                 underlay_mtu: v.underlay_mtu,
                 source_ports: v.source_ports,
                 udp_gro: v.udp_gro,
-                counters: ep.map(|e| e.counters().into()).unwrap_or_default(),
+                counters: ep.map(|e| (&e.counters()).into()).unwrap_or_default(),
                 segments,
             }
         })
@@ -1066,7 +1085,7 @@ pub fn declare_network(
     if let Some(s) = &spec.subnet {
         state.subnets.insert(spec.name.clone(), s.clone());
     }
-    let fwd = sw.forwarder_mut();
+    let mut fwd = sw.forwarder_mut();
     fwd.network_named(&spec.name);
     if let Some(m) = spec.mtu {
         fwd.set_network_mtu(&spec.name, m as usize);

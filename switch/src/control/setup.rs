@@ -94,7 +94,8 @@ pub fn apply_changes(
             sw.remove_port(id);
         }
         for name in added_networks {
-            if let Some(id) = sw.forwarder().network_id(&name) {
+            let id = sw.forwarder().network_id(&name);
+            if let Some(id) = id {
                 let _ = sw.forwarder_mut().remove_network(id);
             }
             state.subnets.remove(&name);
@@ -124,7 +125,8 @@ pub fn apply_changes(
         ))
         .collect();
     for name in removed {
-        if let Some(id) = sw.forwarder().port_named(&name) {
+        let id = sw.forwarder().port_named(&name);
+        if let Some(id) = id {
             sw.remove_port(id);
             ch.applied.push(format!("port {name} removed"));
         }
@@ -155,7 +157,8 @@ pub fn apply_changes(
         let rate = p.bum_rate.unwrap_or(new.protection.bum_rate);
         let old_rate = was.map(|o| o.bum_rate.unwrap_or(old.protection.bum_rate));
         if was.is_some() && old_rate != Some(rate) {
-            if let Some(id) = sw.forwarder().port_named(&p.name) {
+            let id = sw.forwarder().port_named(&p.name);
+            if let Some(id) = id {
                 sw.forwarder_mut().set_bum_rate(id, rate);
                 ch.applied
                     .push(format!("port {} storm control {rate}", p.name));
@@ -170,6 +173,22 @@ pub fn apply_changes(
         sw.forwarder_mut().set_arp_suppress(new.arp_suppress);
         ch.applied
             .push(format!("arp_suppress {}", new.arp_suppress));
+    }
+    if old.workers != new.workers {
+        let workers = new.workers.map_or_else(
+            crate::dataplane::Workers::auto,
+            crate::dataplane::Workers::Fixed,
+        );
+        let running = sw.running_workers();
+        match sw.set_workers(workers) {
+            Ok(()) if workers.max() < running => ch.applied.push(format!(
+                "workers: at most {} for new ports; the {running} running keep running until \
+                 uswitch restarts",
+                workers.max()
+            )),
+            Ok(()) => ch.applied.push(format!("workers {}", workers.max())),
+            Err(e) => log::warn!("starting workers: {e}"),
+        }
     }
     if old.busy_poll_us != new.busy_poll_us {
         sw.set_busy_poll(std::time::Duration::from_micros(new.busy_poll_us));

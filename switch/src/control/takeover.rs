@@ -73,7 +73,8 @@ pub fn give(stream: UnixStream, sw: &Switch, listener: BorrowedFd<'_>) -> Result
         .set_write_timeout(Some(PATIENCE))
         .and_then(|()| stream.set_read_timeout(Some(PATIENCE)))
         .map_err(|e| fail("setting timeouts", &e))?;
-    let handing = sw.handing();
+    let held = sw.handing();
+    let handing = held.descriptors();
     let header = Header {
         version: HANDOVER_VERSION,
         release: env!("CARGO_PKG_VERSION").to_string(),

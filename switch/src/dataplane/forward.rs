@@ -18,7 +18,7 @@ use super::capture::Direction;
 use super::device::Device;
 use super::io::tap::is_vanished;
 use super::io::udp_tunnel::Gathered;
-use super::port::PortIo;
+use super::port::PortDev;
 
 /// What transmitting reuses from frame to frame, so it allocates nothing per frame.
 pub(crate) struct Tx {
@@ -32,9 +32,10 @@ pub(crate) struct Tx {
 }
 
 impl Tx {
-    pub(crate) fn new(frame_buf: usize) -> Tx {
+    /// For worker `w`: its plans count in its tallies and learn through its caches.
+    pub(crate) fn new(frame_buf: usize, w: usize) -> Tx {
         Tx {
-            plan: Plan::default(),
+            plan: Plan::for_worker(w),
             segment_scratch: Vec::with_capacity(frame_buf),
             heads: Vec::new(),
             held: HeldUdp {
@@ -56,25 +57,30 @@ pub(crate) struct HeldUdp {
     pub(crate) run: Option<(UdpJoin, PortId)>,
 }
 
-/// The parts of the switch one received frame touches, borrowed for its journey.
+/// The parts of the switch one received frame touches, borrowed for its journey: the
+/// shared forwarder and devices (under the read lock), the worker's own buffers.
 pub(crate) struct Plane<'a> {
-    pub(crate) fwd: &'a mut Forwarder,
-    pub(crate) ports: &'a mut [Option<PortIo>],
+    pub(crate) fwd: &'a Forwarder,
+    pub(crate) ports: &'a [Option<PortDev>],
     pub(crate) vanished: &'a mut Vec<(PortId, String)>,
     pub(crate) tx: &'a mut Tx,
+    /// The worker carrying the frame (whose tallies count it).
+    pub(crate) worker: usize,
     pub(crate) ingress: PortId,
     pub(crate) now: Millis,
 }
 
-/// The [`Plane`] for a frame entering at `$ingress`: the switch's forwarding state,
-/// borrowed field by field, so that the frame buffers stay free for the caller.
+/// The [`Plane`] for a frame entering at `$ingress`, carried by worker `$w` with the
+/// shared state `$sh`: borrowed field by field, so that the frame buffers stay free for
+/// the caller.
 macro_rules! plane {
-    ($sw:expr, $ingress:expr, $now:expr) => {
+    ($w:expr, $sh:expr, $ingress:expr, $now:expr) => {
         $crate::dataplane::forward::Plane {
-            fwd: &mut $sw.fwd,
-            ports: &mut $sw.ports,
-            vanished: &mut $sw.vanished,
-            tx: &mut $sw.tx,
+            fwd: &$sh.fwd,
+            ports: &$sh.ports,
+            vanished: &mut $w.vanished,
+            tx: &mut $w.tx,
+            worker: $w.index,
             ingress: $ingress,
             now: $now,
         }
@@ -82,8 +88,8 @@ macro_rules! plane {
 }
 pub(crate) use plane;
 
-fn port_mut(ports: &mut [Option<PortIo>], id: PortId) -> Option<&mut PortIo> {
-    ports.get_mut(id.0 as usize)?.as_mut()
+fn port_dev(ports: &[Option<PortDev>], id: PortId) -> Option<&PortDev> {
+    ports.get(id.0 as usize)?.as_ref()
 }
 
 impl Plane<'_> {
@@ -93,10 +99,10 @@ impl Plane<'_> {
         let Some(offload) = VirtioNetHdr::parse(buf).and_then(|h| h.offload()) else {
             let len = buf.len().saturating_sub(VIRTIO_NET_HDR_LEN);
             self.fwd
-                .record_rx_drop(self.ingress, len, DropReason::BadOffload);
+                .record_rx_drop(self.worker, self.ingress, len, DropReason::BadOffload);
             return;
         };
-        if let Some(port) = port_mut(self.ports, self.ingress) {
+        if let Some(port) = port_dev(self.ports, self.ingress) {
             if port.capture(&buf[VIRTIO_NET_HDR_LEN..], Direction::In) {
                 self.fwd.set_captured(self.ingress, false);
             }
@@ -125,7 +131,8 @@ impl Plane<'_> {
         if let Some((start, offset)) = plan.finish_checksum {
             // The forwarder checked the offsets; a refusal here would be a bug, counted.
             if complete_checksum(&mut buf[VIRTIO_NET_HDR_LEN..], start, offset).is_err() {
-                self.fwd.count_drop(self.ingress, DropReason::BadOffload);
+                self.fwd
+                    .count_drop(self.worker, self.ingress, DropReason::BadOffload);
                 return;
             }
             buf[0] &= !F_NEEDS_CSUM;
@@ -198,8 +205,8 @@ impl Plane<'_> {
             buf[..VIRTIO_NET_HDR_LEN].copy_from_slice(&h.emit());
         }
         let remote = matches!(
-            port_mut(self.ports, egress),
-            Some(PortIo {
+            port_dev(self.ports, egress),
+            Some(PortDev {
                 dev: Device::Vxlan(_),
                 ..
             })
@@ -208,18 +215,19 @@ impl Plane<'_> {
         match hdr {
             Some(h) if remote => self.send_to_remote(egress, frame, false, h.gso_size.into()),
             _ => {
-                if let Some(port) = port_mut(self.ports, egress) {
+                if let Some(port) = port_dev(self.ports, egress) {
                     let bytes = if remote { frame } else { &buf[..] };
                     match port.dev.write(bytes) {
                         Ok(_) => {
                             // Every datagram repeats the headers the run holds once.
                             let all = frame.len() + (run.count() - 1) * run.header_len();
-                            self.fwd.record_tx_frames(egress, run.count(), all);
-                            port.down = false;
+                            self.fwd
+                                .record_tx_frames(self.worker, egress, run.count(), all);
+                            port.set_down(false);
                         }
                         Err(e) => {
                             for _ in 0..run.count() {
-                                count_tx_error(self.fwd, port, self.vanished, egress, &e);
+                                count_tx_error(self.tally(), port, self.vanished, egress, &e);
                             }
                         }
                     }
@@ -244,8 +252,8 @@ impl Plane<'_> {
             Delivery::Reply { .. } => {}
             Delivery::Segments { tcp, size } => {
                 let remote = matches!(
-                    port_mut(self.ports, egress),
-                    Some(PortIo {
+                    port_dev(self.ports, egress),
+                    Some(PortDev {
                         dev: Device::Vxlan(_),
                         ..
                     })
@@ -254,17 +262,18 @@ impl Plane<'_> {
                     self.send_to_remote(egress, frame, tcp, size);
                     return;
                 }
-                let Some(port) = port_mut(self.ports, egress) else {
+                let Some(port) = port_dev(self.ports, egress) else {
                     return;
                 };
-                let (fwd, vanished) = (&mut *self.fwd, &mut *self.vanished);
+                let (to, vanished) = (self.tally(), &mut *self.vanished);
                 let mut closed = false;
                 let mut each = |seg: &[u8]| {
-                    closed |= write_counted(fwd, port, vanished, egress, seg, seg);
+                    closed |= write_counted(to, port, vanished, egress, seg, seg);
                 };
                 let done = segment_gso(frame, tcp, size, &mut self.tx.segment_scratch, &mut each);
                 if done.is_err() {
-                    self.fwd.record_tx_drop(egress, DropReason::EgressError);
+                    self.fwd
+                        .record_tx_drop(self.worker, egress, DropReason::EgressError);
                 }
                 if closed {
                     self.fwd.set_captured(egress, false);
@@ -274,8 +283,8 @@ impl Plane<'_> {
     }
 
     fn write(&mut self, egress: PortId, bytes: &[u8], frame: &[u8]) {
-        if let Some(port) = port_mut(self.ports, egress) {
-            if write_counted(self.fwd, port, self.vanished, egress, bytes, frame) {
+        if let Some(port) = port_dev(self.ports, egress) {
+            if write_counted(self.tally(), port, self.vanished, egress, bytes, frame) {
                 self.fwd.set_captured(egress, false);
             }
         }
@@ -285,15 +294,17 @@ impl Plane<'_> {
     /// together (UDP GSO): one `sendmsg` for the whole frame where the kernel allows.
     /// Only the headers of each segment are built; the payload goes from `frame`.
     fn send_to_remote(&mut self, egress: PortId, frame: &[u8], tcp: bool, size: usize) {
-        let Some(port) = port_mut(self.ports, egress) else {
+        let Some(port) = port_dev(self.ports, egress) else {
             return;
         };
         let Device::Vxlan(peer) = &port.dev else {
             return;
         };
+        let to = self.tally();
         let heads = &mut self.tx.heads;
         let Ok(segs) = segment_headers(frame, tcp, size, VXLAN_HEADER_LEN, heads) else {
-            self.fwd.record_tx_drop(egress, DropReason::EgressError);
+            self.fwd
+                .record_tx_drop(self.worker, egress, DropReason::EgressError);
             return;
         };
         let head_len = VXLAN_HEADER_LEN + segs.header_len;
@@ -308,9 +319,12 @@ impl Plane<'_> {
         for i in 0..segs.count {
             let [head, payload] = batch.parts(i);
             if i < sent {
-                self.fwd
-                    .record_tx(egress, head.len() - VXLAN_HEADER_LEN + payload.len());
-                if port.capture.is_some() {
+                self.fwd.record_tx(
+                    self.worker,
+                    egress,
+                    head.len() - VXLAN_HEADER_LEN + payload.len(),
+                );
+                if port.is_captured() {
                     // A capture wants the inner frame whole: put it together for it.
                     let seg = &mut self.tx.segment_scratch;
                     seg.clear();
@@ -319,7 +333,7 @@ impl Plane<'_> {
                     closed |= port.capture(seg, Direction::Out);
                 }
             } else if let Some(e) = &err {
-                count_tx_error(self.fwd, port, self.vanished, egress, e);
+                count_tx_error(to, port, self.vanished, egress, e);
             }
         }
         if closed {
@@ -328,11 +342,37 @@ impl Plane<'_> {
     }
 }
 
+/// Where a worker counts a port's transmissions: the forwarder and the worker's index.
+#[derive(Clone, Copy)]
+struct Tallied<'a> {
+    fwd: &'a Forwarder,
+    worker: usize,
+}
+
+impl Tallied<'_> {
+    fn sent(self, egress: PortId, len: usize) {
+        self.fwd.record_tx(self.worker, egress, len);
+    }
+
+    fn dropped(self, egress: PortId, reason: DropReason) {
+        self.fwd.record_tx_drop(self.worker, egress, reason);
+    }
+}
+
+impl<'a> Plane<'a> {
+    fn tally(&self) -> Tallied<'a> {
+        Tallied {
+            fwd: self.fwd,
+            worker: self.worker,
+        }
+    }
+}
+
 /// Writes `bytes` (which end with `frame`) to `port`, counting what happened; true if
 /// that ended the port's capture. Never blocks.
 fn write_counted(
-    fwd: &mut Forwarder,
-    port: &mut PortIo,
+    to: Tallied<'_>,
+    port: &PortDev,
     vanished: &mut Vec<(PortId, String)>,
     egress: PortId,
     bytes: &[u8],
@@ -340,12 +380,12 @@ fn write_counted(
 ) -> bool {
     match port.dev.write(bytes) {
         Ok(_) => {
-            fwd.record_tx(egress, frame.len());
-            port.down = false;
+            to.sent(egress, frame.len());
+            port.set_down(false);
             port.capture(frame, Direction::Out)
         }
         Err(e) => {
-            count_tx_error(fwd, port, vanished, egress, &e);
+            count_tx_error(to, port, vanished, egress, &e);
             false
         }
     }
@@ -353,8 +393,8 @@ fn write_counted(
 
 /// Counts a failed write to `egress` under the reason its error gives.
 fn count_tx_error(
-    fwd: &mut Forwarder,
-    port: &mut PortIo,
+    to: Tallied<'_>,
+    port: &PortDev,
     vanished: &mut Vec<(PortId, String)>,
     egress: PortId,
     e: &io::Error,
@@ -363,18 +403,18 @@ fn count_tx_error(
         // No room: in the device's queue, or (ENOBUFS) in the qdisc in front of the
         // VXLAN underlay.
         e if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::ENOBUFS) => {
-            fwd.record_tx_drop(egress, DropReason::EgressFull)
+            to.dropped(egress, DropReason::EgressFull)
         }
         // Over the underlay's path MTU (VXLAN never fragments the outer packet).
         e if e.raw_os_error() == Some(libc::EMSGSIZE) => {
-            fwd.record_tx_drop(egress, DropReason::EgressTooBig)
+            to.dropped(egress, DropReason::EgressTooBig)
         }
         e if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::ENETDOWN)) => {
-            fwd.record_tx_drop(egress, DropReason::EgressDown);
-            port.down = true;
+            to.dropped(egress, DropReason::EgressDown);
+            port.set_down(true);
         }
         e => {
-            fwd.record_tx_drop(egress, DropReason::EgressError);
+            to.dropped(egress, DropReason::EgressError);
             if is_vanished(e) && !vanished.iter().any(|(p, _)| *p == egress) {
                 vanished.push((egress, "its interface is gone".into()));
             }

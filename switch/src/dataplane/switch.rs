@@ -1,48 +1,41 @@
-//! The data plane's loop: ports (TAPs, uplinks, VXLAN remotes) and endpoints in one mio
-//! poll, frames read in bursts and handed to the forwarder, its plans carried out
-//! (`forward`), signals, storm rests, vanished ports, and whatever shares the poll (the
-//! control socket, as a [`Sidecar`]).
-//!
-//! Readiness is edge-triggered, so a readable port is drained until `WouldBlock`. To keep
-//! one busy port from starving the others, each port reads at most [`BURST`] frames per
-//! turn and stays on a ready list until it runs dry; the loop polls without sleeping while
-//! that list is not empty. Writes never wait: a full egress drops the frame and counts it.
+//! The switch: its workers, the shared state they forward with, and what the control
+//! plane does to it. Worker 0 runs here, in the switch's own thread, sharing its poll with
+//! the signals and whatever else is beside it (the control socket, as a [`Sidecar`]); the
+//! other workers run on threads of their own (`worker`). Ports and endpoints are spread
+//! over the workers as they come, each read by one; any worker writes to any port.
 
 use std::io;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use forwarder::{
-    DropReason, EndpointId, FdbConfig, Forwarder, ForwarderError, Millis, PortId, PortKind,
-    Protection,
+    EndpointId, FdbConfig, Forwarder, ForwarderError, Millis, PortId, PortKind, Protection,
 };
 use log::{debug, info, warn};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Registry};
-use packets::offload::VIRTIO_NET_HDR_LEN;
+use mio::{Events, Interest, Registry};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook_mio::v1_0::Signals;
 
 use super::capture::{Capture, DEFAULT_MAX_BYTES};
 use super::device::Device;
-use super::forward::{plane, Tx};
+use super::fabric::{Command, EndpointDev, Fabric, Shared};
 use super::io::af_packet::PacketSocket;
-use super::io::tap::{interface_mtu, is_vanished, Tap, TapError};
+use super::io::tap::{interface_mtu, Tap, TapError};
 use super::io::udp_tunnel::Endpoint;
-use super::port::PortIo;
-use super::rx::Rx;
+use super::port::PortDev;
 use super::tokens::{self, Source};
+use super::worker::{self, Detached, Worker, IDLE_WAKE_MS};
 use crate::config::specs::{inner_mtu, VxlanSpec};
 
-/// Frames read from one port before the loop turns to the next.
-pub const BURST: usize = 64;
-/// Large enough for any frame a TAP can hand us (64 KiB GSO frames included), so an
-/// oversized frame is seen whole and counted rather than silently cut.
-const FRAME_BUF: usize = 65_536 + 256;
 /// How often aged FDB entries are swept (lookups ignore expired entries in between) and
 /// sidecars get their tick.
-const SWEEP_EVERY_MS: Millis = 1_000;
+const SWEEP_EVERY_MS: Millis = IDLE_WAKE_MS;
 
 /// Why the data plane refused to do something.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +108,8 @@ pub struct PortView {
     pub offloads: Vec<&'static str>,
     pub created: bool,
     pub capture: Option<String>,
+    /// The worker that reads the port (for a VXLAN remote, its endpoint's).
+    pub worker: usize,
 }
 
 /// What `show vxlan` reads of an endpoint's sockets.
@@ -127,95 +122,178 @@ pub struct EndpointView {
     pub underlay_mtu: usize,
     pub source_ports: Vec<u16>,
     pub udp_gro: bool,
+    /// The worker that reads the endpoint's socket.
+    pub worker: usize,
 }
 
-/// A running switch: its ports, its forwarder and its event loop.
+/// How many workers forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// Exactly this many, from the start.
+    Fixed(usize),
+    /// One to start with, and another as ports come (one per two ports), up to this many.
+    Auto(usize),
+}
+
+impl Workers {
+    /// The default: one per CPU this process may run on (its affinity and cgroup quota
+    /// counted), at most one per two ports.
+    pub fn auto() -> Workers {
+        Workers::Auto(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// The most workers this allows.
+    pub fn max(self) -> usize {
+        match self {
+            Workers::Fixed(n) | Workers::Auto(n) => n.max(1),
+        }
+    }
+}
+
+/// The forwarder, read-locked for the control plane between bursts.
+pub type ForwarderRead<'a> = parking_lot::MappedRwLockReadGuard<'a, Forwarder>;
+/// The forwarder, write-locked: every worker waits for the edit.
+pub type ForwarderWrite<'a> = parking_lot::MappedRwLockWriteGuard<'a, Forwarder>;
+
+/// A running switch: its workers, the state they share, worker 0's loop.
 pub struct Switch {
-    poll: Poll,
+    fabric: Arc<Fabric>,
+    /// Worker 0, run by [`Switch::run`].
+    me: Worker,
     signals: Signals,
-    pub(crate) fwd: Forwarder,
-    pub(crate) ports: Vec<Option<PortIo>>,
-    /// VXLAN endpoints, one per local address and UDP port.
-    pub(crate) vxlan: Vec<Endpoint>,
-    ready: Vec<PortId>,
-    /// VXLAN endpoints readable and not yet drained.
-    vxlan_ready: Vec<usize>,
-    /// Ports resting from a storm (see [`Switch::rest_if_storming`]).
-    resting: Vec<PortId>,
+    workers: Workers,
+    threads: Vec<JoinHandle<()>>,
     /// Ports that have (or lately had) a capture, so the loop's capture work scans these
     /// and not every port.
     capturing: Vec<PortId>,
-    pub(crate) vanished: Vec<(PortId, String)>,
-    pub(crate) tx: Tx,
-    pub(crate) rx: Rx,
-    pub(crate) buf: Vec<u8>,
-    start: Instant,
-    /// Frames read so far (the busy-poll window restarts whenever it grows).
-    pub(crate) frames_in: u64,
-    busy_poll: Duration,
     /// Descriptors handed over by the switch this one took over, not yet claimed.
     pub(crate) inherited: super::inherited::Inherited,
 }
 
 impl Switch {
-    /// A switch with no ports yet.
+    /// A switch with no ports yet, and one worker (see [`Switch::set_workers`]).
     pub fn new(fdb: FdbConfig, protection: Protection) -> Result<Switch, DataplaneError> {
-        let poll = Poll::new().map_err(DataplaneError::Poll)?;
+        let (me, link) = Worker::new(0).map_err(DataplaneError::Poll)?;
         let mut signals =
             Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP]).map_err(DataplaneError::Poll)?;
-        poll.registry()
+        me.poll
+            .registry()
             .register(&mut signals, tokens::signals(), Interest::READABLE)
             .map_err(DataplaneError::Poll)?;
-        Ok(Switch {
-            poll,
-            signals,
+        let shared = Shared {
             fwd: Forwarder::with_protection(fdb, protection),
             ports: Vec::new(),
-            vxlan: Vec::new(),
-            ready: Vec::new(),
-            vxlan_ready: Vec::new(),
-            resting: Vec::new(),
+            endpoints: Vec::new(),
+            links: vec![link],
+            loads: vec![0],
+        };
+        Ok(Switch {
+            fabric: Arc::new(Fabric {
+                shared: RwLock::new(shared),
+                start: Instant::now(),
+                busy_poll_us: AtomicU64::new(0),
+            }),
+            me,
+            signals,
+            workers: Workers::Fixed(1),
+            threads: Vec::new(),
             capturing: Vec::new(),
-            vanished: Vec::new(),
-            tx: Tx::new(FRAME_BUF),
-            rx: Rx::new(FRAME_BUF),
-            buf: vec![0; FRAME_BUF],
-            start: Instant::now(),
-            frames_in: 0,
-            busy_poll: Duration::ZERO,
             inherited: Default::default(),
         })
     }
 
-    /// Where sidecars register their sources.
+    /// How many workers forward; a fixed count starts them all now, an automatic one as
+    /// ports come. Workers never stop before the switch does.
+    pub fn set_workers(&mut self, workers: Workers) -> Result<(), DataplaneError> {
+        self.workers = workers;
+        if let Workers::Fixed(n) = workers {
+            while self.running_workers() < n.max(1) {
+                self.spawn_worker()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The workers forwarding now.
+    pub fn running_workers(&self) -> usize {
+        self.shared().links.len()
+    }
+
+    fn spawn_worker(&mut self) -> Result<usize, DataplaneError> {
+        let index = self.running_workers();
+        let (worker, link) = Worker::new(index).map_err(DataplaneError::Poll)?;
+        let fabric = Arc::clone(&self.fabric);
+        let thread = std::thread::Builder::new()
+            .name(format!("uswitch-w{index}"))
+            .spawn(move || worker.run(fabric))
+            .map_err(DataplaneError::Poll)?;
+        let mut sh = self.fabric.shared.write();
+        sh.links.push(link);
+        sh.loads.push(0);
+        let n = sh.links.len();
+        sh.fwd.set_workers(n);
+        drop(sh);
+        self.threads.push(thread);
+        Ok(index)
+    }
+
+    /// The worker to read a new device: a new one while every worker reads two or more
+    /// (automatic count, below its cap), else the least loaded.
+    fn pick_owner(&mut self) -> Result<usize, DataplaneError> {
+        if let Workers::Auto(max) = self.workers {
+            let (running, busy) = {
+                let sh = self.shared();
+                (sh.links.len(), sh.loads.iter().all(|&l| l >= 2))
+            };
+            if busy && running < max {
+                return self.spawn_worker();
+            }
+        }
+        Ok(self.shared().least_loaded())
+    }
+
+    fn shared(&self) -> RwLockReadGuard<'_, Shared> {
+        // Recursive: a control request may read while a worker waits to write.
+        self.fabric.shared.read_recursive()
+    }
+
+    fn shared_mut(&mut self) -> RwLockWriteGuard<'_, Shared> {
+        self.fabric.shared.write()
+    }
+
+    /// Where sidecars register their sources (worker 0's poll).
     pub fn registry(&self) -> &Registry {
-        self.poll.registry()
+        self.me.poll.registry()
     }
 
     /// Whether back-to-back UDP datagrams of one flow are joined into UDP GSO frames.
     pub fn set_udp_join(&mut self, on: bool) {
-        self.fwd.set_udp_join(on);
+        self.forwarder_mut().set_udp_join(on);
     }
 
     /// After the last frame, keep polling without sleeping for `window` before blocking
-    /// again: a frame that arrives meanwhile is read without a wake-up. Costs a core
-    /// while traffic flows; zero (the default) never spins.
+    /// again: a frame that arrives meanwhile is read without a wake-up. Costs a core per
+    /// worker while traffic flows; zero (the default) never spins.
     pub fn set_busy_poll(&mut self, window: Duration) {
-        self.busy_poll = window;
+        let us = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+        self.fabric.busy_poll_us.store(us, Ordering::Relaxed);
     }
 
-    pub fn forwarder(&self) -> &Forwarder {
-        &self.fwd
+    /// The forwarder, read-locked (the workers keep forwarding). Drop it before calling
+    /// anything that changes the switch.
+    pub fn forwarder(&self) -> ForwarderRead<'_> {
+        RwLockReadGuard::map(self.shared(), |s| &s.fwd)
     }
 
-    /// The forwarder, for the control plane's table edits (static entries, flushes).
-    pub fn forwarder_mut(&mut self) -> &mut Forwarder {
-        &mut self.fwd
+    /// The forwarder, for the control plane's table edits (static entries, flushes):
+    /// write-locked, so the workers wait between bursts until it is dropped.
+    pub fn forwarder_mut(&mut self) -> ForwarderWrite<'_> {
+        RwLockWriteGuard::map(self.shared_mut(), |s| &mut s.fwd)
     }
 
     /// Milliseconds since the switch started: the forwarder's clock.
     pub fn now(&self) -> Millis {
-        self.start.elapsed().as_millis() as Millis
+        self.fabric.now()
     }
 
     /// Attaches (creating if needed) the TAP `name` to `network` and brings it up, with
@@ -232,11 +310,12 @@ impl Switch {
             return self.attach(Device::Tap(tap), network, handed.mtu, 0);
         }
         let tap = Tap::open(name, offload)?;
-        let net_mtu = self
-            .fwd
-            .network_id(network)
-            .and_then(|n| self.fwd.network(n))
-            .and_then(|n| n.mtu());
+        let net_mtu = {
+            let fwd = self.forwarder();
+            fwd.network_id(network)
+                .and_then(|n| fwd.network(n))
+                .and_then(|n| n.mtu())
+        };
         if let Some(mtu) = net_mtu {
             tap.set_mtu(mtu as u32)?;
         }
@@ -248,10 +327,11 @@ impl Switch {
     /// Makes the TAP of port `id` outlive uswitch (a container's interface, kept across
     /// restarts), or not.
     pub fn persist_port(&mut self, id: PortId, on: bool) -> Result<(), DataplaneError> {
-        if let Some(Some(PortIo {
+        let mut sh = self.shared_mut();
+        if let Some(Some(PortDev {
             dev: Device::Tap(tap),
             ..
-        })) = self.ports.get_mut(id.0 as usize)
+        })) = sh.ports.get_mut(id.0 as usize)
         {
             tap.set_persist(on)?;
         }
@@ -283,8 +363,8 @@ impl Switch {
     /// went.
     pub fn delete_port(&mut self, id: PortId) -> Option<(forwarder::Port, bool)> {
         let made_persistent = matches!(
-            self.ports.get(id.0 as usize),
-            Some(Some(PortIo { dev: Device::Tap(t), .. })) if t.persistent()
+            self.shared().port(id),
+            Some(PortDev { dev: Device::Tap(t), .. }) if t.persistent()
         );
         let mut unpersisted = false;
         if made_persistent {
@@ -322,18 +402,24 @@ impl Switch {
     }
 
     fn join_overlay(&mut self, idx: usize, spec: &VxlanSpec) -> Result<(), DataplaneError> {
-        let (id, underlay_mtu) = (self.vxlan[idx].id, self.vxlan[idx].underlay_mtu);
+        let (id, underlay_mtu) = {
+            let sh = self.shared();
+            let ep = &sh.endpoints[idx].ep;
+            (ep.id, ep.underlay_mtu)
+        };
         let mtu = inner_mtu(spec, underlay_mtu).map_err(DataplaneError::Overlay)?;
-        self.fwd.bind_vni(id, spec.vni, &spec.network, mtu)?;
+        self.forwarder_mut()
+            .bind_vni(id, spec.vni, &spec.network, mtu)?;
         for &remote in &spec.remotes {
             if let Err(e) = self.add_remote(idx, spec.vni, remote) {
-                for port in self.fwd.unbind_vni(id, spec.vni) {
+                let ports = self.forwarder_mut().unbind_vni(id, spec.vni);
+                for port in ports {
                     self.detach(port);
                 }
                 return Err(e);
             }
         }
-        self.fwd.default_network_mtu(&spec.network, mtu);
+        self.forwarder_mut().default_network_mtu(&spec.network, mtu);
         info!(
             "network {} joins VXLAN vni {} at {}:{} with {} remote(s), inner mtu {mtu}",
             spec.network,
@@ -346,22 +432,27 @@ impl Switch {
     }
 
     fn add_remote(&mut self, idx: usize, vni: u32, remote: IpAddr) -> Result<(), DataplaneError> {
-        let ep = &self.vxlan[idx];
-        let peer = ep.peer(vni, remote);
-        let id = self.fwd.add_remote(ep.id, vni, remote)?;
-        self.install(id, Device::Vxlan(peer))
+        let mut sh = self.shared_mut();
+        let (peer, ep_id, owner) = {
+            let ep = &sh.endpoints[idx];
+            (ep.ep.peer(vni, remote), ep.ep.id, ep.owner)
+        };
+        let id = sh.fwd.add_remote(ep_id, vni, remote)?;
+        Self::install(&mut sh, id, Device::Vxlan(peer), owner)?;
+        Ok(())
     }
 
     /// The endpoint and VNI that carry `network`'s overlay.
     fn overlay_of(&self, network: &str) -> Result<(usize, u32), DataplaneError> {
-        let net = self.fwd.network_id(network);
-        self.vxlan
+        let sh = self.shared();
+        let net = sh.fwd.network_id(network);
+        sh.endpoints
             .iter()
             .enumerate()
             .find_map(|(idx, ep)| {
-                let b = self
+                let b = sh
                     .fwd
-                    .endpoint(ep.id)?
+                    .endpoint(ep.ep.id)?
                     .bindings()
                     .iter()
                     .find(|b| Some(b.network) == net)?;
@@ -394,7 +485,8 @@ impl Switch {
     ) -> Result<bool, DataplaneError> {
         let (_, vni) = self.overlay_of(network)?;
         let name = forwarder::remote_port_name(vni, remote);
-        Ok(match self.fwd.port_named(&name) {
+        let id = self.forwarder().port_named(&name);
+        Ok(match id {
             Some(id) => self.remove_port(id).is_some(),
             None => false,
         })
@@ -403,24 +495,27 @@ impl Switch {
     /// The endpoint for `local`:`port`, opened if new (and whether it was).
     fn endpoint_for(&mut self, local: IpAddr, port: u16) -> Result<(usize, bool), DataplaneError> {
         if let Some(i) = self
-            .vxlan
+            .shared()
+            .endpoints
             .iter()
-            .position(|ep| ep.local == local && ep.port == port)
+            .position(|e| e.ep.local == local && e.ep.port == port)
         {
             return Ok((i, false));
         }
-        let id = self
-            .fwd
-            .add_endpoint(&std::net::SocketAddr::new(local, port).to_string());
+        let owner = self.pick_owner()?;
+        let mine = owner == self.me.index;
         let at = std::net::SocketAddr::new(local, port);
-        let ep = match self.inherited.take_endpoint(at) {
+        let inherited = self.inherited.take_endpoint(at);
+        let mut sh = self.shared_mut();
+        let id = sh.fwd.add_endpoint(&at.to_string());
+        let ep = match inherited {
             Some(fd) => Endpoint::with_socket(std::net::UdpSocket::from(fd), local, port, id)?,
             None => Endpoint::open(local, port, id)?,
         };
-        let idx = self.vxlan.len();
+        let idx = sh.endpoints.len();
         let fd = ep.raw_fd();
-        self.poll
-            .registry()
+        sh.links[owner]
+            .registry
             .register(
                 &mut SourceFd(&fd),
                 tokens::endpoint(idx),
@@ -428,51 +523,69 @@ impl Switch {
             )
             .map_err(DataplaneError::Poll)?;
         info!(
-            "VXLAN endpoint {}:{} on underlay {} (mtu {})",
+            "VXLAN endpoint {}:{} on underlay {} (mtu {}), read by worker {owner}",
             ep.local, ep.port, ep.underlay, ep.underlay_mtu
         );
-        self.vxlan.push(ep);
-        self.vxlan_ready.push(idx);
+        sh.endpoints.push(EndpointDev { ep, owner });
+        sh.loads[owner] += 1;
+        if !mine {
+            sh.links[owner].send(Command::LookEndpoint(idx));
+        }
+        drop(sh);
+        if mine {
+            self.me.adopt_endpoint(idx);
+            self.me.on_event(Source::Endpoint(idx));
+        }
         Ok((idx, true))
     }
 
     /// Closes the endpoint just opened at `idx` (the last one) when nothing came of it.
     fn close_endpoint(&mut self, idx: usize) {
-        if idx + 1 != self.vxlan.len() {
+        let mut sh = self.shared_mut();
+        if idx + 1 != sh.endpoints.len() {
             return;
         }
-        if let Some(ep) = self.vxlan.pop() {
-            let _ = self.poll.registry().deregister(&mut SourceFd(&ep.raw_fd()));
-            self.vxlan_ready.retain(|&i| i != idx);
+        if let Some(e) = sh.endpoints.pop() {
+            if let Some(link) = sh.links.get(e.owner) {
+                let _ = link.registry.deregister(&mut SourceFd(&e.ep.raw_fd()));
+                link.send(Command::ForgetEndpoint(idx));
+            }
+            if let Some(load) = sh.loads.get_mut(e.owner) {
+                *load = load.saturating_sub(1);
+            }
         }
     }
 
     /// The endpoints' sockets, for `show vxlan`.
     pub fn endpoint_views(&self) -> Vec<EndpointView> {
-        self.vxlan
+        self.shared()
+            .endpoints
             .iter()
-            .map(|ep| EndpointView {
-                id: ep.id,
-                local: ep.local,
-                port: ep.port,
-                underlay: ep.underlay.clone(),
-                underlay_mtu: ep.underlay_mtu,
-                source_ports: ep.source_ports(),
-                udp_gro: ep.gro,
+            .map(|e| EndpointView {
+                id: e.ep.id,
+                local: e.ep.local,
+                port: e.ep.port,
+                underlay: e.ep.underlay.clone(),
+                underlay_mtu: e.ep.underlay_mtu,
+                source_ports: e.ep.source_ports(),
+                udp_gro: e.ep.gro,
+                worker: e.owner,
             })
             .collect()
     }
 
     /// A port's device, for `show ports`.
     pub fn port_view(&self, id: PortId) -> Option<PortView> {
-        let io = self.ports.get(id.0 as usize)?.as_ref()?;
+        let sh = self.shared();
+        let io = sh.port(id)?;
         Some(PortView {
             kind: io.dev.kind(),
-            down: io.down,
-            rests: io.rests,
+            down: io.is_down(),
+            rests: io.rests.load(Ordering::Relaxed),
             offloads: io.dev.offloads(),
             created: io.dev.created(),
-            capture: io.capture.as_ref().map(|c| c.path().display().to_string()),
+            capture: io.with_capture(|c| c.as_ref().map(|c| c.path().display().to_string())),
+            worker: io.owner,
         })
     }
 
@@ -483,62 +596,72 @@ impl Switch {
         mtu: usize,
         horizon: u32,
     ) -> Result<PortId, DataplaneError> {
-        let id = self
+        let owner = self.pick_owner()?;
+        let (kind, created) = (dev.kind(), dev.created());
+        let mut sh = self.shared_mut();
+        let id = sh
             .fwd
             .attach(dev.name(), network, mtu, dev.caps(), horizon)?;
-        if let Err(e) = self.install(id, dev) {
-            self.fwd.remove_port(id);
+        if let Err(e) = Self::install(&mut sh, id, dev, owner) {
+            sh.fwd.remove_port(id);
             return Err(e);
         }
+        let name = sh.fwd.port(id).map_or("?", |p| p.name()).to_string();
+        drop(sh);
         info!(
-            "attached port {} to network {network} ({}{}, mtu {mtu})",
-            self.fwd.port(id).map_or("?", |p| p.name()),
-            match self.port_view(id) {
-                Some(v) if v.kind == PortKind::Tap && v.created => "created ",
-                Some(v) if v.kind == PortKind::Tap => "existing ",
+            "attached port {name} to network {network} ({}{}, mtu {mtu}, worker {owner})",
+            match (kind, created) {
+                (PortKind::Tap, true) => "created ",
+                (PortKind::Tap, false) => "existing ",
                 _ => "",
             },
-            match self.port_view(id).map(|v| v.kind) {
-                Some(PortKind::Tap) => "TAP",
-                Some(PortKind::Remote) => "VXLAN remote",
-                _ => "uplink",
+            match kind {
+                PortKind::Tap => "TAP",
+                PortKind::Remote => "VXLAN remote",
+                PortKind::Uplink => "uplink",
             }
         );
+        if owner == self.me.index {
+            self.me.on_event(Source::Port(id));
+        }
         Ok(id)
     }
 
-    /// Puts the device of port `id` in the poll and on the ready list.
-    fn install(&mut self, id: PortId, dev: Device) -> Result<(), DataplaneError> {
-        if let Some(fd) = dev.raw_fd() {
-            self.poll
-                .registry()
+    /// Puts the device of port `id` in its owner's poll and in the shared table, and has
+    /// the owner look at it at once (a frame may have arrived before it was polled). A
+    /// VXLAN remote is read through its endpoint: `owner` is the endpoint's.
+    fn install(
+        sh: &mut Shared,
+        id: PortId,
+        dev: Device,
+        owner: usize,
+    ) -> Result<(), DataplaneError> {
+        let fd = dev.raw_fd();
+        if let Some(fd) = fd {
+            sh.links[owner]
+                .registry
                 .register(&mut SourceFd(&fd), tokens::port(id), Interest::READABLE)
                 .map_err(DataplaneError::Poll)?;
+            sh.loads[owner] += 1;
         }
-        let io = PortIo::new(dev);
-        let pollable = io.queued;
         let slot = id.0 as usize;
-        if self.ports.len() <= slot {
-            self.ports.resize_with(slot + 1, || None);
+        if sh.ports.len() <= slot {
+            sh.ports.resize_with(slot + 1, || None);
         }
-        self.ports[slot] = Some(io);
-        if pollable {
-            // A frame may have arrived between attaching and registering: look once.
-            self.ready.push(id);
+        sh.ports[slot] = Some(PortDev::new(dev, owner));
+        if fd.is_some() && owner != 0 {
+            sh.links[owner].send(Command::Look(id));
         }
         Ok(())
     }
 
-    /// The port called `name` and its device.
-    fn port_io_named(&mut self, name: &str) -> Result<(PortId, &mut PortIo), DataplaneError> {
+    /// The port called `name`.
+    fn port_named(&self, name: &str) -> Result<PortId, DataplaneError> {
         let gone = || DataplaneError::NoSuchPort(name.to_string());
-        let id = self.fwd.port_named(name).ok_or_else(gone)?;
-        let io = self
-            .ports
-            .get_mut(id.0 as usize)
-            .and_then(Option::as_mut)
-            .ok_or_else(gone)?;
-        Ok((id, io))
+        let sh = self.shared();
+        let id = sh.fwd.port_named(name).ok_or_else(gone)?;
+        sh.port(id).ok_or_else(gone)?;
+        Ok(id)
     }
 
     /// Starts recording what `port` receives and sends into `file` (a FIFO streams).
@@ -548,8 +671,12 @@ impl Switch {
         file: &Path,
         count: Option<u64>,
     ) -> Result<(), DataplaneError> {
-        let (id, io) = self.port_io_named(port)?;
-        if io.capture.is_some() {
+        let id = self.port_named(port)?;
+        let sh = self.shared();
+        let io = sh
+            .port(id)
+            .ok_or_else(|| DataplaneError::NoSuchPort(port.to_string()))?;
+        if io.is_captured() {
             return Err(DataplaneError::CaptureBusy(port.to_string()));
         }
         let cap = Capture::create(file, count, DEFAULT_MAX_BYTES).map_err(|source| {
@@ -558,8 +685,11 @@ impl Switch {
                 source,
             }
         })?;
-        io.capture = Some(cap);
-        self.fwd.set_captured(id, true);
+        if !io.start_capture(cap) {
+            return Err(DataplaneError::CaptureBusy(port.to_string()));
+        }
+        sh.fwd.set_captured(id, true);
+        drop(sh);
         self.capturing.push(id);
         info!("capturing port {port} into {}", file.display());
         Ok(())
@@ -567,12 +697,14 @@ impl Switch {
 
     /// Ends the capture on `port`; returns its file and the frames it recorded.
     pub fn stop_capture(&mut self, port: &str) -> Result<(String, u64), DataplaneError> {
-        let (id, io) = self.port_io_named(port)?;
-        let cap = io
-            .capture
-            .take()
+        let id = self.port_named(port)?;
+        let sh = self.shared();
+        let cap = sh
+            .port(id)
+            .and_then(PortDev::take_capture)
             .ok_or_else(|| DataplaneError::NoCapture(port.to_string()))?;
-        self.fwd.set_captured(id, false);
+        sh.fwd.set_captured(id, false);
+        drop(sh);
         let (path, frames) = (cap.path().display().to_string(), cap.frames());
         if let Err(e) = cap.finish() {
             warn!("capture into {path}: {e}");
@@ -581,27 +713,65 @@ impl Switch {
         Ok((path, frames))
     }
 
-    /// Runs until SIGINT or SIGTERM, with `sidecar` sharing the poll.
+    /// When worker 0 must next wake whatever arrives: a capture's buffered records due
+    /// out.
+    fn next_capture_flush(&self) -> Option<Instant> {
+        if self.capturing.is_empty() {
+            return None;
+        }
+        let sh = self.shared();
+        self.capturing
+            .iter()
+            .filter_map(|&id| sh.port(id)?.with_capture(|c| c.as_ref()?.flush_due()))
+            .min()
+    }
+
+    /// Writes out captures whose records have waited long enough (all, with `all`).
+    fn flush_captures(&mut self, all: bool) {
+        if self.capturing.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let sh = self.fabric.shared.read_recursive();
+        // A capture that ended (its count, its cap, a stop, its port gone) leaves the list.
+        self.capturing.retain(|&id| {
+            let Some(io) = sh.port(id) else {
+                return false;
+            };
+            io.with_capture(|slot| {
+                let Some(cap) = slot.as_mut() else {
+                    return false;
+                };
+                if !all && cap.flush_due().is_none_or(|t| t > now) {
+                    return true;
+                }
+                if let Err(e) = cap.flush() {
+                    warn!("capture into {}: {e}; stopping it", cap.path().display());
+                    *slot = None;
+                    sh.fwd.set_captured(id, false);
+                    return false;
+                }
+                true
+            })
+        });
+    }
+
+    /// Runs worker 0 until SIGINT or SIGTERM, with `sidecar` sharing its poll.
     pub fn run(&mut self, sidecar: &mut dyn Sidecar) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         let mut last_sweep = self.now();
         let mut last_frame = Instant::now();
-        let mut seen = self.frames_in;
+        let mut seen = self.me.frames_in;
         loop {
-            if self.frames_in != seen {
-                seen = self.frames_in;
+            if self.me.frames_in != seen {
+                seen = self.me.frames_in;
                 last_frame = Instant::now();
             }
-            let spinning = !self.busy_poll.is_zero() && last_frame.elapsed() < self.busy_poll;
-            let mut timeout = if self.ready.is_empty() && self.vxlan_ready.is_empty() && !spinning {
-                Duration::from_millis(SWEEP_EVERY_MS)
-            } else {
-                Duration::ZERO
-            };
-            if let Some(wake) = self.next_wake() {
+            let mut timeout = self.me.timeout(&self.fabric, last_frame);
+            if let Some(wake) = self.next_capture_flush() {
                 timeout = timeout.min(wake.saturating_duration_since(Instant::now()));
             }
-            match self.poll.poll(&mut events, Some(timeout)) {
+            match self.me.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -614,34 +784,15 @@ impl Switch {
                         Signalled::Nothing => {}
                     },
                     Source::Sidecar(n) => sidecar.ready(self, n),
-                    Source::Endpoint(idx) => {
-                        if let Some(ep) = self.vxlan.get_mut(idx) {
-                            if !ep.queued {
-                                ep.queued = true;
-                                self.vxlan_ready.push(idx);
-                            }
-                        }
-                    }
-                    Source::Port(id) => {
-                        if let Some(Some(port)) = self.ports.get_mut(id.0 as usize) {
-                            if !port.queued {
-                                port.queued = true;
-                                self.ready.push(id);
-                            }
-                        }
-                    }
+                    source => self.me.on_event(source),
                 }
             }
-            self.wake_rested();
-            self.service_ready();
-            self.detach_vanished();
-            if self.fwd.has_loop_alerts() {
-                self.log_loop_alerts();
-            }
+            self.me.take_commands();
+            self.me.turn(&self.fabric);
             self.flush_captures(false);
             let now = self.now();
             if now.saturating_sub(last_sweep) >= SWEEP_EVERY_MS {
-                let n = self.fwd.expire(now);
+                let n = self.forwarder().expire(now);
                 if n > 0 {
                     debug!("aged out {n} FDB entries");
                 }
@@ -680,289 +831,24 @@ impl Switch {
         }
     }
 
-    /// Gives every ready port one burst; ports that ran dry leave the list.
-    fn service_ready(&mut self) {
-        let now = self.now();
-        let mut i = 0;
-        while i < self.ready.len() {
-            let id = self.ready[i];
-            let more = self.service_port(id, now);
-            self.flush_held();
-            if more {
-                i += 1;
-            } else {
-                if let Some(Some(port)) = self.ports.get_mut(id.0 as usize) {
-                    port.queued = false;
-                }
-                self.ready.swap_remove(i);
-            }
-        }
-        let mut i = 0;
-        while i < self.vxlan_ready.len() {
-            let idx = self.vxlan_ready[i];
-            let more = self.service_vxlan(idx, now);
-            self.flush_held();
-            if more {
-                i += 1;
-            } else {
-                if let Some(ep) = self.vxlan.get_mut(idx) {
-                    ep.queued = false;
-                }
-                self.vxlan_ready.swap_remove(i);
-            }
-        }
-    }
-
-    /// Reads up to a burst from `id`; true if the port may still have frames.
-    ///
-    /// Every frame sits in the buffer behind a virtio-net header: the one the device
-    /// gave (TAPs with offloads, uplinks) or an all-zero one written here (plain TAPs), so
-    /// the rest of the path handles one layout.
-    fn service_port(&mut self, id: PortId, now: Millis) -> bool {
-        let storm_drops = |fwd: &Forwarder| {
-            fwd.port(id)
-                .map_or(0, |p| p.counters().drops(DropReason::StormControl))
-        };
-        let before = storm_drops(&self.fwd);
-        for _ in 0..BURST {
-            let Some(Some(port)) = self.ports.get_mut(id.0 as usize) else {
-                return false;
-            };
-            let vnet = port.dev.vnet_hdr();
-            let start = if vnet { 0 } else { VIRTIO_NET_HDR_LEN };
-            let n = match port.dev.read(&mut self.buf[start..]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.mark_vanished(id, &e);
-                    return false;
-                }
-            };
-            if !vnet {
-                self.buf[..VIRTIO_NET_HDR_LEN].fill(0);
-            }
-            self.frames_in += 1;
-            let mut plane = plane!(self, id, now);
-            plane.forward(&mut self.buf[..start + n]);
-        }
-        let dropped = storm_drops(&self.fwd) - before;
-        !self.rest_if_storming(id, dropped)
-    }
-
-    /// Rests port `id` when storm control dropped nine tenths of a whole burst from it:
-    /// the port leaves the poll for as long as its storm-control rate takes to refill a
-    /// burst (1 to 100 ms), so the kernel drops the excess in the port's own queue, in
-    /// the sender's time, instead of uswitch reading it frame by frame. True if rested.
-    fn rest_if_storming(&mut self, id: PortId, dropped: u64) -> bool {
-        if dropped * 10 < BURST as u64 * 9 {
-            return false;
-        }
-        let rate = self.fwd.port(id).map_or(0, |p| p.bum_rate());
-        let Some(Some(io)) = self.ports.get_mut(id.0 as usize) else {
-            return false;
-        };
-        let Some(fd) = io.dev.raw_fd() else {
-            return false;
-        };
-        if rate == 0 || self.poll.registry().deregister(&mut SourceFd(&fd)).is_err() {
-            return false;
-        }
-        let rest = Duration::from_micros(BURST as u64 * 1_000_000 / rate)
-            .clamp(Duration::from_millis(1), Duration::from_millis(100));
-        let now = Instant::now();
-        io.resting_until = Some(now + rest);
-        io.rests += 1;
-        if io
-            .rest_logged
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
-        {
-            io.rest_logged = Some(now);
-            warn!(
-                "port {} floods far beyond its storm-control rate ({rate}/s): reading it once \
-                 every {} ms while the storm lasts (rests so far: {})",
-                io.dev.name(),
-                rest.as_millis(),
-                io.rests
-            );
-        }
-        self.resting.push(id);
-        true
-    }
-
-    /// When the loop must next wake whatever arrives: a resting port due back, or a
-    /// capture's buffered records due out.
-    fn next_wake(&self) -> Option<Instant> {
-        let rest = self
-            .resting
-            .iter()
-            .filter_map(|id| self.ports.get(id.0 as usize)?.as_ref()?.resting_until);
-        let captures = self.capturing.iter().filter_map(|id| {
-            self.ports
-                .get(id.0 as usize)?
-                .as_ref()?
-                .capture
-                .as_ref()?
-                .flush_due()
-        });
-        rest.chain(captures).min()
-    }
-
-    /// Writes out captures whose records have waited long enough (all, with `all`).
-    fn flush_captures(&mut self, all: bool) {
-        if self.capturing.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        let (ports, fwd) = (&mut self.ports, &mut self.fwd);
-        // A capture that ended (its count, its cap, a stop, its port gone) leaves the list.
-        self.capturing.retain(|&id| {
-            let Some(io) = ports.get_mut(id.0 as usize).and_then(Option::as_mut) else {
-                return false;
-            };
-            let Some(cap) = io.capture.as_mut() else {
-                return false;
-            };
-            if !all && cap.flush_due().is_none_or(|t| t > now) {
-                return true;
-            }
-            if let Err(e) = cap.flush() {
-                warn!("capture into {}: {e}; stopping it", cap.path().display());
-                io.capture = None;
-                fwd.set_captured(id, false);
-                return false;
-            }
-            true
-        });
-    }
-
-    /// Puts the ports whose rest is over back in the poll and on the ready list.
-    fn wake_rested(&mut self) {
-        if self.resting.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        let mut i = 0;
-        while i < self.resting.len() {
-            let id = self.resting[i];
-            let Some(Some(io)) = self.ports.get_mut(id.0 as usize) else {
-                self.resting.swap_remove(i);
-                continue;
-            };
-            if io.resting_until.is_some_and(|t| t > now) {
-                i += 1;
-                continue;
-            }
-            io.resting_until = None;
-            self.resting.swap_remove(i);
-            if let Some(fd) = io.dev.raw_fd() {
-                if let Err(e) = self.poll.registry().register(
-                    &mut SourceFd(&fd),
-                    tokens::port(id),
-                    Interest::READABLE,
-                ) {
-                    if !self.vanished.iter().any(|(p, _)| *p == id) {
-                        self.vanished
-                            .push((id, format!("polling it again failed: {e}")));
-                    }
-                    continue;
-                }
-            }
-            if !io.queued {
-                io.queued = true;
-                self.ready.push(id);
-            }
-        }
-    }
-
-    /// Writes the UDP datagrams held for joining: a burst's datagrams go out before the
-    /// loop turns to anything else.
-    fn flush_held(&mut self) {
-        if let Some((_, egress)) = self.tx.held.run {
-            let now = self.now();
-            let mut plane = plane!(self, egress, now);
-            plane.flush_held();
-        }
-    }
-
-    fn mark_vanished(&mut self, id: PortId, err: &io::Error) {
-        if !self.vanished.iter().any(|(p, _)| *p == id) {
-            let why = if is_vanished(err) {
-                "its interface is gone".to_string()
-            } else {
-                format!("reading failed: {err}")
-            };
-            self.vanished.push((id, why));
-        }
-    }
-
-    /// Detaches ports whose interface disappeared; the others keep forwarding.
-    fn detach_vanished(&mut self) {
-        while let Some((id, why)) = self.vanished.pop() {
-            if let Some(port) = self.detach(id) {
-                warn!(
-                    "detached port {} ({why}); its counters: {}",
-                    port.name(),
-                    port.counters()
-                );
-            }
-        }
-    }
-
     /// Takes port `id` out of the poll, the lists and the forwarder. Its id may be given
     /// to the next port attached, so nothing here may keep it.
-    pub(crate) fn detach(&mut self, id: PortId) -> Option<forwarder::Port> {
-        self.flush_held();
-        let mut io = self.ports.get_mut(id.0 as usize)?.take()?;
-        if let Some(cap) = io.capture.take() {
-            let path = cap.path().display().to_string();
-            if let Err(e) = cap.finish() {
-                warn!("capture into {path}: {e}");
-            }
-        }
-        if let Some(fd) = io.dev.raw_fd() {
-            // The fd is closed right after; a failed deregister (a resting port is not
-            // registered) changes nothing.
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        }
-        self.resting.retain(|&p| p != id);
-        self.ready.retain(|&p| p != id);
-        self.vanished.retain(|&(p, _)| p != id);
-        self.fwd.remove_port(id)
-    }
-
-    fn log_loop_alerts(&mut self) {
-        for alert in self.fwd.take_loop_alerts() {
-            let name = |id| self.fwd.port(id).map_or("?", |p| p.name()).to_string();
-            let (port, other) = (name(alert.port), name(alert.other));
-            match alert.blocked_until {
-                Some(until) => warn!(
-                    "possible loop: {} arrived on port {port} while it lives behind {other}; \
-                     blocking {port} for {} s (--loop-protect)",
-                    alert.mac,
-                    until.saturating_sub(self.now()).div_ceil(1000)
-                ),
-                None => warn!(
-                    "possible loop: {} arrived on port {port} while it lives behind {other} \
-                     (a MAC moving faster than --mac-move-hold-down); reported at most every {} s",
-                    alert.mac,
-                    forwarder::LOOP_ALERT_INTERVAL_MS / 1000
-                ),
-            }
-        }
+    pub(crate) fn detach(&mut self, id: PortId) -> Option<(forwarder::Port, Detached)> {
+        worker::detach(&self.fabric, &mut self.me, id)
     }
 
     /// Logs every port's, network's and endpoint's counters, one line each.
     pub fn log_stats(&self) {
-        for (_, port) in self.fwd.ports() {
-            let net = self.fwd.network(port.network()).map_or("?", |n| n.name());
+        let fwd = self.forwarder();
+        for (_, port) in fwd.ports() {
+            let net = fwd.network(port.network()).map_or("?", |n| n.name());
             info!(
                 "stats port={} network={net} {}",
                 port.name(),
                 port.counters()
             );
         }
-        for (_, net) in self.fwd.networks() {
+        for (_, net) in fwd.networks() {
             info!(
                 "stats network={} ports={} fdb_entries={} fdb_evictions={} fdb_expired={}",
                 net.name(),
@@ -972,13 +858,13 @@ impl Switch {
                 net.stats().expired
             );
         }
-        for (_, ep) in self.fwd.endpoints() {
+        for (_, ep) in fwd.endpoints() {
             info!("stats endpoint={} {}", ep.name(), ep.counters());
         }
-        if self.fwd.unattached_drops() > 0 {
+        if fwd.unattached_drops() > 0 {
             info!(
                 "stats frames_from_detached_ports={}",
-                self.fwd.unattached_drops()
+                fwd.unattached_drops()
             );
         }
     }
@@ -993,12 +879,9 @@ impl Switch {
     /// uswitch created it and it is not persistent, or when `unpersisted` (uswitch just
     /// cleared the persistence it had set). Returns the port and whether the TAP went.
     fn detach_saying(&mut self, id: PortId, unpersisted: bool) -> Option<(forwarder::Port, bool)> {
-        let io = self.ports.get(id.0 as usize)?.as_ref()?;
-        let persistent = matches!(&io.dev, Device::Tap(t) if t.persistent());
-        let goes = unpersisted || (io.dev.created() && !persistent);
-        let kind = io.dev.kind();
-        let port = self.detach(id)?;
-        match (kind, goes) {
+        let (port, dev) = self.detach(id)?;
+        let goes = unpersisted || (dev.created && !dev.persistent);
+        match (dev.kind, goes) {
             (PortKind::Tap, true) => info!("removed TAP {}", port.name()),
             (PortKind::Tap, false) => info!("left TAP {} in place", port.name()),
             (PortKind::Remote, _) => info!("removed VXLAN remote {}", port.name()),
@@ -1007,10 +890,27 @@ impl Switch {
         Some((port, goes))
     }
 
+    /// Stops the other workers and waits for them: they hold nothing back (a worker
+    /// writes out what it held at the end of every burst).
+    fn stop_workers(&mut self) {
+        {
+            let sh = self.shared();
+            for link in sh.links.iter().skip(1) {
+                link.send(Command::Stop);
+            }
+        }
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                warn!("a worker panicked while stopping");
+            }
+        }
+    }
+
     /// What is buffered written out (held UDP runs, captures) and the counters logged,
-    /// before the process exits leaving its devices to a take-over.
+    /// before the process exits leaving its devices to a take-over; no worker reads
+    /// them any more.
     pub fn flush_for_exit(&mut self) {
-        self.flush_held();
+        self.stop_workers();
         self.flush_captures(true);
         self.log_stats();
     }
@@ -1018,23 +918,58 @@ impl Switch {
     /// Detaches every port (TAPs uswitch created vanish with their fd; existing ones
     /// stay), after logging the counters.
     pub fn shutdown(&mut self) {
-        self.flush_held();
+        self.stop_workers();
         self.flush_captures(true);
         self.log_stats();
-        let ids: Vec<PortId> = self.fwd.ports().map(|(id, _)| id).collect();
+        let ids: Vec<PortId> = self.forwarder().ports().map(|(id, _)| id).collect();
         for id in ids {
             self.remove_port(id);
         }
     }
 }
 
+impl Drop for Switch {
+    /// The workers stop with the switch, however it goes.
+    fn drop(&mut self) {
+        self.stop_workers();
+    }
+}
+
 /// The take-over's two halves (see `inherited`).
 impl Switch {
+    /// The descriptors a take-over receives, with the shared state read-locked while
+    /// they are sent.
+    pub fn handing(&self) -> Handing<'_> {
+        Handing(self.shared())
+    }
+
+    /// Gives the switch the descriptors a take-over received, to use before opening
+    /// anything of the same name.
+    pub fn inherit(&mut self, bank: super::inherited::Inherited) {
+        self.inherited = bank;
+    }
+
+    /// Whether descriptors handed over are still unclaimed.
+    pub fn inherits(&self) -> bool {
+        !self.inherited.is_empty()
+    }
+
+    /// Closes the handed-over descriptors nothing claimed.
+    pub fn release_inherited(&mut self) {
+        self.inherited.release();
+    }
+}
+
+/// The shared state, held while its descriptors are handed over.
+pub struct Handing<'a>(RwLockReadGuard<'a, Shared>);
+
+impl Handing<'_> {
     /// The descriptors a take-over receives.
-    pub fn handing(&self) -> super::inherited::Handing<'_> {
+    pub fn descriptors(&self) -> super::inherited::Handing<'_> {
+        let sh = &self.0;
         let mut ports = Vec::new();
-        for (id, port) in self.fwd.ports() {
-            let Some(Some(io)) = self.ports.get(id.0 as usize) else {
+        for (id, port) in sh.fwd.ports() {
+            let Some(io) = sh.port(id) else {
                 continue;
             };
             let (kind, fd, persistent) = match &io.dev {
@@ -1053,27 +988,16 @@ impl Switch {
                 fd,
             ));
         }
-        let endpoints = self
-            .vxlan
+        let endpoints = sh
+            .endpoints
             .iter()
-            .map(|ep| (std::net::SocketAddr::new(ep.local, ep.port), ep.as_fd()))
+            .map(|e| {
+                (
+                    std::net::SocketAddr::new(e.ep.local, e.ep.port),
+                    e.ep.as_fd(),
+                )
+            })
             .collect();
         super::inherited::Handing { ports, endpoints }
-    }
-
-    /// Gives the switch the descriptors a take-over received, to use before opening
-    /// anything of the same name.
-    pub fn inherit(&mut self, bank: super::inherited::Inherited) {
-        self.inherited = bank;
-    }
-
-    /// Whether descriptors handed over are still unclaimed.
-    pub fn inherits(&self) -> bool {
-        !self.inherited.is_empty()
-    }
-
-    /// Closes the handed-over descriptors nothing claimed.
-    pub fn release_inherited(&mut self) {
-        self.inherited.release();
     }
 }

@@ -24,6 +24,8 @@ pub enum Source {
     /// Something that shares the poll (the control socket), by its own number.
     Sidecar(usize),
     Signals,
+    /// The worker's waker: a command waits on its channel.
+    Wake,
 }
 
 pub fn port(id: PortId) -> Token {
@@ -42,13 +44,18 @@ pub fn signals() -> Token {
     Token(SIGNALS)
 }
 
+pub fn wake() -> Token {
+    Token((1 << KIND_BITS) | SIGNALS)
+}
+
 pub fn decode(token: Token) -> Source {
     let index = token.0 >> KIND_BITS;
     match token.0 & ((1 << KIND_BITS) - 1) {
         PORT => Source::Port(PortId(index as u32)),
         ENDPOINT => Source::Endpoint(index),
         SIDECAR => Source::Sidecar(index),
-        _ => Source::Signals,
+        _ if index == 0 => Source::Signals,
+        _ => Source::Wake,
     }
 }
 
@@ -66,5 +73,6 @@ mod tests {
             assert_eq!(decode(sidecar(i)), Source::Sidecar(i));
         }
         assert_eq!(decode(signals()), Source::Signals);
+        assert_eq!(decode(wake()), Source::Wake);
     }
 }

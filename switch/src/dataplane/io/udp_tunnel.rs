@@ -17,7 +17,7 @@ use std::io;
 use std::mem;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use forwarder::EndpointId;
 use packets::offload::Segments;
@@ -233,7 +233,7 @@ pub struct Peer {
     name: String,
     vni: u32,
     to: RawAddr,
-    senders: Rc<Senders>,
+    senders: Arc<Senders>,
 }
 
 impl Peer {
@@ -356,12 +356,11 @@ pub struct Endpoint {
     pub underlay: String,
     pub underlay_mtu: usize,
     socket: UdpSocket,
-    senders: Rc<Senders>,
+    senders: Arc<Senders>,
     /// Whether the receiving socket hands over coalesced datagrams (UDP GRO).
     pub gro: bool,
     /// The forwarder's handle for this endpoint (its VNIs, remotes and counters).
     pub id: EndpointId,
-    pub(crate) queued: bool,
 }
 
 /// Why an endpoint could not be opened.
@@ -432,10 +431,9 @@ impl Endpoint {
             underlay,
             underlay_mtu,
             socket,
-            senders: Rc::new(senders),
+            senders: Arc::new(senders),
             gro,
             id,
-            queued: true,
         })
     }
 
@@ -456,7 +454,7 @@ impl Endpoint {
             name: forwarder::remote_port_name(vni, remote),
             vni,
             to: RawAddr::new(SocketAddr::new(remote, self.port)),
-            senders: Rc::clone(&self.senders),
+            senders: Arc::clone(&self.senders),
         }
     }
 
