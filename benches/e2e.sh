@@ -11,7 +11,9 @@
 #   sudo USWITCH_BEFORE=/path/to/old/uswitch SWITCHES="uswitch uswitch-before vxlan-uswitch vxlan-before" \
 #       bash benches/e2e.sh                 # this build against another, side by side
 #
-# Switches: uswitch (TAPs with offloads), uswitch-busy (--busy-poll 50000), bridge (the
+# Switches: uswitch (TAPs with offloads; two ports make one worker by default),
+# uswitch-w2 (--workers 2: each TAP read by a worker of its own), uswitch-busy
+# (--busy-poll 50000), bridge (the
 # kernel bridge over veth: the limit), vde (vde_switch over TAPs), ovs and ovs-tso (Open
 # vSwitch's userspace datapath over TAPs, without and with userspace-tso-enable).
 # Docker rows: docker-bridge (two containers of a private Docker daemon on a network of
@@ -19,7 +21,7 @@
 # uswitch's Docker driver); the daemon has no docker0, no iptables, no proxy, and runs an
 # image imported from busybox; iperf3 and ping run in the containers' namespaces.
 # VXLAN rows: vxlan-uswitch (two hosts, each a namespace running uswitch with --vxlan,
-# one container each) and vxlan-kernel (the same with the kernel's vxlan and a bridge on
+# one container each; vxlan-w2: --workers 2, the TAP and the endpoint on two workers) and vxlan-kernel (the same with the kernel's vxlan and a bridge on
 # each host), over a veth underlay on 198.18.1.0/24; the containers' MTU is 1450.
 # Tests: ping 200 x 2 ms (avg, p99); iperf3 TCP 1 stream and 4 streams; iperf3 UDP
 # 64-byte datagrams at full speed (packets/s received, loss).
@@ -200,12 +202,13 @@ underlay() {
 }
 
 setup_vxlan_uswitch() {
+    local extra=("$@")
     underlay
     local h tap ns local remote
     for x in "$HA $TA $NSA 198.18.1.1 198.18.1.2 198.18.0.1/24" "$HB $TB $NSB 198.18.1.2 198.18.1.1 198.18.0.2/24"; do
         set -- $x
         ip netns exec "$1" ${BIN:-$USWITCH} --port "$2" --control "$WORK/$2.sock" --log-level warn \
-            --vxlan "default:vni=42,local=$4,remote=$5" &
+            --vxlan "default:vni=42,local=$4,remote=$5" "${extra[@]}" &
         PIDS+=($!)
         for _ in $(seq 100); do ip -n "$1" link show "$2" >/dev/null 2>&1 && break; sleep 0.05; done
         ip netns add "$3"; ip -n "$3" link set lo up
@@ -239,6 +242,8 @@ setup() {
         uswitch-before) BIN=${USWITCH_BEFORE:?set USWITCH_BEFORE to the other uswitch binary} setup_uswitch ;;
         vxlan-before) BIN=${USWITCH_BEFORE:?set USWITCH_BEFORE to the other uswitch binary} setup_vxlan_uswitch ;;
         uswitch-busy) setup_uswitch --busy-poll "${BUSY_POLL:-50000}" ;;
+        uswitch-w2) setup_uswitch --workers 2 ;;
+        vxlan-w2) setup_vxlan_uswitch --workers 2 ;;
         bridge) setup_bridge ;;
         vde) setup_vde ;;
         ovs) setup_ovs false ;;

@@ -18,3 +18,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ -e /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; }
 cargo test --workspace
+# The data plane's end-to-end tests again with fixed worker counts (the default grows a
+# worker per two ports, up to the CPUs): forwarding, isolation, the overlay, ports,
+# offloads and the control socket behave the same with 1, 2 and 4 workers.
+for workers in 1 2 4; do
+    echo "== the data plane's tests with --workers $workers"
+    USWITCH_WORKERS=$workers cargo test -p uswitch --test switch --test vxlan --test ports \
+        --test offload --test control
+done

@@ -1,5 +1,6 @@
 //! The forwarder-core scenarios of the cost curves: a forwarder set up at one point of a
-//! growing dimension (ports per network, MACs learned, networks, VXLAN remotes) and the
+//! growing dimension (ports per network, MACs learned, networks, VXLAN remotes, workers
+//! planning at once) and the
 //! frames that exercise it, each entering at a port. `benches/benches/cost.rs` times them
 //! under criterion; the `cost-curves` binary times them, weighs their memory and draws the
 //! curves for the README.
@@ -232,6 +233,82 @@ pub fn remotes(remotes: u32, broadcast: bool) -> Scenario {
     .warm(hosts)
 }
 
+/// Ports of the network the workers scenario forwards in.
+const WORKER_PORTS: u32 = 16;
+
+/// The forwarder core with `workers` threads planning at once, as the switch's workers
+/// do: one network of 16 ports, a host behind each, port `p` read by worker `p % workers`.
+/// Each worker's frames are unicast UDP from the hosts behind its ports to random hosts
+/// anywhere in the network, so every worker looks up entries that the others learn and
+/// refresh, in the one table they share.
+pub struct WorkersScenario {
+    pub fwd: Forwarder,
+    /// Each worker's frames, with the port each enters at.
+    pub frames: Vec<Vec<(PortId, Vec<u8>)>>,
+}
+
+pub fn workers(workers: u32) -> WorkersScenario {
+    let mut fwd = forwarder(WORKER_PORTS as usize);
+    fwd.set_workers(workers as usize);
+    let ids = ports(&mut fwd, "default", WORKER_PORTS, 0);
+    let mut rng = Rng(0x5eed_3071);
+    let frames = (0..workers)
+        .map(|w| {
+            let own: Vec<u32> = (0..WORKER_PORTS).filter(|p| p % workers == w).collect();
+            (0..FRAMES)
+                .map(|_| {
+                    let s = own[rng.below(own.len() as u64) as usize];
+                    let d = (s + 1 + rng.below(WORKER_PORTS as u64 - 1) as u32) % WORKER_PORTS;
+                    (ids[s as usize], udp_frame(s, d, host_mac(d), 18, 1024))
+                })
+                .collect()
+        })
+        .collect();
+    let mut plan = Plan::default();
+    for h in 0..WORKER_PORTS {
+        let f = arp_request(h, (h + 1) % WORKER_PORTS);
+        fwd.plan(ids[h as usize], &f, Offload::None, 0, &mut plan);
+    }
+    WorkersScenario { fwd, frames }
+}
+
+impl WorkersScenario {
+    /// Every worker plans its frames over and over on a thread of its own, all starting
+    /// together, for about `time`; the frames planned in all and the time they took. The
+    /// clock advances as a switch's does (milliseconds since the start), so each worker
+    /// refreshes its hosts in the shared table once a millisecond.
+    pub fn run(&self, time: std::time::Duration) -> (u64, std::time::Duration) {
+        let start = std::sync::Barrier::new(self.frames.len());
+        let t0 = std::time::Instant::now();
+        let total: u64 = std::thread::scope(|scope| {
+            let threads: Vec<_> = self
+                .frames
+                .iter()
+                .enumerate()
+                .map(|(w, frames)| {
+                    let (fwd, start) = (&self.fwd, &start);
+                    scope.spawn(move || {
+                        let mut plan = Plan::for_worker(w);
+                        start.wait();
+                        let begin = std::time::Instant::now();
+                        let mut planned = 0u64;
+                        while begin.elapsed() < time {
+                            let now = begin.elapsed().as_millis() as u64 + 1;
+                            for (ingress, frame) in frames {
+                                fwd.plan(*ingress, frame, Offload::None, now, &mut plan);
+                                planned += u64::from(!plan.egresses.is_empty());
+                            }
+                        }
+                        planned
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap_or(0)).sum()
+        });
+        (total, t0.elapsed())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +334,22 @@ mod tests {
                     "scenario {i}, pass {pass}"
                 );
             }
+        }
+    }
+
+    /// With several workers at once every frame is still forwarded, to the port its
+    /// destination lives behind.
+    #[test]
+    fn workers_share_one_table() {
+        for w in [1, 2, 4] {
+            let s = workers(w);
+            let (planned, _) = s.run(std::time::Duration::from_millis(20));
+            let sent: u64 = s.frames.iter().map(|f| f.len() as u64).sum();
+            assert!(planned >= sent, "{w} workers: {planned} of at least {sent}");
+            // Whole passes only, each of FRAMES planned frames: nothing was dropped.
+            assert_eq!(planned % FRAMES as u64, 0, "{w} workers dropped some");
+            let net = s.fwd.network(forwarder::NetworkId(0)).expect("the network");
+            assert_eq!(net.fdb().len(), WORKER_PORTS as usize);
         }
     }
 }

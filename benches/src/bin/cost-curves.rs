@@ -11,7 +11,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use forwarder::Plan;
 use uswitch_benches::cost::{self, Scenario};
@@ -89,6 +89,41 @@ fn measure(x: u32, build: &dyn Fn(u32) -> Scenario) -> Point {
     }
 }
 
+/// The forwarder core with `w` workers at once: the wall time per frame planned, all
+/// workers together (so 2 workers that scale perfectly halve it), the median of 5 runs.
+fn measure_workers(w: u32) -> Point {
+    let before = LIVE.load(Ordering::Relaxed);
+    let s = cost::workers(w);
+    let frames: usize = s
+        .frames
+        .iter()
+        .map(|w| {
+            w.capacity() * std::mem::size_of::<(forwarder::PortId, Vec<u8>)>()
+                + w.iter().map(|(_, f)| f.capacity()).sum::<usize>()
+        })
+        .sum::<usize>()
+        + s.frames.capacity() * std::mem::size_of::<Vec<(forwarder::PortId, Vec<u8>)>>();
+    let bytes = (LIVE.load(Ordering::Relaxed) - before) as f64 - frames as f64;
+    let mut samples: Vec<f64> = (0..5)
+        .map(|_| {
+            let (planned, took) = s.run(Duration::from_millis(200));
+            took.as_secs_f64() * 1e9 / planned.max(1) as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    let p = Point {
+        x: w,
+        ns_per_frame: samples[samples.len() / 2],
+        bytes,
+    };
+    eprintln!(
+        "workers {w}: {:.1} ns/frame ({:.1} M frames/s in all)",
+        p.ns_per_frame,
+        1e3 / p.ns_per_frame
+    );
+    p
+}
+
 fn curve(
     name: &'static str,
     axis: &'static str,
@@ -148,7 +183,7 @@ fn plot(groups: &[(&str, Vec<&Curve>)], path: &Path) -> Result<(), Box<dyn std::
     let font: &'static [u8] = Box::leak(font.into_boxed_slice());
     plotters::style::register_font("sans-serif", FontStyle::Normal, font)
         .map_err(|_| format!("{FONT} is not a TrueType font plotters can read"))?;
-    let root = BitMapBackend::new(path, (1600, 700)).into_drawing_area();
+    let root = BitMapBackend::new(path, (1900, 700)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((2, groups.len()));
     let colors = [BLUE, RED];
@@ -236,7 +271,19 @@ fn main() {
         curve("remotes, broadcast", "remotes", &remotes, &|n| {
             cost::remotes(n, true)
         }),
+        Curve {
+            name: "workers, unicast",
+            axis: "workers",
+            points: [1, 2, 4].into_iter().map(measure_workers).collect(),
+        },
     ];
+    let w = &curves[6].points;
+    eprintln!(
+        "forwarder core: 2 workers {:.2}x one, 4 workers {:.2}x one ({} CPUs here)",
+        w[0].ns_per_frame / w[1].ns_per_frame,
+        w[0].ns_per_frame / w[2].ns_per_frame,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     let md = table(&curves);
     print!("{md}");
     let groups = [
@@ -244,6 +291,7 @@ fn main() {
         ("MACs", vec![&curves[2]]),
         ("networks", vec![&curves[3]]),
         ("remotes", vec![&curves[4], &curves[5]]),
+        ("workers", vec![&curves[6]]),
     ];
     let result = std::fs::create_dir_all(&out)
         .map_err(|e| format!("creating {}: {e}", out.display()))

@@ -396,6 +396,7 @@ fn print_ports(ports: &[PortRow]) {
                 p.kind.clone(),
                 p.state.clone(),
                 p.mtu.to_string(),
+                p.worker.to_string(),
                 list(&p.offloads),
                 p.counters.rx_frames.to_string(),
                 p.counters.tx_frames.to_string(),
@@ -406,7 +407,8 @@ fn print_ports(ports: &[PortRow]) {
         .collect();
     table(
         &[
-            "NAME", "NETWORK", "KIND", "STATE", "MTU", "OFFLOADS", "RX", "TX", "DROPS", "CAPTURE",
+            "NAME", "NETWORK", "KIND", "STATE", "MTU", "WORKER", "OFFLOADS", "RX", "TX", "DROPS",
+            "CAPTURE",
         ],
         &rows,
     );

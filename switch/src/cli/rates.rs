@@ -113,6 +113,7 @@ mod tests {
                 state: "up".into(),
                 bum_rate: 0,
                 storm_rests: 0,
+                worker: 0,
                 mtu: 1500,
                 offloads: vec![],
                 created: false,

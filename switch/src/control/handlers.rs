@@ -759,6 +759,7 @@ fn show_ports(sw: &Switch, state: &ControlState) -> Vec<PortRow> {
                     .map(|v| v.offloads.iter().map(|s| s.to_string()).collect())
                     .unwrap_or_default(),
                 created: v.as_ref().is_some_and(|v| v.created),
+                worker: v.as_ref().map_or(0, |v| v.worker),
                 capture: v.and_then(|v| v.capture),
                 counters: (&p.counters()).into(),
                 owner: state.owner_of(p.name()),
@@ -1067,6 +1068,7 @@ fn show_vxlan(sw: &Switch) -> Vec<EndpointRow> {
                 underlay_mtu: v.underlay_mtu,
                 source_ports: v.source_ports,
                 udp_gro: v.udp_gro,
+                worker: v.worker,
                 counters: ep.map(|e| (&e.counters()).into()).unwrap_or_default(),
                 segments,
             }

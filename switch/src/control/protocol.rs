@@ -442,6 +442,10 @@ pub struct PortRow {
     pub offloads: Vec<String>,
     pub created: bool,
     pub capture: Option<String>,
+    /// The worker that reads the port (a VXLAN remote: the worker that reads its
+    /// endpoint).
+    #[serde(default)]
+    pub worker: usize,
     pub counters: Counters,
     /// Who is behind the port: a launcher container, a CNI container, a Docker
     /// endpoint, or the host (a gateway's host port).
@@ -541,6 +545,9 @@ pub struct EndpointRow {
     pub underlay_mtu: usize,
     pub source_ports: Vec<u16>,
     pub udp_gro: bool,
+    /// The worker that reads the endpoint's socket.
+    #[serde(default)]
+    pub worker: usize,
     pub counters: Counters,
     pub segments: Vec<VniRow>,
 }

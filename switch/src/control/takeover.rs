@@ -111,7 +111,10 @@ pub fn give(stream: UnixStream, sw: &Switch, listener: BorrowedFd<'_>) -> Result
         .read_line(&mut answer)
         .map_err(|e| fail("waiting for the new switch", &e))?;
     match answer.trim() {
-        "ready" => Ok(()),
+        "ready" => {
+            held.handed();
+            Ok(())
+        }
         "" => Err("the new switch hung up before it was ready".into()),
         other => Err(format!("the new switch said {other:?}, not ready")),
     }

@@ -7,7 +7,7 @@
 //! bursts in flight. Nothing on the frame path writes to shared memory but the FDB's
 //! rare misses (see `forwarder::shared_fdb`) and each worker's own counters.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,7 +45,10 @@ pub(crate) enum Command {
 /// How to reach one worker.
 pub(crate) struct Link {
     pub(crate) commands: Sender<Command>,
-    pub(crate) waker: Arc<Waker>,
+    /// None for worker 0: mio allows one waker per poll, and worker 0's is the control
+    /// plane's (`control::handle`). Worker 0 reads its commands every turn, at least once
+    /// a second, and is only ever told to forget a port another worker detached.
+    pub(crate) waker: Option<Arc<Waker>>,
     /// The worker's poll, to put devices in and take them out of.
     pub(crate) registry: Registry,
 }
@@ -56,7 +59,9 @@ impl Link {
         if self.commands.send(command).is_ok() {
             // A failed wake leaves the command for the worker's next turn (at most a
             // second away).
-            let _ = self.waker.wake();
+            if let Some(waker) = &self.waker {
+                let _ = waker.wake();
+            }
         }
     }
 }
@@ -93,6 +98,8 @@ pub(crate) struct Fabric {
     pub(crate) start: Instant,
     /// The busy-poll window in microseconds (see `Switch::set_busy_poll`).
     pub(crate) busy_poll_us: AtomicU64,
+    /// Set once the devices are another switch's (a take-over): no worker reads again.
+    pub(crate) handed_over: AtomicBool,
 }
 
 impl Fabric {

@@ -7,7 +7,7 @@
 use std::io;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -192,6 +192,7 @@ impl Switch {
                 shared: RwLock::new(shared),
                 start: Instant::now(),
                 busy_poll_us: AtomicU64::new(0),
+                handed_over: AtomicBool::new(false),
             }),
             me,
             signals,
@@ -937,10 +938,14 @@ impl Drop for Switch {
 
 /// The take-over's two halves (see `inherited`).
 impl Switch {
-    /// The descriptors a take-over receives, with the shared state read-locked while
-    /// they are sent.
+    /// The descriptors a take-over receives, with the shared state write-locked while
+    /// they are sent: no worker reads a device meanwhile. [`Handing::handed`] says they
+    /// are the new switch's; dropping the `Handing` otherwise lets the workers go on.
     pub fn handing(&self) -> Handing<'_> {
-        Handing(self.shared())
+        Handing {
+            shared: self.fabric.shared.write(),
+            handed_over: &self.fabric.handed_over,
+        }
     }
 
     /// Gives the switch the descriptors a take-over received, to use before opening
@@ -961,12 +966,21 @@ impl Switch {
 }
 
 /// The shared state, held while its descriptors are handed over.
-pub struct Handing<'a>(RwLockReadGuard<'a, Shared>);
+pub struct Handing<'a> {
+    shared: RwLockWriteGuard<'a, Shared>,
+    handed_over: &'a AtomicBool,
+}
 
 impl Handing<'_> {
+    /// The new switch has the devices: no worker of this one reads them again (they stop
+    /// with [`Switch::flush_for_exit`]).
+    pub fn handed(self) {
+        self.handed_over.store(true, Ordering::Relaxed);
+    }
+
     /// The descriptors a take-over receives.
     pub fn descriptors(&self) -> super::inherited::Handing<'_> {
-        let sh = &self.0;
+        let sh = &self.shared;
         let mut ports = Vec::new();
         for (id, port) in sh.fwd.ports() {
             let Some(io) = sh.port(id) else {

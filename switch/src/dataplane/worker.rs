@@ -66,7 +66,10 @@ impl Worker {
     /// Worker `index`, and how to reach it.
     pub(crate) fn new(index: usize) -> io::Result<(Worker, Link)> {
         let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), tokens::wake())?);
+        let waker = match index {
+            0 => None,
+            _ => Some(Arc::new(Waker::new(poll.registry(), tokens::wake())?)),
+        };
         let registry = poll.registry().try_clone()?;
         let (send, commands) = crossbeam_channel::unbounded();
         let worker = Worker {
@@ -121,6 +124,9 @@ impl Worker {
                 }
             }
             self.take_commands();
+            if self.stopped {
+                break;
+            }
             self.turn(&fabric);
         }
         debug!("worker {} stopped", self.index);
@@ -240,6 +246,9 @@ impl Worker {
             let id = self.ready[i];
             let more = {
                 let sh = fabric.shared.read();
+                if fabric.handed_over.load(Ordering::Relaxed) {
+                    return;
+                }
                 let more = self.service_port(&sh, id, now);
                 self.flush_held(&sh, now);
                 more
@@ -258,6 +267,9 @@ impl Worker {
             let idx = self.vxlan_ready[i];
             let more = {
                 let sh = fabric.shared.read();
+                if fabric.handed_over.load(Ordering::Relaxed) {
+                    return;
+                }
                 let more = self.service_vxlan(&sh, idx, now);
                 self.flush_held(&sh, now);
                 more

@@ -362,6 +362,7 @@ mod tests {
             state: "up".into(),
             bum_rate: 0,
             storm_rests: 1,
+            worker: 0,
             mtu: 1500,
             offloads: vec![],
             created: true,
@@ -394,6 +395,7 @@ mod tests {
                 underlay_mtu: 1500,
                 source_ports: vec![],
                 udp_gro: true,
+                worker: 0,
                 counters: counters(9),
                 segments: vec![VniRow {
                     vni: 42,
