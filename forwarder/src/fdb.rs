@@ -313,6 +313,26 @@ impl Fdb {
         Learned::New { evicted }
     }
 
+    /// Records a frame from `mac` on `port` at `now`, as [`Fdb::learn`] does for a MAC
+    /// already on that port, but only if it still is: a refresh noted earlier without the
+    /// table (see `shared_fdb`) never creates, moves or evicts an entry, so a move or an
+    /// eviction that came first wins. Time never goes back: an older `now` changes nothing.
+    pub fn refresh(&mut self, mac: MacAddr, port: PortId, now: Millis) {
+        let Some(&idx) = self.map.get(&mac.to_u64()) else {
+            return;
+        };
+        let slot = &mut self.slots[idx as usize];
+        if slot.port != port || slot.last_seen >= now {
+            return;
+        }
+        slot.last_seen = now;
+        let list = slot.list;
+        if self.lists[list as usize].tail != idx {
+            self.unlink(idx);
+            self.link_tail(idx);
+        }
+    }
+
     /// Removes the oldest entry of the port holding the most entries.
     fn evict_fairly(&mut self) -> Option<(MacAddr, PortId)> {
         let list = self

@@ -91,7 +91,9 @@ impl Lane {
     pub(crate) fn cache(&mut self, network: NetworkId) -> &mut FdbCache {
         let i = network.0 as usize;
         if self.caches.len() <= i {
-            self.caches.resize_with(i + 1, FdbCache::default);
+            let worker = self.worker;
+            self.caches
+                .resize_with(i + 1, || FdbCache::for_worker(worker));
         }
         &mut self.caches[i]
     }

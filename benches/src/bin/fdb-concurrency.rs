@@ -15,8 +15,9 @@
 //!   and swaps the copy in, under a mutex of the writers';
 //! - `exact+caches` (what uswitch ships, `forwarder::shared_fdb`): today's exact `Fdb`
 //!   behind a mutex, and in front of it a cache per worker, which answers a known source
-//!   on its port (once refreshed in the current millisecond) and a known destination
-//!   without the lock, invalidated by a generation the table bumps on any change.
+//!   on its port and a known destination without the lock, invalidated by a generation
+//!   the table bumps on any change; a known source's refresh (once a millisecond) is
+//!   noted in a list of the worker's own and applied by the next holder of the lock.
 //!
 //! As in the switch, each source MAC enters at one port and each port is read by one
 //! worker: thread `t` sends from the MACs behind its own ports, to any MAC.
@@ -204,7 +205,7 @@ fn run(table: Arc<dyn Table>, threads: usize, burst: bool) -> f64 {
             let table = Arc::clone(&table);
             std::thread::spawn(move || {
                 let mut rng = Rng(0x5eed_f000 + t as u64);
-                let mut cache = FdbCache::default();
+                let mut cache = FdbCache::for_worker(t);
                 let own = (MACS as usize / threads) as u64;
                 let mut frames = 0u64;
                 let mut sink = 0u32;
