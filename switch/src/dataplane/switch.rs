@@ -247,7 +247,15 @@ impl Switch {
                 (sh.links.len(), sh.loads.iter().all(|&l| l >= 2))
             };
             if busy && running < max {
-                return self.spawn_worker();
+                match self.spawn_worker() {
+                    Ok(index) => return Ok(index),
+                    // A worker more is what the automatic count would like, not what the
+                    // port needs: when the system will not give its descriptors or its
+                    // thread (a tight `ulimit -n`), a running worker reads the port.
+                    Err(e) => warn!(
+                        "could not start worker {running} ({e}); a running worker reads the new port"
+                    ),
+                }
             }
         }
         Ok(self.shared().least_loaded())
