@@ -3,7 +3,10 @@
 //! After every event: nothing goes back out of its ingress, nothing crosses networks,
 //! nothing from a horizon goes to its horizon, every FDB stays within its limit, only an
 //! answer (ARP suppression) goes back to the asker, and for every port `rx_frames =
-//! forwarded + floods + answered + rx drops`.
+//! forwarded + floods + answered + rx drops`. The same events go to a second forwarder
+//! whose ports are read by two workers (port `i` by worker `i % 2`, each with its own
+//! caches of the shared tables and its own noted refreshes): its plans and its tables
+//! must be exactly the first one's, as the workers promise.
 #![no_main]
 
 use std::net::IpAddr;
@@ -39,7 +42,8 @@ fn mac(n: u8) -> MacAddr {
     }
 }
 
-fuzz_target!(|events: Vec<Event>| {
+/// The lab every run starts from: its forwarder and its ports.
+fn lab() -> (Forwarder, Vec<PortId>) {
     let mut fwd = Forwarder::new(FdbConfig {
         max_entries: MAX_ENTRIES,
         aging_ms: 5_000,
@@ -71,6 +75,14 @@ fuzz_target!(|events: Vec<Event>| {
     if let Some(blue) = fwd.network_id("blue") {
         fwd.set_cluster_neighbors(blue, &[(IpAddr::from([198, 18, 0, 5]), mac(5))]);
     }
+    (fwd, ports)
+}
+
+fuzz_target!(|events: Vec<Event>| {
+    let (mut fwd, ports) = lab();
+    let (mut duo, _) = lab();
+    duo.set_workers(2);
+    let mut lanes = [Plan::for_worker(0), Plan::for_worker(1)];
     let mut plan = Plan::default();
     let mut now = 0u64;
     for e in events.iter().take(512) {
@@ -101,7 +113,34 @@ fuzz_target!(|events: Vec<Event>| {
             },
             None => Offload::None,
         };
+        if now / 1_000 != (now - e.advance_ms as u64) / 1_000 {
+            // The shell's sweep, once a second.
+            assert_eq!(fwd.expire(now), duo.expire(now), "swept differently");
+        }
         fwd.plan(ingress, &frame, offload, now, &mut plan);
+        let lane = &mut lanes[e.port as usize % ports.len() % 2];
+        duo.plan(ingress, &frame, offload, now, lane);
+        assert_eq!(
+            plan.egresses, lane.egresses,
+            "two workers planned otherwise"
+        );
+        assert_eq!(plan.finish_checksum, lane.finish_checksum);
+        for ((_, one), (_, two)) in fwd.networks().zip(duo.networks()) {
+            // Sorted: static entries come in a hash map's order, which differs per table.
+            let rows = |fdb: &forwarder::shared_fdb::FdbRead<'_>| {
+                let mut rows: Vec<_> = fdb
+                    .entries()
+                    .map(|e| (e.mac.to_u64(), e.port.0, e.last_seen, e.is_static))
+                    .collect();
+                rows.sort_unstable();
+                rows
+            };
+            assert_eq!(
+                rows(&one.fdb()),
+                rows(&two.fdb()),
+                "two workers' table differs"
+            );
+        }
         let net = fwd.port(ingress).expect("attached").network();
         let horizon = fwd.port(ingress).expect("attached").horizon();
         for &(egress, delivery) in &plan.egresses {
