@@ -226,7 +226,12 @@ impl SharedFdb {
             if c.is_static {
                 return Learned::Static;
             }
-            if c.port == port {
+            let aging = self.aging_ms.load(Ordering::Relaxed);
+            // Silent for the aging time by what this worker knows: the table may have
+            // dropped it (a full table sweeps inside `Fdb::learn`, and tells no cache), so
+            // the table decides.
+            let young = aging == 0 || now.saturating_sub(c.seen) < aging;
+            if c.port == port && young {
                 if c.refreshed != Some(now) {
                     // Known here: note the refresh for the next holder of the lock.
                     c.refreshed = Some(now);
@@ -523,6 +528,24 @@ mod tests {
         );
         assert_eq!(fdb.read().entry(mac(1)).map(|e| e.port), Some(PortId(2)));
         assert_eq!(fdb.lookup(&mut a, mac(1), 211), Some(PortId(2)));
+    }
+
+    #[test]
+    fn a_source_back_from_silence_is_learned_again_after_the_table_dropped_it() {
+        // Full tables sweep inside `learn`, without telling the caches.
+        let fdb = SharedFdb::new(config(2, 1_000));
+        let (mut a, mut b) = (FdbCache::for_worker(0), FdbCache::for_worker(1));
+        fdb.learn(&mut a, mac(1), PortId(1), 0);
+        fdb.learn(&mut b, mac(2), PortId(2), 1_500);
+        // The table is full; mac 1 has aged out and makes room for mac 3.
+        fdb.learn(&mut b, mac(3), PortId(2), 1_600);
+        assert_eq!(fdb.read().entry(mac(1)), None);
+        // a still caches mac 1 on port 1; when it speaks again it is in the table again.
+        assert!(matches!(
+            fdb.learn(&mut a, mac(1), PortId(1), 1_700),
+            Learned::New { .. }
+        ));
+        assert_eq!(fdb.lookup(&mut b, mac(1), 1_701), Some(PortId(1)));
     }
 
     #[test]
