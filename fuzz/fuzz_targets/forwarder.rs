@@ -79,7 +79,7 @@ fn lab() -> (Forwarder, Vec<PortId>) {
 }
 
 fuzz_target!(|events: Vec<Event>| {
-    let (mut fwd, ports) = lab();
+    let (fwd, ports) = lab();
     let (mut duo, _) = lab();
     duo.set_workers(2);
     let mut lanes = [Plan::for_worker(0), Plan::for_worker(1)];
