@@ -578,4 +578,53 @@ mod tests {
             assert_eq!(table.port_len(PortId(t as u32)), 16);
         }
     }
+
+    fn rows(fdb: &Fdb) -> Vec<(u64, u32, Millis, bool)> {
+        let mut rows: Vec<_> = fdb
+            .entries()
+            .map(|e| (e.mac.to_u64(), e.port.0, e.last_seen, e.is_static))
+            .collect();
+        rows.sort_unstable();
+        rows
+    }
+
+    proptest::proptest! {
+        /// The shared table read by two workers through their caches (port `p` read by
+        /// worker `p % 2`, lookups from either) answers every learn and lookup exactly
+        /// as one `Fdb` driven directly, and holds the same entries with the same ages
+        /// after every step: the caches and the noted refreshes are invisible.
+        #[test]
+        fn two_workers_through_caches_are_one_table(
+            ops in proptest::collection::vec((0u8..8, 0u32..4, 0u64..700, 0u8..12), 1..300)
+        ) {
+            let cfg = FdbConfig { max_entries: 5, aging_ms: 1_000, move_hold_down_ms: 100 };
+            let shared = SharedFdb::new(cfg);
+            let mut one = Fdb::new(cfg);
+            let mut caches = [FdbCache::for_worker(0), FdbCache::for_worker(1)];
+            let mut now = 0;
+            for (m, p, dt, op) in ops {
+                now += dt;
+                let (mac, port) = (mac(m + 1), PortId(p));
+                match op {
+                    0 => proptest::prop_assert_eq!(shared.expire(now), one.expire(now)),
+                    1 => proptest::prop_assert_eq!(shared.remove_port(port), one.remove_port(port)),
+                    2..=5 => {
+                        let worker = (m % 2) as usize;
+                        proptest::prop_assert_eq!(
+                            shared.lookup(&mut caches[worker], mac, now),
+                            one.lookup(mac, now)
+                        );
+                    }
+                    _ => {
+                        let worker = (p % 2) as usize;
+                        proptest::prop_assert_eq!(
+                            shared.learn(&mut caches[worker], mac, port, now),
+                            one.learn(mac, port, now)
+                        );
+                    }
+                }
+                proptest::prop_assert_eq!(rows(&shared.read()), rows(&one));
+            }
+        }
+    }
 }
