@@ -257,12 +257,7 @@ impl Fdb {
             let slot = &self.slots[idx as usize];
             let (from, list) = (slot.port, slot.list);
             if from == port {
-                self.slots[idx as usize].last_seen = now;
-                // Already the newest of its port (a host that keeps talking): nothing to move.
-                if self.lists[list as usize].tail != idx {
-                    self.unlink(idx);
-                    self.link_tail(idx);
-                }
+                self.touch(idx, list, now);
                 return Learned::Refreshed;
             }
             let stale = self.expired(slot, now);
@@ -321,16 +316,29 @@ impl Fdb {
         let Some(&idx) = self.map.get(&mac.to_u64()) else {
             return;
         };
-        let slot = &mut self.slots[idx as usize];
+        let slot = &self.slots[idx as usize];
         if slot.port != port || slot.last_seen >= now {
             return;
         }
-        slot.last_seen = now;
-        let list = slot.list;
+        self.touch(idx, slot.list, now);
+    }
+
+    /// Slot `idx` (of port list `list`) was heard from at `now`: the newest of its port.
+    fn touch(&mut self, idx: u32, list: u32, now: Millis) {
+        self.slots[idx as usize].last_seen = now;
+        // Already the newest of its port (a host that keeps talking): nothing to move.
         if self.lists[list as usize].tail != idx {
             self.unlink(idx);
             self.link_tail(idx);
         }
+    }
+
+    /// Every entry, in an order that depends only on what the table holds (by MAC, then
+    /// port): two tables with the same entries give equal vectors.
+    pub fn sorted_entries(&self) -> Vec<FdbEntry> {
+        let mut rows: Vec<FdbEntry> = self.entries().collect();
+        rows.sort_unstable_by_key(|e| (e.mac.to_u64(), e.port.0, e.last_seen, e.is_static));
+        rows
     }
 
     /// Removes the oldest entry of the port holding the most entries.

@@ -120,9 +120,6 @@ pub struct FdbCache {
     generation: u64,
     /// The worker's index: which list of [`Pending`] it notes refreshes in.
     worker: usize,
-    /// Refreshes this cache noted in the table's pending list since the list was last
-    /// emptied by this worker (an upper bound: another lock holder may have emptied it).
-    noted: usize,
     entries: HashMap<u64, Cached, RandomState>,
 }
 
@@ -153,13 +150,15 @@ impl Pending {
         }
     }
 
-    fn note(&self, worker: usize, refresh: Refresh) {
+    /// Notes `refresh` in `worker`'s list; how many the list now holds.
+    fn note(&self, worker: usize, refresh: Refresh) -> usize {
         let slot = worker % PENDING_LISTS;
         let mut list = self.lists[slot].lock();
         if list.is_empty() {
             self.dirty.fetch_or(1 << slot, Ordering::AcqRel);
         }
         list.push(refresh);
+        list.len()
     }
 
     /// Applies every noted refresh to `table`, list by list, each in the order noted.
@@ -210,9 +209,6 @@ impl SharedFdb {
         let generation = self.generation.load(Ordering::Acquire);
         if cache.table != self.identity || cache.generation != generation {
             cache.entries.clear();
-            if cache.table != self.identity {
-                cache.noted = 0;
-            }
             cache.table = self.identity;
             cache.generation = generation;
         }
@@ -236,15 +232,13 @@ impl SharedFdb {
                     // Known here: note the refresh for the next holder of the lock.
                     c.refreshed = Some(now);
                     c.seen = now;
-                    let worker = cache.worker;
-                    self.pending
+                    let queued = self
+                        .pending
                         .get_or_init(Pending::new)
-                        .note(worker, Refresh { mac, port, now });
-                    cache.noted += 1;
-                    if cache.noted >= PENDING_MAX {
+                        .note(cache.worker, Refresh { mac, port, now });
+                    if queued >= PENDING_MAX {
                         // Applied now, so a worker nobody else interrupts keeps its list
                         // short (the lock is taken once for PENDING_MAX refreshes).
-                        cache.noted = 0;
                         drop(self.lock());
                     }
                 }
@@ -579,15 +573,6 @@ mod tests {
         }
     }
 
-    fn rows(fdb: &Fdb) -> Vec<(u64, u32, Millis, bool)> {
-        let mut rows: Vec<_> = fdb
-            .entries()
-            .map(|e| (e.mac.to_u64(), e.port.0, e.last_seen, e.is_static))
-            .collect();
-        rows.sort_unstable();
-        rows
-    }
-
     proptest::proptest! {
         /// The shared table read by two workers through their caches (port `p` read by
         /// worker `p % 2`, lookups from either) answers every learn and lookup exactly
@@ -623,7 +608,7 @@ mod tests {
                         );
                     }
                 }
-                proptest::prop_assert_eq!(rows(&shared.read()), rows(&one));
+                proptest::prop_assert_eq!(shared.read().sorted_entries(), one.sorted_entries());
             }
         }
     }

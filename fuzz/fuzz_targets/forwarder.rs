@@ -127,19 +127,8 @@ fuzz_target!(|events: Vec<Event>| {
         assert_eq!(plan.finish_checksum, lane.finish_checksum);
         for ((_, one), (_, two)) in fwd.networks().zip(duo.networks()) {
             // Sorted: static entries come in a hash map's order, which differs per table.
-            let rows = |fdb: &forwarder::shared_fdb::FdbRead<'_>| {
-                let mut rows: Vec<_> = fdb
-                    .entries()
-                    .map(|e| (e.mac.to_u64(), e.port.0, e.last_seen, e.is_static))
-                    .collect();
-                rows.sort_unstable();
-                rows
-            };
-            assert_eq!(
-                rows(&one.fdb()),
-                rows(&two.fdb()),
-                "two workers' table differs"
-            );
+            let (a, b) = (one.fdb().sorted_entries(), two.fdb().sorted_entries());
+            assert_eq!(a, b, "two workers' table differs");
         }
         let net = fwd.port(ingress).expect("attached").network();
         let horizon = fwd.port(ingress).expect("attached").horizon();
