@@ -56,7 +56,10 @@ fn an_uplink_puts_containers_on_the_lan_with_their_own_macs() {
         .unwrap();
     assert_eq!(uplink["kind"], "uplink");
     assert_eq!(uplink["bum_rate"], 4321);
-    assert!(uplink["counters"]["rx_frames"].as_u64() > Some(100));
+    // The LAN host's half of the exchange came in through the uplink. (Counted in bytes:
+    // the uplink takes the kernel's GRO frames, so 4 MiB may be as few as 64 frames.)
+    let rx_bytes = uplink["counters"]["rx_bytes"].as_u64().unwrap_or(0);
+    assert!(rx_bytes >= 4 << 20, "the uplink received {rx_bytes} bytes");
     assert!(sw.stop().success());
     // The uplink itself is left in place.
     assert!(link_exists(Some(&swns.name), &up));
