@@ -181,6 +181,21 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
+/// The file limit under which process `pid` has exactly `free` descriptor numbers left.
+/// `RLIMIT_NOFILE` bounds the numbers, not the count: a descriptor inherited at a high
+/// number (cargo's jobserver pipe, say) takes no room below the limit.
+fn limit_leaving_free(pid: u32, free: usize) -> usize {
+    let open: std::collections::BTreeSet<usize> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the switch's descriptors")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    // The lowest number left free after `free` free ones: below it, exactly `free`.
+    (0..)
+        .filter(|n| !open.contains(n))
+        .nth(free)
+        .expect("a limit")
+}
+
 #[test]
 fn port_churn_leaks_neither_fds_nor_taps() {
     if !privileged("port_churn_leaks_neither_fds_nor_taps") {
@@ -618,12 +633,12 @@ fn a_file_limit_too_small_for_a_port_is_a_clear_error_and_the_switch_lives() {
         .find(|l| l.starts_with("Max open files"))
         .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
         .expect("the switch's file limit");
-    // Room for one connection and one descriptor more: the TAPs asked for do not fit.
-    let room = (open_fds(sw.pid()) + 2).to_string();
-    limit(&room);
-    // The first fits: its TAP takes the one descriptor left. (With two ports read by one
-    // worker, the automatic count would start a second worker for it, which needs
-    // descriptors there are none of: the port goes to the running worker instead.)
+    // Room for the client's connection, a TAP and the socket that brings it up: one port
+    // fits, the next does not.
+    limit(&limit_leaving_free(sw.pid(), 3).to_string());
+    // The first fits. (With two ports read by one worker, the automatic count would start
+    // a second worker for it, whose poll and waker need two descriptors where one is
+    // left: the port goes to the running worker instead.)
     let name = unique("ut");
     let out = sw.client(&["port", "add", &name]);
     assert!(
