@@ -65,6 +65,84 @@ fn an_uplink_puts_containers_on_the_lan_with_their_own_macs() {
     assert!(link_exists(Some(&swns.name), &up));
 }
 
+/// The state `show ports` gives the port `name`, or None once it is detached.
+fn port_state(sw: &Uswitch, name: &str) -> Option<String> {
+    let ports = sw.json(&["show", "ports"]);
+    let port = ports.as_array()?.iter().find(|p| p["name"] == name)?;
+    Some(port["state"].as_str().unwrap_or("?").to_string())
+}
+
+/// Waits up to five seconds for `port_state` to be `want`.
+fn wait_for_state(sw: &Uswitch, name: &str, want: Option<&str>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let state = port_state(sw, name);
+        if state.as_deref() == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "uplink {name}: state {state:?}, expected {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// An uplink whose link is down, at start or later, stays attached (as a bridge port
+/// does) and forwards once the link is up again; only deleting the interface detaches
+/// it. (It was once detached on the first read, which says ENETDOWN.)
+#[test]
+fn an_uplink_whose_link_is_down_stays_attached_and_forwards_once_up() {
+    if !privileged("an_uplink_whose_link_is_down_stays_attached_and_forwards_once_up") {
+        return;
+    }
+    let (swns, lan, c1) = (Netns::new(), Netns::new(), Netns::new());
+    let (up, peer, tap) = (unique("uv"), unique("uv"), unique("ut"));
+    sh(&[
+        "ip", "-n", &swns.name, "link", "add", &up, "type", "veth", "peer", "name", &peer, "netns",
+        &lan.name,
+    ]);
+    sh(&[
+        "ip",
+        "-n",
+        &lan.name,
+        "addr",
+        "add",
+        "198.18.0.100/24",
+        "dev",
+        &peer,
+    ]);
+    sh(&["ip", "-n", &lan.name, "link", "set", &peer, "up"]);
+    let link = |state: &str| sh(&["ip", "-n", &swns.name, "link", "set", &up, state]);
+    // Down when the switch attaches it.
+    let mut sw = Uswitch::start_in(&swns, &["--port", &tap, "--uplink", &up]);
+    c1.adopt_from(&swns, &tap, "02:00:00:00:00:01", "198.18.0.1/24");
+    wait_for_state(&sw, &up, Some("down"));
+    link("up");
+    assert!(
+        c1.ping("198.18.0.100"),
+        "the container cannot reach the LAN once the uplink is up"
+    );
+    wait_for_state(&sw, &up, Some("up"));
+    // Down and up again while it forwards.
+    link("down");
+    wait_for_state(&sw, &up, Some("down"));
+    link("up");
+    assert!(
+        c1.ping("198.18.0.100"),
+        "the container cannot reach the LAN after the uplink came back"
+    );
+    assert!(
+        sw.log().iter().all(|l| !l.contains("detached port")),
+        "a down link detached the uplink"
+    );
+    sw.wait_for_log("its link is down", std::time::Duration::from_secs(1));
+    // Deleted: now it goes.
+    sh(&["ip", "-n", &swns.name, "link", "del", &up]);
+    wait_for_state(&sw, &up, None);
+    assert!(sw.stop().success());
+}
+
 #[test]
 fn a_host_port_lets_the_switch_host_reach_its_containers() {
     if !privileged("a_host_port_lets_the_switch_host_reach_its_containers") {

@@ -49,11 +49,14 @@ impl PortDev {
         self.down.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn set_down(&self, down: bool) {
+    /// Notes whether the port's link is down; true if that changed it.
+    pub(crate) fn set_down(&self, down: bool) -> bool {
         // Written only when it changes: a line every writer reads stays unshared.
-        if self.down.load(Ordering::Relaxed) != down {
+        let changed = self.down.load(Ordering::Relaxed) != down;
+        if changed {
             self.down.store(down, Ordering::Relaxed);
         }
+        changed
     }
 
     pub(crate) fn is_captured(&self) -> bool {

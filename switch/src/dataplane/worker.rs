@@ -329,6 +329,19 @@ impl Worker {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // An uplink whose link is down (at attach, or later): the packet socket
+                // says so once and then reads what arrives after the link is up again.
+                // The port stays, as a bridge port does; deleting the interface is what
+                // detaches it (ENODEV).
+                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                    if port.set_down(true) {
+                        warn!(
+                            "port {}: its link is down; it stays attached and forwards again once the link is up",
+                            port.dev.name()
+                        );
+                    }
+                    continue;
+                }
                 Err(e) => {
                     self.mark_vanished(id, &e);
                     return false;
@@ -337,6 +350,7 @@ impl Worker {
             if !vnet {
                 self.buf[..VIRTIO_NET_HDR_LEN].fill(0);
             }
+            port.set_down(false);
             self.frames_in += 1;
             let mut plane = plane!(self, sh, id, now);
             plane.forward(&mut self.buf[..start + n]);
