@@ -338,6 +338,52 @@ fn vxlan_replicates_floods_and_keeps_unicast_to_one_remote() {
     assert!(third_vx_after - third_vx <= 2);
 }
 
+/// A remote that is down (its host answers "port unreachable") costs the live remotes of
+/// the same flood nothing. Each such ICMP error is reported on the next send through the
+/// same socket (`IP_RECVERR`), which may be a replica to a live remote: that replica
+/// was once dropped as `egress_error`, every other flood.
+#[test]
+fn a_dead_remote_costs_the_live_ones_no_flood() {
+    if !privileged("a_dead_remote_costs_the_live_ones_no_flood") {
+        return;
+    }
+    let ul = Underlay::new(3, false);
+    // Host A floods to B (a uswitch) and to C, where nothing listens.
+    let (ta, tb) = (unique("uvx"), unique("uvx"));
+    let vx_a = ul.vxlan_arg("default", 42, 0);
+    let vx_b = ul.vxlan_arg_among("default", 42, 1, 2);
+    let sw_a = Uswitch::start_in(&ul.hosts[0], &["--port", &ta, "--vxlan", &vx_a]);
+    let _sw_b = Uswitch::start_in(&ul.hosts[1], &["--port", &tb, "--vxlan", &vx_b]);
+    let ca = container_on(&ul.hosts[0], &ta, "02:00:00:00:0d:01", "198.18.0.1/24");
+    let cb = container_on(&ul.hosts[1], &tb, "02:00:00:00:0d:02", "198.18.0.2/24");
+    let cap = Capture::start(&cb, &tb);
+    const FLOODS: usize = 20;
+    for i in 0..FLOODS {
+        let tag = format!("dead-remote-{i:02}");
+        send_broadcast_probe(&ca, &ta, mac("02:00:00:00:0d:01"), tag.as_bytes());
+        // Room for the dead remote's ICMP error to come back before the next flood.
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(300));
+    let seen = cap.finish();
+    let missed: Vec<usize> = (0..FLOODS)
+        .filter(|i| !saw_probe(&seen, format!("dead-remote-{i:02}").as_bytes()))
+        .collect();
+    let vxlan = sw_a.json(&["show", "vxlan"]);
+    assert!(
+        missed.is_empty(),
+        "host B missed floods {missed:?}; A's remote B: {}",
+        peer(&vxlan, &ul.addrs[1])
+    );
+    let errors = &peer(&vxlan, &ul.addrs[1])["counters"]["drops"]["egress_error"];
+    assert_eq!(errors, 0, "{vxlan}");
+    // The dead remote was sent every flood too: its losses are past the switch.
+    let dead = peer(&vxlan, &ul.addrs[2])["counters"]["tx_frames"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(dead >= FLOODS as u64, "{vxlan}");
+}
+
 /// Two VNIs on the same pair of hosts, with the same addresses in both: each carries
 /// its own traffic and nothing crosses.
 #[test]

@@ -17,7 +17,7 @@ use packets::vxlan::{write_header, VXLAN_HEADER_LEN};
 use super::capture::Direction;
 use super::device::Device;
 use super::io::tap::is_vanished;
-use super::io::udp_tunnel::Gathered;
+use super::io::udp_tunnel::{send_replicas, Gathered, REPLICAS_PER_CALL};
 use super::port::PortDev;
 
 /// What transmitting reuses from frame to frame, so it allocates nothing per frame.
@@ -161,9 +161,68 @@ impl Plane<'_> {
             return;
         }
         self.flush_held();
-        for &(egress, delivery) in &plan.egresses {
+        let mut rest = &plan.egresses[..];
+        while let Some(&(egress, delivery)) = rest.first() {
+            let replicated = self.replicate(rest, &buf[VIRTIO_NET_HDR_LEN..]);
+            if replicated > 0 {
+                rest = &rest[replicated..];
+                continue;
+            }
             self.deliver(egress, buf, delivery);
+            rest = &rest[1..];
         }
+    }
+
+    /// Head-end replication: when `egresses` starts with two or more VXLAN remotes that
+    /// take the plain frame through one endpoint (a flood across the overlay), sends the
+    /// frame to all of them in one call; returns how many egresses that took (0: none
+    /// was sent here).
+    fn replicate(&mut self, egresses: &[(PortId, Delivery)], frame: &[u8]) -> usize {
+        let ports = self.ports;
+        let remote =
+            |&(egress, delivery): &(PortId, Delivery)| match (delivery, port_dev(ports, egress)) {
+                (
+                    Delivery::Frame,
+                    Some(PortDev {
+                        dev: Device::Vxlan(peer),
+                        ..
+                    }),
+                ) => Some(peer),
+                _ => None,
+            };
+        let Some(first) = egresses.first().and_then(remote) else {
+            return 0;
+        };
+        let mut peers = [first; REPLICAS_PER_CALL];
+        let mut n = 1;
+        for peer in egresses[1..].iter().map_while(remote) {
+            if n == REPLICAS_PER_CALL || !peer.shares_senders(first) {
+                break;
+            }
+            peers[n] = peer;
+            n += 1;
+        }
+        if n < 2 {
+            return 0;
+        }
+        let (to, fwd, vanished) = (self.tally(), self.fwd, &mut *self.vanished);
+        send_replicas(&peers[..n], frame, |i, result| {
+            let egress = egresses[i].0;
+            let Some(port) = port_dev(ports, egress) else {
+                return;
+            };
+            match result {
+                Ok(()) => {
+                    to.sent(egress, frame.len());
+                    port.set_down(false);
+                    if port.capture(frame, Direction::Out) {
+                        fwd.set_captured(egress, false);
+                    }
+                }
+                Err(e) => count_tx_error(to, port, vanished, egress, &e),
+            }
+        });
+        n
     }
 
     /// Holds a UDP datagram bound for `egress` alone, to be written together with the

@@ -250,7 +250,21 @@ impl Peer {
         let mut h = [0u8; VXLAN_HEADER_LEN];
         write_header(&mut h, self.vni);
         let sock = self.senders.pick(flow_hash(frame));
-        send_parts(sock, &self.to, &[&h, frame], None)
+        match send_parts(sock, &self.to, &[&h, frame], None) {
+            // An ICMP error about an earlier datagram, maybe to another remote (see
+            // `IP_RECVERR` in `Senders::open`): this one was not sent yet.
+            Err(e) if is_stale_icmp_error(&e) => {
+                drain_errors(sock);
+                send_parts(sock, &self.to, &[&h, frame], None)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether `other` sends through the same sockets (an endpoint's): replicas of one
+    /// frame to both can leave in one [`send_replicas`] call.
+    pub fn shares_senders(&self, other: &Peer) -> bool {
+        Arc::ptr_eq(&self.senders, &other.senders)
     }
 
     /// Sends every datagram of `batch` (one flow's: they share a source port) in as few
@@ -302,6 +316,88 @@ impl Peer {
             }
         }
         (sent, None)
+    }
+}
+
+/// Replicas of one frame per `sendmmsg` at most.
+pub const REPLICAS_PER_CALL: usize = 64;
+
+/// Head-end replication: encapsulates `frame` for each of `peers` (which share their
+/// senders, see [`Peer::shares_senders`]; at most [`REPLICAS_PER_CALL`]) and sends the
+/// replicas in one `sendmmsg`, not a `sendmsg` each. The frame is not copied: every
+/// datagram gathers its own VXLAN header and the one frame. `done(i, result)` hears what
+/// became of the replica for `peers[i]`, in order.
+pub fn send_replicas(peers: &[&Peer], frame: &[u8], mut done: impl FnMut(usize, io::Result<()>)) {
+    let n = peers.len().min(REPLICAS_PER_CALL);
+    let Some(first) = peers.first() else {
+        return;
+    };
+    let sock = first.senders.pick(flow_hash(frame));
+    let mut heads = [[0u8; VXLAN_HEADER_LEN]; REPLICAS_PER_CALL];
+    for (head, peer) in heads.iter_mut().zip(&peers[..n]) {
+        write_header(head, peer.vni);
+    }
+    let empty = libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    };
+    let mut iovs = [[empty; 2]; REPLICAS_PER_CALL];
+    // SAFETY: mmsghdr is plain data; all-zero is a valid value, filled in below.
+    let mut msgs: [libc::mmsghdr; REPLICAS_PER_CALL] = unsafe { mem::zeroed() };
+    for i in 0..n {
+        iovs[i] = [
+            libc::iovec {
+                iov_base: heads[i].as_mut_ptr() as *mut libc::c_void,
+                iov_len: VXLAN_HEADER_LEN,
+            },
+            libc::iovec {
+                iov_base: frame.as_ptr() as *mut libc::c_void,
+                iov_len: frame.len(),
+            },
+        ];
+        let hdr = &mut msgs[i].msg_hdr;
+        hdr.msg_name = &peers[i].to.storage as *const _ as *mut libc::c_void;
+        hdr.msg_namelen = peers[i].to.len;
+        hdr.msg_iov = iovs[i].as_mut_ptr();
+        hdr.msg_iovlen = 2;
+    }
+    let mut at = 0;
+    let mut drained = false;
+    while at < n {
+        // SAFETY: msgs[at..n] point at the heads, the frame and the peers' addresses,
+        // all alive across the call; the kernel only reads them (and writes msg_len).
+        let sent = unsafe {
+            libc::sendmmsg(
+                sock.as_raw_fd(),
+                msgs[at..n].as_mut_ptr(),
+                (n - at) as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if sent > 0 {
+            let sent = sent as usize;
+            for i in at..at + sent {
+                done(i, Ok(()));
+            }
+            at += sent;
+            drained = false;
+            continue;
+        }
+        // The first unsent replica's error (a failure after some were sent comes back
+        // when the rest is tried again).
+        let e = if sent == 0 {
+            io::Error::other("sendmmsg sent nothing")
+        } else {
+            io::Error::last_os_error()
+        };
+        if is_stale_icmp_error(&e) && !drained {
+            drain_errors(sock);
+            drained = true;
+            continue;
+        }
+        done(at, Err(e));
+        at += 1;
+        drained = false;
     }
 }
 
