@@ -21,6 +21,9 @@ cleanup() {
         kill "$SW_PID" 2>/dev/null || true
         wait "$SW_PID" 2>/dev/null || true
     fi
+    # The record of runtime changes (`--name` puts it in /var/lib/uswitch/NAME): this
+    # run's own, so nothing of the demo outlives it.
+    rm -rf "/var/lib/uswitch/$SW"
 }
 trap cleanup EXIT
 

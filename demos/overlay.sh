@@ -24,6 +24,7 @@ overlay_cleanup() {
     done
     ip netns del "$H1" 2>/dev/null || true
     ip netns del "$H2" 2>/dev/null || true
+    rm -rf "/var/lib/uswitch/$SW1" "/var/lib/uswitch/$SW2"
 }
 trap overlay_cleanup EXIT
 

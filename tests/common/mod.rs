@@ -355,6 +355,9 @@ pub struct Uswitch {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
     reader: Option<JoinHandle<()>>,
+    /// The state directory this harness chose (when the test named none), removed on drop:
+    /// without one, every switch would leave its record in /var/lib/uswitch.
+    own_state: Option<std::path::PathBuf>,
 }
 
 impl Uswitch {
@@ -387,6 +390,11 @@ impl Uswitch {
     }
 
     fn spawn_at(mut cmd: Command, control: String, args: &[&str]) -> Uswitch {
+        let own_state = (!args.contains(&"--state-dir"))
+            .then(|| std::path::PathBuf::from(format!("{control}.state")));
+        if let Some(dir) = &own_state {
+            cmd.arg("--state-dir").arg(dir);
+        }
         let mut child = cmd
             .args(args)
             .args(["--control", &control])
@@ -410,6 +418,7 @@ impl Uswitch {
             child,
             log,
             reader: Some(reader),
+            own_state,
         };
         sw.wait_for_log("uswitch running", Duration::from_secs(15));
         sw
@@ -567,6 +576,9 @@ impl Drop for Uswitch {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        if let Some(dir) = &self.own_state {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
