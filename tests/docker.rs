@@ -528,6 +528,89 @@ fn docker_containers_keep_their_network_across_a_kill_9() {
     assert_eq!(sw2.json(&["show", "ports"]).as_array().unwrap().len(), 0);
 }
 
+/// `uswitch --take-over` under Docker: the plugin's nftables table keeps its published
+/// port and its outbound NAT at every moment of the hand-over (the new switch once
+/// emptied the table and filled it again after restoring its networks), and the
+/// published port answers afterwards.
+#[test]
+fn a_take_over_keeps_published_ports_and_nat_in_place() {
+    let test = "a_take_over_keeps_published_ports_and_nat_in_place";
+    if !privileged(test) {
+        return;
+    }
+    let Some(d) = Dockerd::start(test) else {
+        return;
+    };
+    let plugin = unique("usw");
+    let leftovers = PluginLeftovers::new(&plugin);
+    let args = leftovers.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let control = control_path();
+    let mut old = Uswitch::start_at(&control, &args);
+    let wan = Wan::new(None);
+    let net = unique("dn");
+    d.network(&plugin, &net, &["--subnet", "198.18.46.0/24"]);
+    let server = unique("dc");
+    d.serve_hello(&server, &net, "18083:80");
+    assert_eq!(
+        wan.fetch(18083).as_deref().map(str::trim),
+        Some("hello"),
+        "-p 18083:80 before the take-over"
+    );
+    // Looks at the table, as fast as nft answers, until told to stop: how many looks,
+    // and the ones that lacked the port's DNAT or the network's masquerade.
+    let table = format!("uswitch_{plugin}");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut looks, mut lacking) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = Command::new("nft")
+                    .args(["list", "table", "inet", &table])
+                    .output()
+                    .expect("running nft");
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                looks += 1;
+                if !(text.contains("dport 18083") && text.contains("masquerade")) {
+                    lacking.push(text);
+                }
+            }
+            (looks, lacking)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut args_new = args.clone();
+    args_new.push("--take-over");
+    let mut new = Uswitch::start_at(&control, &args_new);
+    new.wait_for_log("the old switch has exited", Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while new.json(&["show", "nat"]).as_array().map_or(0, Vec::len) == 0 {
+        assert!(Instant::now() < deadline, "the new switch has no NAT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (looks, lacking) = watcher.join().expect("the table's watcher");
+    eprintln!("looked at the table {looks} times across the take-over");
+    assert!(looks >= 10, "only {looks} looks at the table");
+    assert!(
+        lacking.is_empty(),
+        "{} of {looks} looks found the table without the port or the NAT; the first:\n{}",
+        lacking.len(),
+        lacking[0]
+    );
+    let exited = old.stop_status_within(Duration::from_secs(5));
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+    assert_eq!(
+        wan.fetch(18083).as_deref().map(str::trim),
+        Some("hello"),
+        "-p 18083:80 after the take-over"
+    );
+    d.ok(&["rm", "-f", &server]);
+    d.ok(&["network", "rm", &net]);
+}
+
 /// A state file that is not uswitch's is refused with a message naming it, never half
 /// applied, and kept aside (`*.bad`) rather than overwritten by the next save.
 #[test]

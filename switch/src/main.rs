@@ -98,7 +98,7 @@ fn run_switch(settings: &Settings, load: uswitch::control::Load, take_over: bool
                     taken.header.endpoints.len()
                 );
                 switch.inherit(taken.bank);
-                handover = Some(taken.stream);
+                handover = Some((taken.stream, taken.header.pid));
                 Control::adopt(taken.listener, &path, &switch)
             }
             Err(e) => {
@@ -145,9 +145,9 @@ fn run_switch(settings: &Settings, load: uswitch::control::Load, take_over: bool
     control.state.launcher =
         uswitch::control::launcher_state::LauncherBook::new(Some(state_dir.join(book)));
     handlers::restore_launcher(&mut switch, &mut control.state);
-    if let Some(stream) = handover {
+    if let Some((stream, old_pid)) = handover {
         // Set up: the old switch may go (its Docker socket and cluster lease with it).
-        if let Err(e) = takeover::confirm(stream) {
+        if let Err(e) = takeover::confirm(stream, old_pid) {
             warn!("{e}");
         }
         control.own_socket();

@@ -237,17 +237,43 @@ pub fn take(path: &Path) -> Result<Taken, String> {
     })
 }
 
-/// Tells the old switch the new one is ready, and waits (at most [`PATIENCE`]) for it to
-/// be gone (its end of the connection closes as it exits).
-pub fn confirm(mut stream: UnixStream) -> Result<(), String> {
+/// Tells the old switch (process `pid`) the new one is ready, and waits (at most
+/// [`PATIENCE`]) for it to be gone: for every descriptor it held to be closed, so that
+/// what it did not hand over (the Docker plugin's socket, the metrics port) is free for
+/// this one to open. Its end of the connection closing is not enough: that happens as
+/// it starts to exit, before the rest of its descriptors go.
+pub fn confirm(mut stream: UnixStream, pid: u32) -> Result<(), String> {
     stream
         .write_all(b"ready\n")
         .map_err(|e| format!("--take-over: saying ready: {e}"))?;
     let mut rest = Vec::new();
-    match stream.read_to_end(&mut rest) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!(
+    if let Err(e) = stream.read_to_end(&mut rest) {
+        return Err(format!(
             "--take-over: the old switch did not exit ({e}); both may now run"
-        )),
+        ));
     }
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while holds_descriptors(pid) {
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "--take-over: the old switch (pid {pid}) still holds descriptors after {} s; \
+                 what it did not hand over may not open",
+                PATIENCE.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// Whether process `pid` still has a descriptor open, through any of its threads (they
+/// share one table, which goes with the last of them). An exited process (a zombie
+/// until its parent reaps it) has none; one that is gone has no `/proc` entry.
+fn holds_descriptors(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_dir(task.path().join("fd")).is_ok_and(|mut fds| fds.next().is_some())
+    })
 }

@@ -76,6 +76,8 @@ pub struct Driver {
     published: HashMap<String, Vec<Publish>>,
     firewall: Firewall,
     ipam: super::ipam::Ipam,
+    /// Bringing the state file back: the firewall is written once, at the end.
+    restoring: bool,
 }
 
 type Answer = Result<Value, String>;
@@ -149,6 +151,7 @@ impl Driver {
             firewall,
             ipam: super::ipam::Ipam::new(switch.clone()),
             switch,
+            restoring: false,
         }
     }
 
@@ -182,7 +185,19 @@ impl Driver {
     /// Brings back what the state file holds after a restart: the networks as Docker
     /// created them, and each endpoint's TAP, reopened where it lives now (in its
     /// container); an endpoint whose container is gone is forgotten.
+    ///
+    /// The firewall's table is then written once, whole, for what came back (or for
+    /// nothing, when nothing did): one a take-over or a crash left in place keeps its
+    /// rules until then, so published ports and outbound NAT never lapse meanwhile.
     pub fn restore(&mut self) -> Result<(), String> {
+        self.restoring = true;
+        let restored = self.restore_saved();
+        self.restoring = false;
+        let written = self.refresh_nat();
+        restored.and(written)
+    }
+
+    fn restore_saved(&mut self) -> Result<(), String> {
         let Some(path) = self.state_file.clone() else {
             return Ok(());
         };
@@ -236,7 +251,6 @@ impl Driver {
                 Err(e) => warn!("Docker endpoint {id} is gone ({e}); forgetting it"),
             }
         }
-        self.refresh_nat()?;
         self.save();
         Ok(())
     }
@@ -249,6 +263,9 @@ impl Driver {
     /// Writes the outbound NAT of every network into the firewall, and tells the switch
     /// (for `show nat`).
     fn refresh_nat(&self) -> Result<(), String> {
+        if self.restoring {
+            return Ok(());
+        }
         let mut rules: Vec<NatRule> = self
             .networks
             .values()

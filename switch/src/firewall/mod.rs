@@ -91,6 +91,16 @@ fn nft(script: &str) -> Result<(), String> {
     }
 }
 
+/// Whether nftables holds the table `inet table`.
+fn table_exists(table: &str) -> bool {
+    Command::new("nft")
+        .args(["list", "table", "inet", table])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// The whole table for these masquerades. A subnet or port name is written only after
 /// checking it is what it says, so nothing from Docker reaches nft as syntax.
 fn render(table: &str, masquerades: &[NatRule], publish: &[Publish]) -> Result<String, String> {
@@ -162,7 +172,10 @@ fn render(table: &str, masquerades: &[NatRule], publish: &[Publish]) -> Result<S
 }
 
 impl Firewall {
-    /// Installs the table for plugin `name` (replacing one a crashed run left).
+    /// Installs the table for plugin `name`. One a run before left (handing over to
+    /// this one, or crashed) stays as it is until the first [`Firewall::apply`], which
+    /// the driver makes once it has restored its networks: a take-over never leaves
+    /// published ports or outbound NAT without their rules.
     pub fn install(name: &str) -> Result<Firewall, String> {
         let table = format!(
             "uswitch_{}",
@@ -174,7 +187,14 @@ impl Firewall {
             docker_user,
             live: true,
         };
-        fw.apply(&[], &[])?;
+        if table_exists(&fw.table) {
+            info!(
+                "nftables table inet {}: kept as it is until the Docker networks are restored",
+                fw.table
+            );
+        } else {
+            fw.apply(&[], &[])?;
+        }
         info!(
             "nftables table inet {}: uswitch's networks are isolated from each other",
             fw.table
