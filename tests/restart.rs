@@ -181,6 +181,13 @@ fn take_over_hands_every_port_over_and_loses_at_most_one_ping() {
     let state_arg = state.display().to_string();
     let control = control_path();
     let (a, b, c) = (short_unique("ta"), short_unique("tb"), short_unique("tc"));
+    // The metrics port is not handed over: the new switch binds it once the old one's
+    // descriptors are closed (a fixed port, on loopback, so that the two would clash).
+    let metrics: std::net::SocketAddr =
+        format!("127.0.0.1:{}", 30_000 + std::process::id() % 10_000)
+            .parse()
+            .expect("an address");
+    let metrics_arg = metrics.to_string();
     let args = [
         "--state-dir",
         state_arg.as_str(),
@@ -188,6 +195,8 @@ fn take_over_hands_every_port_over_and_loses_at_most_one_ping() {
         a.as_str(),
         "--port",
         b.as_str(),
+        "--metrics",
+        metrics_arg.as_str(),
     ];
     let mut old = Uswitch::start_at(&control, &args);
     let (ha, hb, hc) = (Netns::new(), Netns::new(), Netns::new());
@@ -254,6 +263,9 @@ fn take_over_hands_every_port_over_and_loses_at_most_one_ping() {
     let vxlan = new.json(&["show", "vxlan"]).to_string();
     assert!(vxlan.contains(&vx_port), "{vxlan}");
     new.wait_for_log("the old switch has exited", Duration::from_secs(1));
+    let (status, body) = http_get(metrics, "/metrics");
+    assert_eq!(status, Some(200), "the new switch's metrics: {body}");
+    assert!(body.contains(&a), "{body}");
     new.stop();
     let _ = std::fs::remove_dir_all(&state);
 }
