@@ -181,6 +181,14 @@ impl Node {
             "--cluster",
         ]);
         assert!(out.status.success(), "network create {name} --cluster");
+        // Declared here means known to `show cluster` too: a container run next takes its
+        // address from etcd (in that gap it once took one of its own, the address another
+        // node's container held).
+        let cluster = self.cluster();
+        let listed = cluster["networks"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["name"] == name));
+        assert!(listed, "{name} declared but not in show cluster: {cluster}");
     }
 
     /// `uswitch ARGS` against this node (the client reaches etcd from the switch's
@@ -425,6 +433,19 @@ fn cluster_addresses_are_unique_and_etcd_failures_leave_forwarding_alone() {
             "sees the network",
         );
     }
+    // A container asked for straight over the control socket, without the address the
+    // client takes from etcd, gets none of the switch's own picking: it could be one
+    // another node's container holds.
+    let refused = nodes[1]
+        .sw
+        .raw(r#"{"cmd":"container_add","name":"rawca","networks":["blue"],"ips":[null]}"#);
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cluster network")),
+        "{refused}"
+    );
     let mut ctrs = Containers(Vec::new());
     let names: Vec<String> = (0..50).map(|_| short_unique("ca")).collect();
     for n in &names {
@@ -592,6 +613,8 @@ fn cluster_known_unicast_is_not_flooded_and_arp_is_answered_locally() {
             }
         }
     }
+    let distinct: std::collections::BTreeSet<&String> = addrs.iter().collect();
+    assert_eq!(distinct.len(), addrs.len(), "one address twice: {addrs:?}");
     let cluster_knows = |node: &Node, addr: &str| {
         let rows = node.sw.json(&["show", "neighbors", "--network", "blue"]);
         rows.as_array().is_some_and(|r| {

@@ -155,16 +155,6 @@ fn loop_protection_blocks_the_looped_ports_and_reports_them() {
     assert!(lab.h1.ping("198.18.0.2"));
 }
 
-/// One request straight over the control socket (faster than a client process).
-fn request(sw: &Uswitch, line: &str) -> Value {
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(&sw.control).expect("connect");
-    s.write_all(format!("{line}\n").as_bytes()).expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    serde_json::from_str(&out).expect("a JSON response")
-}
-
 /// The resident set of process `pid`, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -225,12 +215,11 @@ fn port_churn_leaks_neither_fds_nor_taps() {
     let name = unique("uc");
     let churn = |from: u32, to: u32| {
         for i in from..to {
-            let add = request(
-                &sw,
-                &format!(r#"{{"cmd":"port_add","name":"{name}","network":"default"}}"#),
-            );
+            let add = sw.raw(&format!(
+                r#"{{"cmd":"port_add","name":"{name}","network":"default"}}"#
+            ));
             assert_eq!(add["ok"], true, "add {i}: {add}");
-            let del = request(&sw, &format!(r#"{{"cmd":"port_del","name":"{name}"}}"#));
+            let del = sw.raw(&format!(r#"{{"cmd":"port_del","name":"{name}"}}"#));
             assert_eq!(del["ok"], true, "del {i}: {del}");
         }
     };

@@ -572,6 +572,12 @@ impl Agent {
     /// The switch in line with the view.
     fn reconcile(&mut self, view: &View) -> Result<(), End> {
         let me = self.spec.node.clone();
+        // Said before any network is declared here: once `network ls` shows a cluster
+        // network, `show cluster` has it too, so `uswitch run` takes the container's
+        // address from etcd (it once took one of its own in that gap, and two nodes
+        // gave their containers the same address).
+        let networks = Self::network_rows(view);
+        self.set_status(|s| s.networks = networks);
         let local: Vec<NetworkRow> = self.ask_data(Request::NetworkLs)?;
         for (name, net) in &view.networks {
             if self.declared.contains(name) {
@@ -710,8 +716,26 @@ impl Agent {
                 }
             }
         }
-        let networks = view
-            .networks
+        let nodes = view
+            .nodes
+            .values()
+            .map(|n| (n.name.clone(), format!("{}:{}", n.vtep, n.port)))
+            .collect();
+        let (remote_macs, revision, addresses) =
+            (self.installed.len(), view.revision, view.addresses);
+        self.set_status(|s| {
+            s.nodes = nodes;
+            s.networks = Self::network_rows(view);
+            s.remote_macs = remote_macs;
+            s.revision = revision;
+            s.addresses = addresses;
+        });
+        Ok(())
+    }
+
+    /// `show cluster`'s networks: every cluster network of the view, with its members.
+    fn network_rows(view: &View) -> Vec<ClusterNetworkRow> {
+        view.networks
             .values()
             .map(|n| ClusterNetworkRow {
                 name: n.name.clone(),
@@ -723,21 +747,6 @@ impl Agent {
                     .map(|m| m.iter().cloned().collect())
                     .unwrap_or_default(),
             })
-            .collect();
-        let nodes = view
-            .nodes
-            .values()
-            .map(|n| (n.name.clone(), format!("{}:{}", n.vtep, n.port)))
-            .collect();
-        let (remote_macs, revision, addresses) =
-            (self.installed.len(), view.revision, view.addresses);
-        self.set_status(|s| {
-            s.nodes = nodes;
-            s.networks = networks;
-            s.remote_macs = remote_macs;
-            s.revision = revision;
-            s.addresses = addresses;
-        });
-        Ok(())
+            .collect()
     }
 }

@@ -640,6 +640,18 @@ fn drop_container_ports(sw: &mut Switch, state: &mut ControlState, interfaces: &
     }
 }
 
+/// Whether `net` is a cluster network with a subnet, as this node's agent last saw it:
+/// one whose addresses etcd hands out.
+fn cluster_allocates(state: &ControlState, net: &str) -> bool {
+    state.cluster.as_ref().is_some_and(|status| {
+        status.lock().is_ok_and(|s| {
+            s.networks
+                .iter()
+                .any(|n| n.name == net && n.subnet.is_some())
+        })
+    })
+}
+
 /// Makes a TAP (and picks an address) per network for a new container. The client
 /// then creates the namespace and moves the TAPs in.
 fn container_add(
@@ -675,6 +687,14 @@ fn container_add(
             break;
         }
         let wanted = ips.get(i).cloned().flatten();
+        if wanted.is_none() && cluster_allocates(state, net) {
+            // Picked here, it could be what another node's container holds.
+            result = Err(format!(
+                "network {net} is a cluster network: its addresses come from etcd \
+                 (uswitch run takes one there); give the container's address"
+            ));
+            break;
+        }
         let subnet = state.subnets.get(net).cloned();
         let address = match state
             .containers
