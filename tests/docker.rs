@@ -14,11 +14,18 @@ use common::*;
 /// uswitch serving the Docker driver under a name unique to this run (Docker looks
 /// plugins up in /run/docker/plugins), and what to clean if it is killed.
 fn driver() -> (String, PluginLeftovers, Uswitch) {
+    let (plugin, leftovers, args) = plugin_args();
+    let sw = Uswitch::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    (plugin, leftovers, sw)
+}
+
+/// A plugin name unique to this run, what to clean after it, and the flags that serve
+/// it (for a test that starts uswitch more than once with them).
+fn plugin_args() -> (String, PluginLeftovers, Vec<String>) {
     let plugin = unique("usw");
     let leftovers = PluginLeftovers::new(&plugin);
     let args = leftovers.args();
-    let sw = Uswitch::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    (plugin, leftovers, sw)
+    (plugin, leftovers, args)
 }
 
 /// Sends `body` to the plugin at `path` as one HTTP POST; the reply's body.
@@ -470,9 +477,7 @@ fn docker_containers_keep_their_network_across_a_kill_9() {
     let Some(d) = Dockerd::start(test) else {
         return;
     };
-    let plugin = unique("usw");
-    let leftovers = PluginLeftovers::new(&plugin);
-    let args = leftovers.args();
+    let (plugin, _leftovers, args) = plugin_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut sw = Uswitch::start(&args);
     let net = unique("dn");
@@ -541,9 +546,7 @@ fn a_take_over_keeps_published_ports_and_nat_in_place() {
     let Some(d) = Dockerd::start(test) else {
         return;
     };
-    let plugin = unique("usw");
-    let leftovers = PluginLeftovers::new(&plugin);
-    let args = leftovers.args();
+    let (plugin, _leftovers, args) = plugin_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let control = control_path();
     let mut old = Uswitch::start_at(&control, &args);

@@ -6,18 +6,14 @@ mod common;
 
 use common::*;
 
-#[test]
-fn an_uplink_puts_containers_on_the_lan_with_their_own_macs() {
-    if !privileged("an_uplink_puts_containers_on_the_lan_with_their_own_macs") {
-        return;
-    }
-    let (swns, lan, c1) = (Netns::new(), Netns::new(), Netns::new());
+/// A veth from the switch's namespace (its end left down, to be the uplink) to a LAN
+/// host at 198.18.0.100/24; the uplink's name, and a name for the container's TAP.
+fn lan_link(swns: &Netns, lan: &Netns) -> (String, String) {
     let (up, peer, tap) = (unique("uv"), unique("uv"), unique("ut"));
     sh(&[
         "ip", "-n", &swns.name, "link", "add", &up, "type", "veth", "peer", "name", &peer, "netns",
         &lan.name,
     ]);
-    sh(&["ip", "-n", &swns.name, "link", "set", &up, "up"]);
     sh(&[
         "ip",
         "-n",
@@ -29,6 +25,17 @@ fn an_uplink_puts_containers_on_the_lan_with_their_own_macs() {
         &peer,
     ]);
     sh(&["ip", "-n", &lan.name, "link", "set", &peer, "up"]);
+    (up, tap)
+}
+
+#[test]
+fn an_uplink_puts_containers_on_the_lan_with_their_own_macs() {
+    if !privileged("an_uplink_puts_containers_on_the_lan_with_their_own_macs") {
+        return;
+    }
+    let (swns, lan, c1) = (Netns::new(), Netns::new(), Netns::new());
+    let (up, tap) = lan_link(&swns, &lan);
+    sh(&["ip", "-n", &swns.name, "link", "set", &up, "up"]);
 
     // The uplink's own storm-control rate is honoured (it was once parsed and ignored).
     let up_spec = format!("{up},bum-rate=4321");
@@ -97,22 +104,7 @@ fn an_uplink_whose_link_is_down_stays_attached_and_forwards_once_up() {
         return;
     }
     let (swns, lan, c1) = (Netns::new(), Netns::new(), Netns::new());
-    let (up, peer, tap) = (unique("uv"), unique("uv"), unique("ut"));
-    sh(&[
-        "ip", "-n", &swns.name, "link", "add", &up, "type", "veth", "peer", "name", &peer, "netns",
-        &lan.name,
-    ]);
-    sh(&[
-        "ip",
-        "-n",
-        &lan.name,
-        "addr",
-        "add",
-        "198.18.0.100/24",
-        "dev",
-        &peer,
-    ]);
-    sh(&["ip", "-n", &lan.name, "link", "set", &peer, "up"]);
+    let (up, tap) = lan_link(&swns, &lan);
     let link = |state: &str| sh(&["ip", "-n", &swns.name, "link", "set", &up, state]);
     // Down when the switch attaches it.
     let mut sw = Uswitch::start_in(&swns, &["--port", &tap, "--uplink", &up]);
