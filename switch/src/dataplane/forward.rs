@@ -178,6 +178,10 @@ impl Plane<'_> {
     /// frame to all of them in one call; returns how many egresses that took (0: none
     /// was sent here).
     fn replicate(&mut self, egresses: &[(PortId, Delivery)], frame: &[u8]) -> usize {
+        // A frame to one egress (every unicast) is not a flood: straight on.
+        if egresses.len() < 2 {
+            return 0;
+        }
         let ports = self.ports;
         let remote =
             |&(egress, delivery): &(PortId, Delivery)| match (delivery, port_dev(ports, egress)) {
