@@ -250,15 +250,7 @@ impl Peer {
         let mut h = [0u8; VXLAN_HEADER_LEN];
         write_header(&mut h, self.vni);
         let sock = self.senders.pick(flow_hash(frame));
-        match send_parts(sock, &self.to, &[&h, frame], None) {
-            // An ICMP error about an earlier datagram, maybe to another remote (see
-            // `IP_RECVERR` in `Senders::open`): this one was not sent yet.
-            Err(e) if is_stale_icmp_error(&e) => {
-                drain_errors(sock);
-                send_parts(sock, &self.to, &[&h, frame], None)
-            }
-            other => other,
-        }
+        past_stale_errors(sock, || send_parts(sock, &self.to, &[&h, frame], None))
     }
 
     /// Whether `other` sends through the same sockets (an endpoint's): replicas of one
@@ -298,16 +290,7 @@ impl Peer {
                 slots.copy_from_slice(&batch.parts(i));
             }
             let parts = &parts[..2 * n];
-            let result = match send_parts(sock, &self.to, parts, gso) {
-                // An ICMP error about an earlier datagram (IP_RECVERR reports it on the
-                // next send, which it fails): that one is gone, this one was not sent.
-                Err(e) if is_stale_icmp_error(&e) => {
-                    drain_errors(sock);
-                    send_parts(sock, &self.to, parts, gso)
-                }
-                other => other,
-            };
-            match result {
+            match past_stale_errors(sock, || send_parts(sock, &self.to, parts, gso)) {
                 Ok(_) => sent += n,
                 // The kernel may refuse a GSO send (no UDP_SEGMENT, a segment over the
                 // path MTU is EINVAL there); the datagrams alone say what is wrong.
@@ -362,42 +345,56 @@ pub fn send_replicas(peers: &[&Peer], frame: &[u8], mut done: impl FnMut(usize, 
         hdr.msg_iovlen = 2;
     }
     let mut at = 0;
-    let mut drained = false;
     while at < n {
-        // SAFETY: msgs[at..n] point at the heads, the frame and the peers' addresses,
-        // all alive across the call; the kernel only reads them (and writes msg_len).
-        let sent = unsafe {
-            libc::sendmmsg(
-                sock.as_raw_fd(),
-                msgs[at..n].as_mut_ptr(),
-                (n - at) as libc::c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if sent > 0 {
-            let sent = sent as usize;
-            for i in at..at + sent {
-                done(i, Ok(()));
+        let rest = &mut msgs[at..n];
+        let sent = past_stale_errors(sock, || {
+            // SAFETY: `rest` points at the heads, the frame and the peers' addresses, all
+            // alive across the call; the kernel only reads them (and writes msg_len).
+            let sent = unsafe {
+                libc::sendmmsg(
+                    sock.as_raw_fd(),
+                    rest.as_mut_ptr(),
+                    rest.len() as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            match sent {
+                n if n > 0 => Ok(n as usize),
+                0 => Err(io::Error::other("sendmmsg sent nothing")),
+                _ => Err(io::Error::last_os_error()),
             }
-            at += sent;
-            drained = false;
-            continue;
+        });
+        match sent {
+            Ok(sent) => {
+                for i in at..at + sent {
+                    done(i, Ok(()));
+                }
+                at += sent;
+            }
+            // The first unsent replica's error (a failure after some were sent comes
+            // back when the rest is tried again).
+            Err(e) => {
+                done(at, Err(e));
+                at += 1;
+            }
         }
-        // The first unsent replica's error (a failure after some were sent comes back
-        // when the rest is tried again).
-        let e = if sent == 0 {
-            io::Error::other("sendmmsg sent nothing")
-        } else {
-            io::Error::last_os_error()
-        };
-        if is_stale_icmp_error(&e) && !drained {
+    }
+}
+
+/// Makes the send `send` through `sock`, and once more if it failed only because an
+/// ICMP error about an earlier datagram, maybe to another remote, was pending on the
+/// socket (`IP_RECVERR`, see [`Senders::open`], reports it on the next send, which it
+/// fails): that datagram is gone, this one was not sent yet.
+fn past_stale_errors<T>(
+    sock: &UdpSocket,
+    mut send: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    match send() {
+        Err(e) if is_stale_icmp_error(&e) => {
             drain_errors(sock);
-            drained = true;
-            continue;
+            send()
         }
-        done(at, Err(e));
-        at += 1;
-        drained = false;
+        other => other,
     }
 }
 
